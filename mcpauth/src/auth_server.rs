@@ -1,0 +1,280 @@
+//! An authorization server a resource trusts, given either with its metadata or by issuer and
+//! fetched on first use.
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use crate::discovery::{
+    AuthServerConfigValidation, DiscoveryError, MetadataFetcher, validate_server_config,
+    validate_server_config_verbose,
+};
+use crate::metadata::{AuthServerConfig, AuthServerType};
+use crate::single_flight::SingleFlight;
+
+/// How a lazily configured authorization server's metadata is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DiscoveryMethod {
+    /// The one well-known URL the type prescribes (RFC 8414 insertion or OIDC appending).
+    Type(AuthServerType),
+    /// Probe the well-known URLs in the MCP order; the first usable document wins.
+    Probe,
+    /// An explicit metadata URL.
+    WellKnownUrl {
+        /// The URL of the metadata document.
+        url: String,
+        /// The type of document expected there.
+        server_type: AuthServerType,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Static(Arc<AuthServerConfig>),
+    Lazy {
+        method: DiscoveryMethod,
+        fetcher: MetadataFetcher,
+    },
+}
+
+/// An authorization server whose tokens a protected resource accepts.
+///
+/// Either static (its metadata is given) or lazy (only its issuer is given, and its metadata is
+/// fetched on first use — once, even when many requests need it at the same moment; a failed
+/// fetch is not remembered, so the next use tries again).
+///
+/// Its compatibility with MCP clients (see [`validate_server_config`]) is checked when a
+/// [`McpAuth`](crate::McpAuth) is built (static) or when the metadata arrives (lazy); an
+/// incompatible server is refused unless [`skip_compatibility_check`](Self::skip_compatibility_check)
+/// says otherwise.
+///
+/// ```
+/// use mcpauth::{AuthServer, AuthServerType, MetadataFetcher};
+///
+/// let logto = AuthServer::discover("https://tenant.logto.app/oidc", AuthServerType::Oidc);
+/// let unknown_type = AuthServer::probe("https://auth.example.com/tenant1");
+/// let quirky = AuthServer::discover("https://quirky.example.com", AuthServerType::OAuth)
+///     .fetcher(MetadataFetcher::builder().transpile(|json| json).build());
+/// assert_eq!(logto.issuer(), "https://tenant.logto.app/oidc");
+/// # let _ = (unknown_type, quirky);
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthServer {
+    issuer: String,
+    source: Source,
+    check_compatibility: bool,
+}
+
+impl AuthServer {
+    /// A server described by metadata you already have (fetched earlier, or written by hand).
+    pub fn new(config: AuthServerConfig) -> Self {
+        Self {
+            issuer: config.metadata.issuer.clone(),
+            source: Source::Static(Arc::new(config)),
+            check_compatibility: true,
+        }
+    }
+
+    /// A server known by issuer and type, whose metadata is fetched on first use.
+    pub fn discover(issuer: impl Into<String>, server_type: AuthServerType) -> Self {
+        Self::lazy(issuer.into(), DiscoveryMethod::Type(server_type))
+    }
+
+    /// A server known by issuer only, whose metadata is found by probing on first use.
+    pub fn probe(issuer: impl Into<String>) -> Self {
+        Self::lazy(issuer.into(), DiscoveryMethod::Probe)
+    }
+
+    /// A server whose metadata is at an explicit URL, fetched on first use; the document's
+    /// `issuer` must equal `issuer`.
+    pub fn well_known_url(
+        issuer: impl Into<String>,
+        url: impl Into<String>,
+        server_type: AuthServerType,
+    ) -> Self {
+        let method = DiscoveryMethod::WellKnownUrl {
+            url: url.into(),
+            server_type,
+        };
+        Self::lazy(issuer.into(), method)
+    }
+
+    fn lazy(issuer: String, method: DiscoveryMethod) -> Self {
+        Self {
+            issuer,
+            source: Source::Lazy {
+                method,
+                fetcher: MetadataFetcher::shared().clone(),
+            },
+            check_compatibility: true,
+        }
+    }
+
+    /// Fetches with `fetcher` (its bounds and transpile function) instead of the default one.
+    /// No effect on a static server.
+    #[must_use]
+    pub fn fetcher(mut self, fetcher: MetadataFetcher) -> Self {
+        if let Source::Lazy { fetcher: f, .. } = &mut self.source {
+            *f = fetcher;
+        }
+        self
+    }
+
+    /// Accepts this server even if it fails the MCP compatibility check (for example no PKCE
+    /// `S256`). MCP clients will likely fail to log in against it; the failures are still
+    /// logged as warnings.
+    #[must_use]
+    pub fn skip_compatibility_check(mut self) -> Self {
+        self.check_compatibility = false;
+        self
+    }
+
+    /// Whether the MCP compatibility check is enforced for this server.
+    pub fn checks_compatibility(&self) -> bool {
+        self.check_compatibility
+    }
+
+    /// The issuer identifier: tokens from this server carry it as `iss`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The metadata, if it was given (static servers).
+    pub fn config(&self) -> Option<&AuthServerConfig> {
+        match &self.source {
+            Source::Static(config) => Some(config),
+            Source::Lazy { .. } => None,
+        }
+    }
+
+    /// How the metadata is found, for lazy servers.
+    pub fn discovery_method(&self) -> Option<&DiscoveryMethod> {
+        match &self.source {
+            Source::Static(_) => None,
+            Source::Lazy { method, .. } => Some(method),
+        }
+    }
+}
+
+impl From<AuthServerConfig> for AuthServer {
+    fn from(config: AuthServerConfig) -> Self {
+        Self::new(config)
+    }
+}
+
+/// Checks `config` for MCP compatibility: warnings are logged; errors refuse the server unless
+/// the check is skipped, in which case they are logged too.
+pub(crate) fn check_compatibility(
+    config: &AuthServerConfig,
+    enforce: bool,
+) -> Result<(), AuthServerConfigValidation> {
+    let validation = validate_server_config(config);
+    let issuer = config.issuer();
+    for warning in &validation.warnings {
+        tracing::warn!(issuer, code = warning.as_str(), "{}", warning.description());
+    }
+    if validation.is_valid() {
+        return Ok(());
+    }
+    if enforce {
+        return Err(validation);
+    }
+    for error in &validation.errors {
+        tracing::warn!(
+            issuer,
+            code = error.as_str(),
+            "{} (accepted: the compatibility check is skipped for this server)",
+            error.description()
+        );
+    }
+    Ok(())
+}
+
+/// The runtime side of an [`AuthServer`]: its metadata once known.
+pub(crate) struct AuthServerHandle {
+    server: AuthServer,
+    resolved: OnceLock<Arc<AuthServerConfig>>,
+    flight: SingleFlight<Result<Arc<AuthServerConfig>, DiscoveryError>>,
+}
+
+impl fmt::Debug for AuthServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthServerHandle")
+            .field("issuer", &self.server.issuer)
+            .field("resolved", &self.resolved.get().is_some())
+            .finish()
+    }
+}
+
+impl AuthServerHandle {
+    pub(crate) fn new(server: AuthServer) -> Arc<Self> {
+        let resolved = OnceLock::new();
+        if let Source::Static(config) = &server.source {
+            let _ = resolved.set(config.clone());
+        }
+        Arc::new(Self {
+            server,
+            resolved,
+            flight: SingleFlight::default(),
+        })
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        &self.server.issuer
+    }
+
+    /// The metadata if it is already known (never blocks, never fetches).
+    #[allow(dead_code)] // the verifier's hot path reads it
+    pub(crate) fn config_if_known(&self) -> Option<&Arc<AuthServerConfig>> {
+        self.resolved.get()
+    }
+
+    /// The metadata, fetching it if needed (once, shared by concurrent callers).
+    pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
+        if let Some(config) = self.resolved.get() {
+            return Ok(config.clone());
+        }
+        let this = self.clone();
+        self.flight
+            .run(move || async move {
+                if let Some(config) = this.resolved.get() {
+                    return Ok(config.clone());
+                }
+                let config = Arc::new(this.fetch().await?);
+                Ok(this.resolved.get_or_init(|| config).clone())
+            })
+            .await
+    }
+
+    async fn fetch(&self) -> Result<AuthServerConfig, DiscoveryError> {
+        let Source::Lazy { method, fetcher } = &self.server.source else {
+            // Static handles are resolved at construction; reaching here is impossible, but a
+            // fetch error is a safer answer than a panic.
+            return Err(DiscoveryError::UnknownIssuer {
+                url: self.server.issuer.clone(),
+            });
+        };
+        let issuer = self.server.issuer.as_str();
+        let config = match method {
+            DiscoveryMethod::Type(server_type) => fetcher.fetch(issuer, *server_type).await,
+            DiscoveryMethod::Probe => fetcher.discover(issuer).await,
+            DiscoveryMethod::WellKnownUrl { url, server_type } => {
+                fetcher
+                    .fetch_by_well_known_url_for_issuer(url, *server_type, issuer)
+                    .await
+            }
+        };
+        let config = config.inspect_err(|error| {
+            tracing::warn!(issuer, %error, "authorization server metadata unavailable");
+        })?;
+        check_compatibility(&config, self.server.check_compatibility).map_err(|validation| {
+            DiscoveryError::Incompatible {
+                issuer: issuer.to_owned(),
+                validation,
+            }
+        })?;
+        let passed = validate_server_config_verbose(&config).successes;
+        tracing::debug!(issuer, ?passed, "authorization server metadata fetched");
+        Ok(config)
+    }
+}

@@ -1,0 +1,295 @@
+//! The HTTP endpoints of the development authorization server: metadata, JWKS, token (client
+//! credentials and authorization code with PKCE), authorize (automatic consent) and dynamic
+//! registration.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest::{SHA256, digest};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use url::Url;
+
+use super::token::{TokenBuilder, now_unix, random_id};
+use super::{DevState, PendingCode};
+use crate::discovery::well_known::{OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION};
+
+/// How long an authorization code stays valid.
+const CODE_LIFETIME: Duration = Duration::from_secs(60);
+
+pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
+    let metadata = get(|State(state): State<Arc<DevState>>| async move {
+        no_store(Json(&state.metadata).into_response())
+    });
+    Router::new()
+        .route(
+            &format!("{OAUTH_AUTHORIZATION_SERVER}{issuer_path}"),
+            metadata.clone(),
+        )
+        .route(&format!("{issuer_path}{OPENID_CONFIGURATION}"), metadata)
+        .route(&format!("{issuer_path}/jwks"), get(jwks))
+        .route(&format!("{issuer_path}/token"), post(token))
+        .route(&format!("{issuer_path}/authorize"), get(authorize))
+        .route(&format!("{issuer_path}/register"), post(register))
+        .with_state(state)
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = json!({"error": error, "error_description": description});
+    no_store((status, Json(body)).into_response())
+}
+
+async fn jwks(State(state): State<Arc<DevState>>) -> Response {
+    let body = state
+        .keys
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .jwks
+        .clone();
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// The client ID of a token request: HTTP Basic credentials, else the `client_id` parameter.
+/// Secrets are not checked: this server trusts every client.
+fn client_id(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<String> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, credentials)| STANDARD.decode(credentials.trim()).ok())
+        .and_then(|decoded| String::from_utf8(decoded).ok())
+        .and_then(|pair| pair.split_once(':').map(|(id, _)| id.to_owned()));
+    basic.or_else(|| form.get("client_id").cloned())
+}
+
+fn token_response(state: &DevState, builder: TokenBuilder, scope: Option<&str>) -> Response {
+    let lifetime = state.token_lifetime;
+    match builder.expires_in(lifetime).sign() {
+        Ok(access_token) => {
+            let mut body = json!({
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": lifetime.as_secs(),
+            });
+            if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+                body["scope"] = Value::String(scope.to_owned());
+            }
+            no_store(Json(body).into_response())
+        }
+        Err(error) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            &error.to_string(),
+        ),
+    }
+}
+
+fn with_scope_and_audience(
+    mut builder: TokenBuilder,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> TokenBuilder {
+    if let Some(scope) = scope.filter(|s| !s.is_empty()) {
+        builder = builder.claim("scope", scope);
+    }
+    if let Some(resource) = resource {
+        builder = builder.audience(resource);
+    }
+    builder
+}
+
+async fn token(
+    State(state): State<Arc<DevState>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(client) = client_id(&headers, &form) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client_id is required",
+        );
+    };
+    let scope = form.get("scope").map(String::as_str);
+    let resource = form.get("resource").map(String::as_str);
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {
+            let builder = TokenBuilder::new(state.clone())
+                .subject(client.clone())
+                .client_id(client);
+            let builder = with_scope_and_audience(builder, scope, resource);
+            token_response(&state, builder, scope)
+        }
+        Some("authorization_code") => authorization_code_grant(&state, client, &form),
+        Some(other) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            &format!("grant type {other:?} is not supported"),
+        ),
+        None => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "grant_type is required",
+        ),
+    }
+}
+
+fn authorization_code_grant(
+    state: &Arc<DevState>,
+    client: String,
+    form: &HashMap<String, String>,
+) -> Response {
+    let invalid_grant = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
+    let Some(code) = form.get("code") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "code is required",
+        );
+    };
+    let pending = state
+        .codes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(code);
+    let Some(pending) = pending else {
+        return invalid_grant("unknown or already used code");
+    };
+    if pending.issued.elapsed() > CODE_LIFETIME {
+        return invalid_grant("the code has expired");
+    }
+    if pending.client_id != client {
+        return invalid_grant("the code was issued to another client");
+    }
+    if form.get("redirect_uri") != Some(&pending.redirect_uri) {
+        return invalid_grant("redirect_uri differs from the authorization request");
+    }
+    let Some(verifier) = form.get("code_verifier") else {
+        return invalid_grant("code_verifier is required (PKCE)");
+    };
+    let challenge = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
+    if challenge != pending.code_challenge {
+        return invalid_grant("code_verifier does not match the code challenge");
+    }
+    let resource = form.get("resource").or(pending.resource.as_ref());
+    let builder = TokenBuilder::new(state.clone()).client_id(client);
+    let builder = with_scope_and_audience(
+        builder,
+        pending.scope.as_deref(),
+        resource.map(String::as_str),
+    );
+    token_response(state, builder, pending.scope.as_deref())
+}
+
+async fn authorize(
+    State(state): State<Arc<DevState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let bad = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why);
+    let Some(client_id) = query.get("client_id") else {
+        return bad("client_id is required");
+    };
+    let Some(redirect) = query.get("redirect_uri").and_then(|r| Url::parse(r).ok()) else {
+        return bad("redirect_uri is required and must be an absolute URL");
+    };
+    let redirect_with = |params: &[(&str, &str)]| {
+        let mut target = redirect.clone();
+        {
+            let mut pairs = target.query_pairs_mut();
+            for (name, value) in params {
+                pairs.append_pair(name, value);
+            }
+            if let Some(state) = query.get("state") {
+                pairs.append_pair("state", state);
+            }
+            pairs.append_pair("iss", &state.issuer);
+        }
+        Redirect::to(target.as_str()).into_response()
+    };
+    if query.get("response_type").map(String::as_str) != Some("code") {
+        return redirect_with(&[("error", "unsupported_response_type")]);
+    }
+    let challenge = query.get("code_challenge");
+    if challenge.is_none() || query.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
+        return redirect_with(&[
+            ("error", "invalid_request"),
+            ("error_description", "PKCE with S256 is required"),
+        ]);
+    }
+    let code = match random_id(24) {
+        Ok(code) => code,
+        Err(error) => {
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &error.to_string(),
+            );
+        }
+    };
+    let pending = PendingCode {
+        client_id: client_id.clone(),
+        redirect_uri: redirect.to_string(),
+        code_challenge: challenge.cloned().unwrap_or_default(),
+        scope: query.get("scope").cloned(),
+        resource: query.get("resource").cloned(),
+        issued: Instant::now(),
+    };
+    {
+        let mut codes = state.codes.lock().unwrap_or_else(PoisonError::into_inner);
+        codes.retain(|_, p| p.issued.elapsed() <= CODE_LIFETIME);
+        codes.insert(code.clone(), pending);
+    }
+    redirect_with(&[("code", &code)])
+}
+
+async fn register(Json(request): Json<Value>) -> Response {
+    let Value::Object(mut client) = request else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            "the registration request must be a JSON object",
+        );
+    };
+    let client_id = match random_id(16) {
+        Ok(id) => id,
+        Err(error) => {
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &error.to_string(),
+            );
+        }
+    };
+    client.insert("client_id".into(), client_id.into());
+    client.insert("client_id_issued_at".into(), now_unix().into());
+    client
+        .entry("token_endpoint_auth_method")
+        .or_insert_with(|| "none".into());
+    no_store((StatusCode::CREATED, Json(Value::Object(client))).into_response())
+}

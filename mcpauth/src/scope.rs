@@ -1,0 +1,38 @@
+//! Scope tokens (RFC 6749 §3.3).
+
+/// Whether `scope` is a valid RFC 6749 §3.3 scope token: one or more of `%x21 / %x23-5B /
+/// %x5D-7E` (printable ASCII except space, `"` and `\`).
+///
+/// ```
+/// use mcpauth::is_valid_scope_token;
+///
+/// assert!(is_valid_scope_token("read:notes"));
+/// assert!(!is_valid_scope_token("read notes"));
+/// assert!(!is_valid_scope_token(""));
+/// ```
+pub fn is_valid_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_token_grammar() {
+        for valid in [
+            "a",
+            "read:notes",
+            "https://x/y.z",
+            "!#$%&'()*+,-./[]^_`{|}~",
+        ] {
+            assert!(is_valid_scope_token(valid), "{valid}");
+        }
+        for invalid in ["", " ", "a b", "a\"b", "a\\b", "é", "a\tb", "a\u{7f}"] {
+            assert!(!is_valid_scope_token(invalid), "{invalid:?}");
+        }
+    }
+}

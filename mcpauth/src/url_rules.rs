@@ -1,0 +1,195 @@
+//! The rules every URL this crate trusts must follow: issuer identifiers, resource identifiers
+//! and the URLs it fetches from.
+//!
+//! One place decides what "https except loopback" means, so configuration checks, discovery and
+//! (later) the macros all give the same answer with the same words.
+
+use std::net::IpAddr;
+
+use url::{Host, Url};
+
+/// Why a URL was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// The string does not parse as an absolute URL.
+    #[error("`{url}` is not an absolute URL ({reason})")]
+    NotAbsolute {
+        /// The offending string.
+        url: String,
+        /// What the URL parser said.
+        reason: String,
+    },
+    /// The scheme is neither `https` nor `http`.
+    #[error(
+        "`{url}` uses the `{scheme}` scheme: only https (or http on a loopback host) is allowed"
+    )]
+    UnsupportedScheme {
+        /// The offending URL.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// Plain `http` on a host that is not loopback.
+    #[error(
+        "`{url}` uses http on a non-loopback host: use https (http is only allowed for localhost, 127.0.0.0/8 and ::1)"
+    )]
+    InsecureHttp {
+        /// The offending URL.
+        url: String,
+    },
+    /// The URL has a fragment (`#…`).
+    #[error("`{url}` has a fragment: remove the `#…` part")]
+    HasFragment {
+        /// The offending URL.
+        url: String,
+    },
+    /// The URL has a query (`?…`).
+    #[error("`{url}` has a query: remove the `?…` part")]
+    HasQuery {
+        /// The offending URL.
+        url: String,
+    },
+    /// The URL carries a user name or password.
+    #[error("`{url}` carries credentials (`user:password@`): remove them")]
+    HasCredentials {
+        /// The offending URL.
+        url: String,
+    },
+}
+
+/// Whether `url`'s host is a loopback host: `localhost` (or a name under `.localhost`),
+/// `127.0.0.0/8` or `::1`.
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.');
+            domain.eq_ignore_ascii_case("localhost")
+                || domain
+                    .rsplit_once('.')
+                    .is_some_and(|(_, tld)| tld.eq_ignore_ascii_case("localhost"))
+        }
+        Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses `raw` as an absolute http(s) URL that is https unless its host is loopback, and has no
+/// fragment and no credentials. Queries are allowed; callers that forbid them say so.
+pub(crate) fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(raw).map_err(|error| UrlError::NotAbsolute {
+        url: raw.to_owned(),
+        reason: error.to_string(),
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(UrlError::InsecureHttp {
+                url: raw.to_owned(),
+            });
+        }
+        scheme => {
+            return Err(UrlError::UnsupportedScheme {
+                url: raw.to_owned(),
+                scheme: scheme.to_owned(),
+            });
+        }
+    }
+    if url.fragment().is_some() {
+        return Err(UrlError::HasFragment {
+            url: raw.to_owned(),
+        });
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::HasCredentials {
+            url: raw.to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// Checks an issuer identifier (RFC 8414 §2: https, no query, no fragment) and parses it.
+pub(crate) fn parse_issuer(raw: &str) -> Result<Url, UrlError> {
+    without_query(raw, parse_secure_url(raw)?)
+}
+
+/// Checks a protected resource identifier (RFC 9728 §1.2 and MCP's canonical URI: absolute
+/// https, no fragment; this crate also refuses a query, which RFC 9728 says it SHOULD NOT have
+/// and which no well-known route could tell apart) and parses it.
+pub(crate) fn parse_resource_identifier(raw: &str) -> Result<Url, UrlError> {
+    without_query(raw, parse_secure_url(raw)?)
+}
+
+fn without_query(raw: &str, url: Url) -> Result<Url, UrlError> {
+    if url.query().is_some() {
+        return Err(UrlError::HasQuery {
+            url: raw.to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+/// The origin of `url` as `scheme://host[:port]`, for comparisons.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.origin() == b.origin()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for loopback in [
+            "http://localhost/",
+            "http://LOCALHOST:8080/",
+            "http://api.localhost/",
+            "http://127.0.0.1/",
+            "http://127.8.9.10/",
+            "http://[::1]:3000/",
+        ] {
+            assert!(is_loopback(&Url::parse(loopback).unwrap()), "{loopback}");
+        }
+        for remote in [
+            "http://example.com/",
+            "http://localhost.example.com/",
+            "http://10.0.0.1/",
+            "http://[::2]/",
+            "http://0.0.0.0/",
+        ] {
+            assert!(!is_loopback(&Url::parse(remote).unwrap()), "{remote}");
+        }
+    }
+
+    #[test]
+    fn secure_url_rules() {
+        assert!(parse_secure_url("https://a.example/x?y=1").is_ok());
+        assert!(parse_secure_url("http://127.0.0.1:9/x").is_ok());
+        assert!(matches!(
+            parse_secure_url("http://a.example/"),
+            Err(UrlError::InsecureHttp { .. })
+        ));
+        assert!(matches!(
+            parse_secure_url("ftp://a.example/"),
+            Err(UrlError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            parse_secure_url("/relative"),
+            Err(UrlError::NotAbsolute { .. })
+        ));
+        assert!(matches!(
+            parse_secure_url("https://a.example/#f"),
+            Err(UrlError::HasFragment { .. })
+        ));
+        assert!(matches!(
+            parse_secure_url("https://u:p@a.example/"),
+            Err(UrlError::HasCredentials { .. })
+        ));
+        assert!(matches!(
+            parse_issuer("https://a.example/?q"),
+            Err(UrlError::HasQuery { .. })
+        ));
+    }
+}
