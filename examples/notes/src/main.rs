@@ -1,1 +1,167 @@
-fn main() {}
+//! `notes`: the mcpauth guide's running example, an MCP resource server for a notes API.
+//!
+//! ```text
+//! cargo run -p notes
+//! ```
+//!
+//! Configuration (environment):
+//! - `MCP_AUTH_ISSUER`: the authorization server's issuer. Unset: a development authorization
+//!   server is started in-process and a token for the notes resource is printed.
+//! - `MCP_AUTH_ISSUER_TYPE`: `oidc` (default) or `oauth`; exactly that well-known form is fetched.
+//! - `MCP_RESOURCE_IDENTIFIER`: the resource identifier (default `http://127.0.0.1:<port>/notes`,
+//!   that is `http://127.0.0.1:3001/notes` with the default port).
+//! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
+//!
+//! Any start-up failure exits with status 1 and one line on standard error.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+
+use mcpauth::dev::DevAuthServer;
+use mcpauth::{
+    AuthServer, AuthServerType, ConfigError, DiscoveryError, McpAuth, ProtectedResource,
+    fetch_server_config,
+};
+use tokio::net::TcpListener;
+
+const DEFAULT_PORT: u16 = 3001;
+const SCOPES: [&str; 2] = ["read:notes", "write:notes"];
+
+/// Why the server could not start; each message names what failed and why.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Setting {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the development authorization server: {0}")]
+    DevServer(#[from] mcpauth::dev::DevServerError),
+    #[error("cannot use the authorization server: {0}")]
+    Discovery(#[from] DiscoveryError),
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+fn setting(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl ToString) -> StartupError {
+    StartupError::Setting {
+        name,
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+fn bind_address() -> Result<SocketAddr, StartupError> {
+    if let Some(bind) = setting("BIND") {
+        return bind.parse().map_err(|e| invalid("BIND", &bind, e));
+    }
+    let port = match setting("PORT") {
+        Some(port) => port.parse().map_err(|e| invalid("PORT", &port, e))?,
+        None => DEFAULT_PORT,
+    };
+    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// The default resource identifier: the notes path on loopback at the port actually bound.
+fn default_resource(bound: SocketAddr) -> String {
+    let port = bound.port();
+    match bound {
+        SocketAddr::V6(v6) if v6.ip().is_loopback() => format!("http://[::1]:{port}/notes"),
+        _ => format!("http://127.0.0.1:{port}/notes"),
+    }
+}
+
+#[allow(clippy::print_stdout)] // the example talks to the person who started it
+async fn run() -> Result<(), StartupError> {
+    let server_type: AuthServerType = match setting("MCP_AUTH_ISSUER_TYPE") {
+        Some(value) => value
+            .parse()
+            .map_err(|e| invalid("MCP_AUTH_ISSUER_TYPE", &value, e))?,
+        None => AuthServerType::Oidc,
+    };
+    let addr = bind_address()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartupError::Bind { addr, source })?;
+    let resource = setting("MCP_RESOURCE_IDENTIFIER").unwrap_or_else(|| default_resource(bound));
+
+    // Without an issuer, run a development authorization server in this process.
+    let (dev, auth_server) = match setting("MCP_AUTH_ISSUER") {
+        None => {
+            let dev = DevAuthServer::start().await?;
+            let server = AuthServer::new(dev.config());
+            (Some(dev), server)
+        }
+        Some(issuer) => {
+            let config = fetch_server_config(&issuer, server_type).await?;
+            (None, AuthServer::new(config))
+        }
+    };
+
+    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
+        .authorization_server(auth_server)
+        .scopes(SCOPES)
+        .resource_name("Notes")])?;
+    let app = auth.resource_metadata_router()?;
+    let metadata_url = auth
+        .resource_metadata_url(&resource)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+
+    println!("notes: listening on http://{bound}");
+    println!("notes: resource {resource}");
+    println!("notes: metadata: curl -s {metadata_url}");
+    if let Some(dev) = &dev {
+        let token = dev
+            .token()
+            .subject("dev-user")
+            .audience(&resource)
+            .scopes(SCOPES)
+            .sign()?;
+        println!(
+            "notes: development authorization server at {} (development only)",
+            dev.issuer()
+        );
+        println!("notes: token (read:notes write:notes, valid 1 h): {token}");
+    }
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(StartupError::Serve)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "notes=info,mcpauth=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("notes: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
