@@ -45,8 +45,12 @@ async fn it_is_discoverable_in_every_form_and_fully_mcp_compatible() {
     let dev = DevAuthServer::start().await.unwrap();
     assert!(dev.issuer().starts_with("http://127.0.0.1:"));
     for config in [
-        fetch_server_config(dev.issuer(), AuthServerType::OAuth).await.unwrap(),
-        fetch_server_config(dev.issuer(), AuthServerType::Oidc).await.unwrap(),
+        fetch_server_config(dev.issuer(), AuthServerType::OAuth)
+            .await
+            .unwrap(),
+        fetch_server_config(dev.issuer(), AuthServerType::Oidc)
+            .await
+            .unwrap(),
         discover_server_config(dev.issuer()).await.unwrap(),
     ] {
         assert_eq!(&config.metadata, dev.metadata());
@@ -55,15 +59,30 @@ async fn it_is_discoverable_in_every_form_and_fully_mcp_compatible() {
         assert!(validation.warnings.is_empty(), "{validation}");
         assert_eq!(validation.successes.len(), 6);
     }
-    assert_eq!(dev.metadata().jwks_uri.as_deref(), Some(dev.jwks_uri().as_str()));
+    assert_eq!(
+        dev.metadata().jwks_uri.as_deref(),
+        Some(dev.jwks_uri().as_str())
+    );
 
-    let under_path = DevAuthServer::builder().issuer_path("/tenant").start().await.unwrap();
+    let under_path = DevAuthServer::builder()
+        .issuer_path("/tenant")
+        .start()
+        .await
+        .unwrap();
     assert!(under_path.issuer().ends_with("/tenant"));
     for server_type in [AuthServerType::OAuth, AuthServerType::Oidc] {
-        let config = fetch_server_config(under_path.issuer(), server_type).await.unwrap();
+        let config = fetch_server_config(under_path.issuer(), server_type)
+            .await
+            .unwrap();
         assert_eq!(config.metadata.issuer, under_path.issuer());
     }
-    assert!(DevAuthServer::builder().issuer_path("tenant").start().await.is_err());
+    assert!(
+        DevAuthServer::builder()
+            .issuer_path("tenant")
+            .start()
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -71,23 +90,44 @@ async fn the_jwks_has_an_rsa_and_a_p256_signing_key() {
     let dev = DevAuthServer::start().await.unwrap();
     let set = jwks(&dev).await;
     assert_eq!(set.keys.len(), 2);
-    let kids: Vec<String> = set.keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect();
+    let kids: Vec<String> = set
+        .keys
+        .iter()
+        .map(|k| k.common.key_id.clone().unwrap())
+        .collect();
     assert_eq!(kids, dev.key_ids());
     assert!(matches!(set.keys[0].algorithm, AlgorithmParameters::RSA(_)));
-    assert!(matches!(set.keys[1].algorithm, AlgorithmParameters::EllipticCurve(_)));
-    let raw: Value = reqwest::get(dev.jwks_uri()).await.unwrap().json().await.unwrap();
+    assert!(matches!(
+        set.keys[1].algorithm,
+        AlgorithmParameters::EllipticCurve(_)
+    ));
+    let raw: Value = reqwest::get(dev.jwks_uri())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(raw["keys"][0]["alg"], "RS256");
     assert_eq!(raw["keys"][0]["use"], "sig");
     assert_eq!(raw["keys"][1]["alg"], "ES256");
     assert_eq!(raw["keys"][1]["crv"], "P-256");
-    assert!(raw["keys"][0].get("d").is_none(), "private parts must not be published");
-    assert!(raw["keys"][1].get("d").is_none(), "private parts must not be published");
+    assert!(
+        raw["keys"][0].get("d").is_none(),
+        "private parts must not be published"
+    );
+    assert!(
+        raw["keys"][1].get("d").is_none(),
+        "private parts must not be published"
+    );
 }
 
 #[tokio::test]
 async fn minted_tokens_verify_with_the_published_keys_and_carry_the_chosen_claims() {
     let dev = DevAuthServer::start().await.unwrap();
-    for (algorithm, alg) in [(DevAlgorithm::Rs256, Algorithm::RS256), (DevAlgorithm::Es256, Algorithm::ES256)] {
+    for (algorithm, alg) in [
+        (DevAlgorithm::Rs256, Algorithm::RS256),
+        (DevAlgorithm::Es256, Algorithm::ES256),
+    ] {
         let token = dev
             .token()
             .subject("alice")
@@ -115,14 +155,35 @@ async fn minted_tokens_verify_with_the_published_keys_and_carry_the_chosen_claim
     }
 
     // Broken tokens for tests: expired, other audience, no typ.
-    let expired = dev.token().audience(RESOURCE).expires_at(1_000).sign().unwrap();
+    let expired = dev
+        .token()
+        .audience(RESOURCE)
+        .expires_at(1_000)
+        .sign()
+        .unwrap();
     assert!(verify(&dev, &expired).await.is_err());
-    let foreign = dev.token().audience("https://other.example").sign().unwrap();
+    let foreign = dev
+        .token()
+        .audience("https://other.example")
+        .sign()
+        .unwrap();
     assert!(verify(&dev, &foreign).await.is_err());
-    let untyped = dev.token().audience(RESOURCE).header_type(None).sign().unwrap();
+    let untyped = dev
+        .token()
+        .audience(RESOURCE)
+        .header_type(None)
+        .sign()
+        .unwrap();
     assert_eq!(decode_header(&untyped).unwrap().typ, None);
-    let two_audiences = dev.token().audiences([RESOURCE, "https://x"]).sign().unwrap();
-    assert_eq!(verify(&dev, &two_audiences).await.unwrap()["aud"], json!([RESOURCE, "https://x"]));
+    let two_audiences = dev
+        .token()
+        .audiences([RESOURCE, "https://x"])
+        .sign()
+        .unwrap();
+    assert_eq!(
+        verify(&dev, &two_audiences).await.unwrap()["aud"],
+        json!([RESOURCE, "https://x"])
+    );
 }
 
 #[tokio::test]
@@ -133,8 +194,14 @@ async fn rotation_replaces_the_keys_with_new_or_reused_key_ids() {
 
     dev.rotate_keys(KeyRotation::NewKeyIds).await.unwrap();
     let after = dev.key_ids();
-    assert!(after.iter().all(|kid| !before.contains(kid)), "{before:?} → {after:?}");
-    assert!(verify(&dev, &old_token).await.is_err(), "the old key must be gone");
+    assert!(
+        after.iter().all(|kid| !before.contains(kid)),
+        "{before:?} → {after:?}"
+    );
+    assert!(
+        verify(&dev, &old_token).await.is_err(),
+        "the old key must be gone"
+    );
     let new_token = dev.token().audience(RESOURCE).sign().unwrap();
     verify(&dev, &new_token).await.unwrap();
 
@@ -142,7 +209,10 @@ async fn rotation_replaces_the_keys_with_new_or_reused_key_ids() {
     assert_eq!(dev.key_ids(), after);
     // Same kid, new key: the previous token no longer verifies.
     let error = verify(&dev, &new_token).await.unwrap_err();
-    assert_eq!(error.kind(), &jsonwebtoken::errors::ErrorKind::InvalidSignature);
+    assert_eq!(
+        error.kind(),
+        &jsonwebtoken::errors::ErrorKind::InvalidSignature
+    );
 }
 
 #[tokio::test]
@@ -166,7 +236,9 @@ async fn the_token_endpoint_issues_client_credentials_tokens_for_a_resource() {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], "read:notes");
-    let claims = verify(&dev, body["access_token"].as_str().unwrap()).await.unwrap();
+    let claims = verify(&dev, body["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(claims["sub"], "my-client");
     assert_eq!(claims["client_id"], "my-client");
     assert_eq!(claims["aud"], RESOURCE);
@@ -192,7 +264,10 @@ async fn authorization_code_with_pkce_runs_end_to_end() {
         .start()
         .await
         .unwrap();
-    let client = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
 
     let registration: Value = client
         .post(dev.metadata().registration_endpoint.clone().unwrap())
@@ -226,7 +301,8 @@ async fn authorization_code_with_pkce_runs_end_to_end() {
     assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
     let location = url::Url::parse(redirect.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.path(), "/callback");
-    let params: std::collections::HashMap<String, String> = location.query_pairs().into_owned().collect();
+    let params: std::collections::HashMap<String, String> =
+        location.query_pairs().into_owned().collect();
     assert_eq!(params["state"], "xyz");
     assert_eq!(params["iss"], dev.issuer());
     let code = params["code"].clone();
@@ -243,14 +319,24 @@ async fn authorization_code_with_pkce_runs_end_to_end() {
             ])
             .send()
     };
-    let wrong = exchange("wrong-verifier-wrong-verifier-wrong-verifier").await.unwrap();
+    let wrong = exchange("wrong-verifier-wrong-verifier-wrong-verifier")
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(wrong.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"],
+        "invalid_grant"
+    );
 
     // The failed attempt consumed the code (single use): authorize again.
     let redirect = authorize("S256").await.unwrap();
     let location = url::Url::parse(redirect.headers()["location"].to_str().unwrap()).unwrap();
-    let code2 = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let code2 = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let response = client
         .post(&dev.metadata().token_endpoint)
         .form(&[
@@ -266,7 +352,9 @@ async fn authorization_code_with_pkce_runs_end_to_end() {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    let claims = verify(&dev, body["access_token"].as_str().unwrap()).await.unwrap();
+    let claims = verify(&dev, body["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
     assert_eq!(claims["sub"], "bob");
     assert_eq!(claims["scope"], "read:notes");
     assert_eq!(claims["aud"], RESOURCE);

@@ -24,7 +24,9 @@ async fn oauth_issuer_without_path_is_fetched_at_the_inserted_url() {
     let issuer = stub.url("");
     stub.on(OAUTH, Reply::Json(compatible_metadata(&issuer)));
 
-    let config = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap();
+    let config = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap();
     assert_eq!(config.server_type, AuthServerType::OAuth);
     assert_eq!(config.metadata.issuer, issuer);
     assert_eq!(
@@ -40,7 +42,9 @@ async fn oidc_issuer_without_path_is_fetched_at_the_appended_url() {
     let issuer = stub.url("");
     stub.on(OIDC, Reply::Json(compatible_metadata(&issuer)));
 
-    let config = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap();
+    let config = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap();
     assert_eq!(config.server_type, AuthServerType::Oidc);
     assert_eq!(stub.requests(), [OIDC]);
 }
@@ -58,8 +62,12 @@ async fn issuers_with_paths_use_insertion_for_oauth_and_appending_for_oidc() {
         Reply::Json(compatible_metadata(&issuer)),
     );
 
-    let oauth = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap();
-    let oidc = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap();
+    let oauth = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap();
+    let oidc = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap();
     assert_eq!(oauth.metadata.issuer, issuer);
     assert_eq!(oidc.metadata.issuer, issuer);
     assert_eq!(
@@ -76,7 +84,10 @@ async fn a_given_type_fetches_exactly_its_form_and_nothing_else() {
     let stub = StubServer::start().await;
     let issuer = stub.url("/t");
     // Only the OIDC form exists; asking for OAuth must not fall back to it.
-    stub.on("/t/.well-known/openid-configuration", Reply::Json(compatible_metadata(&issuer)));
+    stub.on(
+        "/t/.well-known/openid-configuration",
+        Reply::Json(compatible_metadata(&issuer)),
+    );
 
     let error = fetch_server_config(&issuer, AuthServerType::OAuth)
         .await
@@ -86,8 +97,14 @@ async fn a_given_type_fetches_exactly_its_form_and_nothing_else() {
         matches!(&error, DiscoveryError::Fetch(FetchError::Status { url: u, status }) if *u == url && *status == StatusCode::NOT_FOUND),
         "{error:?}"
     );
-    assert_eq!(error.to_string(), format!("GET {url} failed: HTTP status 404 Not Found"));
-    assert_eq!(stub.requests(), ["/.well-known/oauth-authorization-server/t"]);
+    assert_eq!(
+        error.to_string(),
+        format!("GET {url} failed: HTTP status 404 Not Found")
+    );
+    assert_eq!(
+        stub.requests(),
+        ["/.well-known/oauth-authorization-server/t"]
+    );
 }
 
 #[tokio::test]
@@ -123,26 +140,45 @@ async fn probing_follows_the_mcp_order_and_the_first_usable_document_wins() {
     );
     let config = discover_server_config(&issuer).await.unwrap();
     assert_eq!(config.server_type, AuthServerType::OAuth);
-    assert_eq!(first.requests(), ["/.well-known/oauth-authorization-server/tenant1"]);
+    assert_eq!(
+        first.requests(),
+        ["/.well-known/oauth-authorization-server/tenant1"]
+    );
 }
 
 #[tokio::test]
 async fn probing_a_root_issuer_tries_two_urls_and_reports_every_failure() {
     let stub = StubServer::start().await;
     let issuer = stub.url("");
-    stub.on(OIDC, Reply::Json(compatible_metadata("https://someone.else")));
+    stub.on(
+        OIDC,
+        Reply::Json(compatible_metadata("https://someone.else")),
+    );
 
     let error = discover_server_config(&issuer).await.unwrap_err();
-    let DiscoveryError::NotFound { issuer: probed, attempts } = &error else {
+    let DiscoveryError::NotFound {
+        issuer: probed,
+        attempts,
+    } = &error
+    else {
         panic!("{error:?}");
     };
     assert_eq!(probed, &issuer);
     assert_eq!(attempts.len(), 2);
-    assert!(matches!(attempts[0], DiscoveryError::Fetch(FetchError::Status { .. })));
+    assert!(matches!(
+        attempts[0],
+        DiscoveryError::Fetch(FetchError::Status { .. })
+    ));
     assert!(matches!(attempts[1], DiscoveryError::IssuerMismatch { .. }));
     let message = error.to_string();
-    assert!(message.contains(&format!("(1) GET {}", stub.url(OAUTH))), "{message}");
-    assert!(message.contains(&format!("(2) the metadata at {}", stub.url(OIDC))), "{message}");
+    assert!(
+        message.contains(&format!("(1) GET {}", stub.url(OAUTH))),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("(2) the metadata at {}", stub.url(OIDC))),
+        "{message}"
+    );
     assert_eq!(stub.requests(), [OAUTH, OIDC]);
 }
 
@@ -160,8 +196,13 @@ async fn transpile_rewrites_the_raw_json_before_parsing_in_every_mode() {
     stub.on(OIDC, Reply::Json(quirky));
 
     // Without the fix the document is invalid, and the error names the URL and the field.
-    let error = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap_err();
-    assert!(matches!(error, DiscoveryError::InvalidMetadata { .. }), "{error:?}");
+    let error = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::InvalidMetadata { .. }),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(message.contains(&stub.url(OAUTH)), "{message}");
     assert!(message.contains("token_endpoint"), "{message}");
@@ -191,8 +232,13 @@ async fn transpile_rewrites_the_raw_json_before_parsing_in_every_mode() {
     }
 
     // A transpile function that returns something other than an object is reported.
-    let broken = MetadataFetcher::builder().transpile(|_| json!([1, 2])).build();
-    let error = broken.fetch(&issuer, AuthServerType::Oidc).await.unwrap_err();
+    let broken = MetadataFetcher::builder()
+        .transpile(|_| json!([1, 2]))
+        .build();
+    let error = broken
+        .fetch(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -207,10 +253,20 @@ async fn the_fetched_issuer_must_equal_the_configured_issuer_exactly() {
     let stub = StubServer::start().await;
     let issuer = stub.url("");
     // A trailing slash is a different issuer.
-    stub.on(OIDC, Reply::Json(compatible_metadata(&format!("{issuer}/"))));
+    stub.on(
+        OIDC,
+        Reply::Json(compatible_metadata(&format!("{issuer}/"))),
+    );
 
-    let error = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap_err();
-    let DiscoveryError::IssuerMismatch { url, expected, actual } = &error else {
+    let error = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
+    let DiscoveryError::IssuerMismatch {
+        url,
+        expected,
+        actual,
+    } = &error
+    else {
         panic!("{error:?}");
     };
     assert_eq!(url, &stub.url(OIDC));
@@ -231,14 +287,25 @@ async fn error_statuses_are_reported_with_url_and_status() {
     let issuer = stub.url("");
     stub.on(
         OIDC,
-        Reply::Raw(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", "boom".into()),
+        Reply::Raw(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "boom".into(),
+        ),
     );
-    let error = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap_err();
+    let error = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("GET {} failed: HTTP status 500 Internal Server Error", stub.url(OIDC))
+        format!(
+            "GET {} failed: HTTP status 500 Internal Server Error",
+            stub.url(OIDC)
+        )
     );
-    let error = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap_err();
+    let error = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!("GET {} failed: HTTP status 404 Not Found", stub.url(OAUTH))
@@ -249,19 +316,32 @@ async fn error_statuses_are_reported_with_url_and_status() {
 async fn bodies_that_are_not_a_json_object_are_refused() {
     let stub = StubServer::start().await;
     let issuer = stub.url("");
-    stub.on(OIDC, Reply::Raw(StatusCode::OK, "text/html", "<!doctype html>".into()));
+    stub.on(
+        OIDC,
+        Reply::Raw(StatusCode::OK, "text/html", "<!doctype html>".into()),
+    );
     stub.on(OAUTH, Reply::Json(json!([compatible_metadata(&issuer)])));
 
-    let error = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap_err();
-    assert!(matches!(error, DiscoveryError::Fetch(FetchError::NotJson { .. })), "{error:?}");
+    let error = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Fetch(FetchError::NotJson { .. })),
+        "{error:?}"
+    );
     let message = error.to_string();
     assert!(
-        message.starts_with(&format!("GET {} failed: the response is not JSON (", stub.url(OIDC))),
+        message.starts_with(&format!(
+            "GET {} failed: the response is not JSON (",
+            stub.url(OIDC)
+        )),
         "{message}"
     );
     assert!(message.contains("content type: text/html"), "{message}");
 
-    let error = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap_err();
+    let error = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -279,7 +359,9 @@ async fn oversized_bodies_are_refused_with_or_without_content_length() {
     huge["padding"] = json!("x".repeat(300 * 1024));
     stub.on(OIDC, Reply::Json(huge.clone()));
 
-    let error = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap_err();
+    let error = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
     assert_eq!(
         error.to_string(),
         format!(
@@ -297,15 +379,25 @@ async fn oversized_bodies_are_refused_with_or_without_content_length() {
         }),
     );
     let server = mcpauth_tests::TestServer::start(streamed).await;
-    let fetcher = MetadataFetcher::builder().max_response_bytes(64 * 1024).build();
-    let error = fetcher.fetch(&server.url(""), AuthServerType::Oidc).await.unwrap_err();
+    let fetcher = MetadataFetcher::builder()
+        .max_response_bytes(64 * 1024)
+        .build();
+    let error = fetcher
+        .fetch(&server.url(""), AuthServerType::Oidc)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(error, DiscoveryError::Fetch(FetchError::TooLarge { limit: 65536, .. })),
+        matches!(
+            error,
+            DiscoveryError::Fetch(FetchError::TooLarge { limit: 65536, .. })
+        ),
         "{error:?}"
     );
 
     // Under the bound it is accepted.
-    let roomy = MetadataFetcher::builder().max_response_bytes(1024 * 1024).build();
+    let roomy = MetadataFetcher::builder()
+        .max_response_bytes(1024 * 1024)
+        .build();
     assert!(roomy.fetch(&issuer, AuthServerType::Oidc).await.is_ok());
 }
 
@@ -320,7 +412,11 @@ async fn a_server_that_never_answers_hits_the_timeout() {
         .fetch(&format!("http://{addr}"), AuthServerType::Oidc)
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         matches!(error, DiscoveryError::Fetch(FetchError::Timeout { timeout, .. }) if timeout == Duration::from_millis(300)),
         "{error:?}"
@@ -337,9 +433,14 @@ async fn an_unreachable_server_is_a_connection_error_naming_the_url() {
     let error = fetch_server_config(&format!("http://{addr}"), AuthServerType::Oidc)
         .await
         .unwrap_err();
-    assert!(matches!(error, DiscoveryError::Fetch(FetchError::Connection { .. })), "{error:?}");
     assert!(
-        error.to_string().starts_with(&format!("GET http://{addr}{OIDC} failed: ")),
+        matches!(error, DiscoveryError::Fetch(FetchError::Connection { .. })),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("GET http://{addr}{OIDC} failed: ")),
         "{error}"
     );
 }
@@ -352,8 +453,13 @@ async fn redirects_are_followed_within_the_origin_only() {
     target.on(OIDC, Reply::Json(compatible_metadata(&issuer)));
     stub.on(OIDC, Reply::Redirect(target.url(OIDC)));
 
-    let error = fetch_server_config(&issuer, AuthServerType::Oidc).await.unwrap_err();
-    assert!(matches!(error, DiscoveryError::Fetch(FetchError::Redirect { .. })), "{error:?}");
+    let error = fetch_server_config(&issuer, AuthServerType::Oidc)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::Fetch(FetchError::Redirect { .. })),
+        "{error:?}"
+    );
     assert_eq!(
         error.to_string(),
         format!(
@@ -362,12 +468,17 @@ async fn redirects_are_followed_within_the_origin_only() {
             target.url(OIDC)
         )
     );
-    assert!(target.requests().is_empty(), "the other origin was contacted");
+    assert!(
+        target.requests().is_empty(),
+        "the other origin was contacted"
+    );
 
     // Within the origin the redirect is followed.
     stub.on(OAUTH, Reply::Redirect("/metadata.json".into()));
     stub.on("/metadata.json", Reply::Json(compatible_metadata(&issuer)));
-    let config = fetch_server_config(&issuer, AuthServerType::OAuth).await.unwrap();
+    let config = fetch_server_config(&issuer, AuthServerType::OAuth)
+        .await
+        .unwrap();
     assert_eq!(config.metadata.issuer, issuer);
 
     // A redirect loop ends.
@@ -376,15 +487,23 @@ async fn redirects_are_followed_within_the_origin_only() {
         .fetch_by_well_known_url_for_issuer(&stub.url("/loop"), AuthServerType::OAuth, &issuer)
         .await
         .unwrap_err();
-    assert!(error.to_string().contains("more than 5 redirects"), "{error}");
+    assert!(
+        error.to_string().contains("more than 5 redirects"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn https_is_required_except_on_loopback() {
     for issuer in ["http://auth.example.com", "http://10.0.0.1/tenant"] {
-        let error = fetch_server_config(issuer, AuthServerType::Oidc).await.unwrap_err();
+        let error = fetch_server_config(issuer, AuthServerType::Oidc)
+            .await
+            .unwrap_err();
         assert!(
-            matches!(error, DiscoveryError::InvalidIssuer(UrlError::InsecureHttp { .. })),
+            matches!(
+                error,
+                DiscoveryError::InvalidIssuer(UrlError::InsecureHttp { .. })
+            ),
             "{error:?}"
         );
     }
@@ -395,12 +514,24 @@ async fn https_is_required_except_on_loopback() {
     .await
     .unwrap_err();
     assert!(
-        matches!(error, DiscoveryError::Fetch(FetchError::InvalidUrl(UrlError::InsecureHttp { .. }))),
+        matches!(
+            error,
+            DiscoveryError::Fetch(FetchError::InvalidUrl(UrlError::InsecureHttp { .. }))
+        ),
         "{error:?}"
     );
-    for bad in ["https://a.example/x?q=1", "https://a.example/#f", "not a url"] {
-        let error = fetch_server_config(bad, AuthServerType::OAuth).await.unwrap_err();
-        assert!(matches!(error, DiscoveryError::InvalidIssuer(_)), "{bad}: {error:?}");
+    for bad in [
+        "https://a.example/x?q=1",
+        "https://a.example/#f",
+        "not a url",
+    ] {
+        let error = fetch_server_config(bad, AuthServerType::OAuth)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, DiscoveryError::InvalidIssuer(_)),
+            "{bad}: {error:?}"
+        );
     }
 }
 
@@ -408,8 +539,14 @@ async fn https_is_required_except_on_loopback() {
 async fn well_known_urls_given_explicitly_check_the_issuer_they_imply() {
     let stub = StubServer::start().await;
     let issuer = stub.url("/realm");
-    stub.on("/realm/.well-known/openid-configuration", Reply::Json(compatible_metadata(&issuer)));
-    stub.on("/custom/metadata", Reply::Json(compatible_metadata(&issuer)));
+    stub.on(
+        "/realm/.well-known/openid-configuration",
+        Reply::Json(compatible_metadata(&issuer)),
+    );
+    stub.on(
+        "/custom/metadata",
+        Reply::Json(compatible_metadata(&issuer)),
+    );
     stub.on(
         "/.well-known/oauth-authorization-server/other",
         Reply::Json(compatible_metadata(&issuer)),
@@ -430,7 +567,10 @@ async fn well_known_urls_given_explicitly_check_the_issuer_they_imply() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(error, DiscoveryError::IssuerMismatch { .. }), "{error:?}");
+    assert!(
+        matches!(error, DiscoveryError::IssuerMismatch { .. }),
+        "{error:?}"
+    );
 
     // A URL of no well-known form needs the issuer named.
     let custom = stub.url("/custom/metadata");
@@ -439,7 +579,9 @@ async fn well_known_urls_given_explicitly_check_the_issuer_they_imply() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        format!("{custom} is not a well-known metadata URL, so its issuer cannot be checked: name the expected issuer")
+        format!(
+            "{custom} is not a well-known metadata URL, so its issuer cannot be checked: name the expected issuer"
+        )
     );
     let config = MetadataFetcher::new()
         .fetch_by_well_known_url_for_issuer(&custom, AuthServerType::OAuth, &issuer)
@@ -449,8 +591,9 @@ async fn well_known_urls_given_explicitly_check_the_issuer_they_imply() {
 }
 
 fn lazy_resource(server: AuthServer) -> McpAuth {
-    McpAuth::resource_server([ProtectedResource::new("http://127.0.0.1:1/mcp")
-        .authorization_server(server)])
+    McpAuth::resource_server([
+        ProtectedResource::new("http://127.0.0.1:1/mcp").authorization_server(server)
+    ])
     .unwrap()
 }
 
@@ -494,7 +637,10 @@ async fn lazy_failures_are_not_cached() {
     let auth = lazy_resource(AuthServer::discover(&issuer, AuthServerType::OAuth));
 
     let first = auth.discover_all().await.unwrap_err();
-    assert!(first.to_string().contains("503 Service Unavailable"), "{first}");
+    assert!(
+        first.to_string().contains("503 Service Unavailable"),
+        "{first}"
+    );
     auth.discover_all().await.unwrap();
     assert_eq!(stub.hits(path), 2);
 }
@@ -503,14 +649,24 @@ async fn lazy_failures_are_not_cached() {
 async fn lazy_servers_can_probe_use_a_well_known_url_and_a_custom_fetcher() {
     let stub = StubServer::start().await;
     let issuer = stub.url("/p");
-    stub.on("/p/.well-known/openid-configuration", Reply::Json(compatible_metadata(&issuer)));
+    stub.on(
+        "/p/.well-known/openid-configuration",
+        Reply::Json(compatible_metadata(&issuer)),
+    );
     stub.on("/meta", Reply::Json(compatible_metadata(&issuer)));
 
-    lazy_resource(AuthServer::probe(&issuer)).discover_all().await.unwrap();
-    lazy_resource(AuthServer::well_known_url(&issuer, stub.url("/meta"), AuthServerType::OAuth))
+    lazy_resource(AuthServer::probe(&issuer))
         .discover_all()
         .await
         .unwrap();
+    lazy_resource(AuthServer::well_known_url(
+        &issuer,
+        stub.url("/meta"),
+        AuthServerType::OAuth,
+    ))
+    .discover_all()
+    .await
+    .unwrap();
 
     let transpiled = Arc::new(AtomicUsize::new(0));
     let counter = transpiled.clone();
@@ -532,14 +688,21 @@ async fn lazy_servers_are_checked_for_mcp_compatibility_when_fetched() {
     let stub = StubServer::start().await;
     let issuer = stub.url("");
     let mut no_pkce = compatible_metadata(&issuer);
-    no_pkce.as_object_mut().unwrap().remove("code_challenge_methods_supported");
+    no_pkce
+        .as_object_mut()
+        .unwrap()
+        .remove("code_challenge_methods_supported");
     stub.on(OIDC, Reply::Json(no_pkce));
 
     let error = lazy_resource(AuthServer::discover(&issuer, AuthServerType::Oidc))
         .discover_all()
         .await
         .unwrap_err();
-    let DiscoveryError::Incompatible { issuer: reported, validation } = &error else {
+    let DiscoveryError::Incompatible {
+        issuer: reported,
+        validation,
+    } = &error
+    else {
         panic!("{error:?}");
     };
     assert_eq!(reported, &issuer);
@@ -547,7 +710,10 @@ async fn lazy_servers_are_checked_for_mcp_compatibility_when_fetched() {
         validation.errors,
         [mcpauth::AuthServerConfigErrorCode::PkceNotSupported]
     );
-    assert!(error.to_string().contains("(pkce_not_supported)"), "{error}");
+    assert!(
+        error.to_string().contains("(pkce_not_supported)"),
+        "{error}"
+    );
 
     lazy_resource(AuthServer::discover(&issuer, AuthServerType::Oidc).skip_compatibility_check())
         .discover_all()

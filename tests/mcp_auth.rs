@@ -4,8 +4,8 @@
 
 use mcpauth::{
     AuthServer, AuthServerConfig, AuthServerConfigErrorCode, AuthServerType,
-    AuthorizationServerMetadata, ConfigError, McpAuth, ProtectedResource, ProtectedResourceMetadata,
-    UrlError,
+    AuthorizationServerMetadata, ConfigError, McpAuth, ProtectedResource,
+    ProtectedResourceMetadata, UrlError,
 };
 
 const RESOURCE: &str = "https://api.example.com/notes";
@@ -43,12 +43,19 @@ fn a_complete_configuration_is_accepted() {
         resource("https://api.example.com/todos"),
         ProtectedResource::new("http://127.0.0.1:3001/mcp")
             .authorization_server(server(ISSUER))
-            .authorization_server(AuthServer::discover("https://other.example.com/t", AuthServerType::OAuth)),
+            .authorization_server(AuthServer::discover(
+                "https://other.example.com/t",
+                AuthServerType::OAuth,
+            )),
     ])
     .unwrap();
     assert_eq!(
         auth.resources().collect::<Vec<_>>(),
-        [RESOURCE, "https://api.example.com/todos", "http://127.0.0.1:3001/mcp"]
+        [
+            RESOURCE,
+            "https://api.example.com/todos",
+            "http://127.0.0.1:3001/mcp"
+        ]
     );
     let served = auth.resource_metadata("http://127.0.0.1:3001/mcp").unwrap();
     assert_eq!(
@@ -59,27 +66,61 @@ fn a_complete_configuration_is_accepted() {
         auth.resource_metadata_url(RESOURCE).unwrap().as_str(),
         "https://api.example.com/.well-known/oauth-protected-resource/notes"
     );
-    assert!(auth.resource_metadata("https://unknown.example.com").is_none());
+    assert!(
+        auth.resource_metadata("https://unknown.example.com")
+            .is_none()
+    );
 }
 
 #[test]
 fn no_resource_is_refused() {
     let error = build(vec![]).unwrap_err();
     assert!(matches!(error, ConfigError::NoResources));
-    assert_eq!(error.to_string(), "no protected resource is configured: add at least one");
+    assert_eq!(
+        error.to_string(),
+        "no protected resource is configured: add at least one"
+    );
 }
 
 #[test]
 fn invalid_resource_identifiers_are_refused_with_the_reason() {
     type Expectation = fn(&UrlError) -> bool;
     let rows: [(&str, Expectation, &str); 7] = [
-        ("/notes", |e| matches!(e, UrlError::NotAbsolute { .. }), "is not an absolute URL"),
-        ("api.example.com/notes", |e| matches!(e, UrlError::NotAbsolute { .. }), "is not an absolute URL"),
-        ("https://api.example.com/notes#top", |e| matches!(e, UrlError::HasFragment { .. }), "has a fragment"),
-        ("https://api.example.com/notes?v=1", |e| matches!(e, UrlError::HasQuery { .. }), "has a query"),
-        ("http://api.example.com/notes", |e| matches!(e, UrlError::InsecureHttp { .. }), "uses http on a non-loopback host"),
-        ("ftp://api.example.com/notes", |e| matches!(e, UrlError::UnsupportedScheme { .. }), "uses the `ftp` scheme"),
-        ("https://me:pw@api.example.com/notes", |e| matches!(e, UrlError::HasCredentials { .. }), "carries credentials"),
+        (
+            "/notes",
+            |e| matches!(e, UrlError::NotAbsolute { .. }),
+            "is not an absolute URL",
+        ),
+        (
+            "api.example.com/notes",
+            |e| matches!(e, UrlError::NotAbsolute { .. }),
+            "is not an absolute URL",
+        ),
+        (
+            "https://api.example.com/notes#top",
+            |e| matches!(e, UrlError::HasFragment { .. }),
+            "has a fragment",
+        ),
+        (
+            "https://api.example.com/notes?v=1",
+            |e| matches!(e, UrlError::HasQuery { .. }),
+            "has a query",
+        ),
+        (
+            "http://api.example.com/notes",
+            |e| matches!(e, UrlError::InsecureHttp { .. }),
+            "uses http on a non-loopback host",
+        ),
+        (
+            "ftp://api.example.com/notes",
+            |e| matches!(e, UrlError::UnsupportedScheme { .. }),
+            "uses the `ftp` scheme",
+        ),
+        (
+            "https://me:pw@api.example.com/notes",
+            |e| matches!(e, UrlError::HasCredentials { .. }),
+            "carries credentials",
+        ),
     ];
     for (identifier, expected, words) in rows {
         let error = build(vec![resource(identifier)]).unwrap_err();
@@ -88,11 +129,21 @@ fn invalid_resource_identifiers_are_refused_with_the_reason() {
         };
         assert!(expected(url_error), "{identifier}: {url_error:?}");
         let message = error.to_string();
-        assert!(message.starts_with("invalid resource identifier: `"), "{message}");
-        assert!(message.contains(identifier) && message.contains(words), "{message}");
+        assert!(
+            message.starts_with("invalid resource identifier: `"),
+            "{message}"
+        );
+        assert!(
+            message.contains(identifier) && message.contains(words),
+            "{message}"
+        );
     }
     // Loopback http is fine.
-    for loopback in ["http://localhost:3001/notes", "http://127.0.0.1/notes", "http://[::1]:8/x"] {
+    for loopback in [
+        "http://localhost:3001/notes",
+        "http://127.0.0.1/notes",
+        "http://[::1]:8/x",
+    ] {
         build(vec![resource(loopback)]).unwrap();
     }
 }
@@ -101,7 +152,10 @@ fn invalid_resource_identifiers_are_refused_with_the_reason() {
 fn a_duplicate_resource_is_refused() {
     let error = build(vec![resource(RESOURCE), resource(RESOURCE)]).unwrap_err();
     assert!(matches!(&error, ConfigError::DuplicateResource { resource } if resource == RESOURCE));
-    assert_eq!(error.to_string(), format!("the resource `{RESOURCE}` is configured twice"));
+    assert_eq!(
+        error.to_string(),
+        format!("the resource `{RESOURCE}` is configured twice")
+    );
 }
 
 #[test]
@@ -110,20 +164,26 @@ fn a_resource_without_authorization_servers_is_refused() {
     assert!(matches!(error, ConfigError::NoAuthorizationServers { .. }));
     assert_eq!(
         error.to_string(),
-        format!("the resource `{RESOURCE}` has no authorization server: MCP requires at least one in its metadata")
+        format!(
+            "the resource `{RESOURCE}` has no authorization server: MCP requires at least one in its metadata"
+        )
     );
 }
 
 #[test]
 fn a_duplicate_issuer_within_one_resource_is_refused() {
-    let error = build(vec![
-        resource(RESOURCE).authorization_server(AuthServer::discover(ISSUER, AuthServerType::OAuth)),
-    ])
+    let error = build(vec![resource(RESOURCE).authorization_server(
+        AuthServer::discover(ISSUER, AuthServerType::OAuth),
+    )])
     .unwrap_err();
-    assert!(matches!(&error, ConfigError::DuplicateAuthorizationServer { issuer, .. } if issuer == ISSUER));
+    assert!(
+        matches!(&error, ConfigError::DuplicateAuthorizationServer { issuer, .. } if issuer == ISSUER)
+    );
     assert_eq!(
         error.to_string(),
-        format!("the authorization server `{ISSUER}` is configured twice for the resource `{RESOURCE}`")
+        format!(
+            "the authorization server `{ISSUER}` is configured twice for the resource `{RESOURCE}`"
+        )
     );
 }
 
@@ -138,17 +198,30 @@ fn invalid_issuers_are_refused() {
         let lazy = ProtectedResource::new(RESOURCE)
             .authorization_server(AuthServer::discover(issuer, AuthServerType::Oidc));
         let error = build(vec![lazy]).unwrap_err();
-        assert!(matches!(error, ConfigError::InvalidIssuer(_)), "{issuer}: {error:?}");
-        assert!(error.to_string().starts_with("invalid issuer: `"), "{error}");
+        assert!(
+            matches!(error, ConfigError::InvalidIssuer(_)),
+            "{issuer}: {error:?}"
+        );
+        assert!(
+            error.to_string().starts_with("invalid issuer: `"),
+            "{error}"
+        );
         let static_server = ProtectedResource::new(RESOURCE).authorization_server(server(issuer));
-        assert!(matches!(build(vec![static_server]), Err(ConfigError::InvalidIssuer(_))));
+        assert!(matches!(
+            build(vec![static_server]),
+            Err(ConfigError::InvalidIssuer(_))
+        ));
     }
 }
 
 #[test]
 fn invalid_and_repeated_scopes_are_refused() {
     let rows = [
-        (vec!["read notes"], "read notes", "printable ASCII without spaces"),
+        (
+            vec!["read notes"],
+            "read notes",
+            "printable ASCII without spaces",
+        ),
         (vec![""], "", "a scope cannot be empty"),
         (vec!["say\"hi\""], "say\"hi\"", "printable ASCII"),
         (vec!["read", "write", "read"], "read", "it is listed twice"),
@@ -169,7 +242,9 @@ fn bearer_methods_other_than_header_are_refused() {
     with_query.metadata_mut().bearer_methods_supported =
         Some(vec!["header".into(), "query".into()]);
     let error = build(vec![with_query]).unwrap_err();
-    assert!(matches!(&error, ConfigError::UnsupportedBearerMethod { method, .. } if method == "query"));
+    assert!(
+        matches!(&error, ConfigError::UnsupportedBearerMethod { method, .. } if method == "query")
+    );
 
     let mut explicit = resource(RESOURCE);
     explicit.metadata_mut().bearer_methods_supported = Some(vec!["header".into()]);
@@ -183,8 +258,10 @@ fn incompatible_static_servers_are_refused_unless_explicitly_accepted() {
     no_pkce.response_types_supported = vec!["token".into()];
     let config = AuthServerConfig::new(AuthServerType::OAuth, no_pkce);
 
-    let error = build(vec![ProtectedResource::new(RESOURCE).authorization_server(config.clone())])
-        .unwrap_err();
+    let error = build(vec![
+        ProtectedResource::new(RESOURCE).authorization_server(config.clone()),
+    ])
+    .unwrap_err();
     let ConfigError::IncompatibleAuthServer { issuer, validation } = &error else {
         panic!("{error:?}");
     };
@@ -197,11 +274,15 @@ fn incompatible_static_servers_are_refused_unless_explicitly_accepted() {
         ]
     );
     let message = error.to_string();
-    assert!(message.contains("(code_response_type_not_supported)"), "{message}");
+    assert!(
+        message.contains("(code_response_type_not_supported)"),
+        "{message}"
+    );
     assert!(message.contains("skip_compatibility_check()"), "{message}");
 
-    build(vec![ProtectedResource::new(RESOURCE)
-        .authorization_server(AuthServer::new(config).skip_compatibility_check())])
+    build(vec![ProtectedResource::new(RESOURCE).authorization_server(
+        AuthServer::new(config).skip_compatibility_check(),
+    )])
     .unwrap();
 }
 
@@ -213,7 +294,10 @@ fn metadata_at_root_needs_a_single_resource() {
         .metadata_at_root(true)
         .build()
         .unwrap_err();
-    assert!(matches!(error, ConfigError::RootMetadataNeedsOneResource { count: 2 }));
+    assert!(matches!(
+        error,
+        ConfigError::RootMetadataNeedsOneResource { count: 2 }
+    ));
     McpAuth::builder()
         .protected_resource(resource(RESOURCE))
         .metadata_at_root(true)
@@ -226,10 +310,14 @@ fn served_metadata_is_derived_from_the_configuration() {
     let mut document = ProtectedResourceMetadata::new(RESOURCE);
     document.authorization_servers = Some(vec!["https://ignored.example.com".into()]);
     document.resource_documentation = Some("https://api.example.com/docs".into());
-    document.extra.insert("resource_name#fr".into(), "Notes".into());
-    let auth = build(vec![ProtectedResource::from_metadata(document)
-        .authorization_server(server(ISSUER))
-        .scopes(Vec::<String>::new())])
+    document
+        .extra
+        .insert("resource_name#fr".into(), "Notes".into());
+    let auth = build(vec![
+        ProtectedResource::from_metadata(document)
+            .authorization_server(server(ISSUER))
+            .scopes(Vec::<String>::new()),
+    ])
     .unwrap();
     let served = serde_json::to_value(auth.resource_metadata(RESOURCE).unwrap()).unwrap();
     assert_eq!(
@@ -267,7 +355,8 @@ fn one_mode_or_the_other() {
     // The deprecated mode checks its server like the resource mode does.
     let mut no_pkce = metadata(ISSUER);
     no_pkce.code_challenge_methods_supported = None;
-    let error = McpAuth::authorization_server(AuthServerConfig::new(AuthServerType::OAuth, no_pkce))
-        .unwrap_err();
+    let error =
+        McpAuth::authorization_server(AuthServerConfig::new(AuthServerType::OAuth, no_pkce))
+            .unwrap_err();
     assert!(matches!(error, ConfigError::IncompatibleAuthServer { .. }));
 }

@@ -49,10 +49,17 @@ async fn get_serves_the_document_with_json_cache_and_cors_headers() {
     .unwrap();
     let app = serve(&auth).await;
 
-    let response = request(Method::GET, &app.url("/.well-known/oauth-protected-resource/notes")).await;
+    let response = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-protected-resource/notes"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(&response, "content-type"), Some("application/json"));
-    assert_eq!(header(&response, "cache-control"), Some("public, max-age=3600"));
+    assert_eq!(
+        header(&response, "cache-control"),
+        Some("public, max-age=3600")
+    );
     assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
     let body = response.text().await.unwrap();
     // Byte for byte: `resource` exactly as configured, issuers in order, unset members omitted.
@@ -64,9 +71,8 @@ async fn get_serves_the_document_with_json_cache_and_cors_headers() {
 
 #[tokio::test]
 async fn head_options_and_other_methods() {
-    let auth = McpAuth::resource_server([
-        ProtectedResource::new("https://api.example.com/notes").authorization_server(server(ISSUER)),
-    ])
+    let auth = McpAuth::resource_server([ProtectedResource::new("https://api.example.com/notes")
+        .authorization_server(server(ISSUER))])
     .unwrap();
     let app = serve(&auth).await;
     let url = app.url("/.well-known/oauth-protected-resource/notes");
@@ -87,23 +93,41 @@ async fn head_options_and_other_methods() {
         .unwrap();
     assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(&preflight, "access-control-allow-origin"), Some("*"));
-    assert_eq!(header(&preflight, "access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
-    assert_eq!(header(&preflight, "access-control-allow-headers"), Some("*"));
+    assert_eq!(
+        header(&preflight, "access-control-allow-methods"),
+        Some("GET, HEAD, OPTIONS")
+    );
+    assert_eq!(
+        header(&preflight, "access-control-allow-headers"),
+        Some("*")
+    );
     assert_eq!(header(&preflight, "access-control-max-age"), Some("86400"));
     assert!(preflight.bytes().await.unwrap().is_empty());
 
     for method in [Method::POST, Method::PUT, Method::DELETE] {
         let response = request(method.clone(), &url).await;
-        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method}"
+        );
         let allow = header(&response, "allow").unwrap();
         for allowed in ["GET", "HEAD", "OPTIONS"] {
             assert!(allow.contains(allowed), "{method}: allow = {allow}");
         }
     }
 
-    let elsewhere = request(Method::GET, &app.url("/.well-known/oauth-protected-resource")).await;
+    let elsewhere = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-protected-resource"),
+    )
+    .await;
     assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
-    let other = request(Method::GET, &app.url("/.well-known/oauth-protected-resource/notes/x")).await;
+    let other = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-protected-resource/notes/x"),
+    )
+    .await;
     assert_eq!(other.status(), StatusCode::NOT_FOUND);
 }
 
@@ -111,15 +135,25 @@ async fn head_options_and_other_methods() {
 async fn paths_follow_rfc_9728_for_root_nested_and_trailing_slash_resources() {
     let auth = McpAuth::resource_server([
         ProtectedResource::new("https://root.example.com").authorization_server(server(ISSUER)),
-        ProtectedResource::new("https://api.example.com/v1/mcp").authorization_server(server(ISSUER)),
+        ProtectedResource::new("https://api.example.com/v1/mcp")
+            .authorization_server(server(ISSUER)),
         ProtectedResource::new("https://api.example.com/v2/").authorization_server(server(ISSUER)),
     ])
     .unwrap();
     let app = serve(&auth).await;
     let rows = [
-        ("/.well-known/oauth-protected-resource", "https://root.example.com"),
-        ("/.well-known/oauth-protected-resource/v1/mcp", "https://api.example.com/v1/mcp"),
-        ("/.well-known/oauth-protected-resource/v2/", "https://api.example.com/v2/"),
+        (
+            "/.well-known/oauth-protected-resource",
+            "https://root.example.com",
+        ),
+        (
+            "/.well-known/oauth-protected-resource/v1/mcp",
+            "https://api.example.com/v1/mcp",
+        ),
+        (
+            "/.well-known/oauth-protected-resource/v2/",
+            "https://api.example.com/v2/",
+        ),
     ];
     for (path, resource) in rows {
         let response = request(Method::GET, &app.url(path)).await;
@@ -128,7 +162,10 @@ async fn paths_follow_rfc_9728_for_root_nested_and_trailing_slash_resources() {
         assert_eq!(body["resource"], resource, "{path}");
         assert_eq!(
             auth.resource_metadata_url(resource).unwrap().as_str(),
-            format!("{}{path}", resource.split('/').take(3).collect::<Vec<_>>().join("/")),
+            format!(
+                "{}{path}",
+                resource.split('/').take(3).collect::<Vec<_>>().join("/")
+            ),
         );
     }
 }
@@ -147,7 +184,12 @@ async fn resources_on_different_hosts_sharing_a_path_are_told_apart_by_host() {
         ("B.Example.com:443", Some("https://b.example.com/mcp")),
         ("c.example.com", None),
     ] {
-        let response = Client::new().get(&url).header("host", host).send().await.unwrap();
+        let response = Client::new()
+            .get(&url)
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
         match expected {
             Some(resource) => {
                 assert_eq!(response.status(), StatusCode::OK, "{host}");
@@ -163,7 +205,8 @@ async fn resources_on_different_hosts_sharing_a_path_are_told_apart_by_host() {
 async fn the_root_opt_in_serves_the_single_resource_at_the_root_too() {
     let auth = McpAuth::builder()
         .protected_resource(
-            ProtectedResource::new("https://api.example.com/mcp").authorization_server(server(ISSUER)),
+            ProtectedResource::new("https://api.example.com/mcp")
+                .authorization_server(server(ISSUER)),
         )
         .metadata_at_root(true)
         .metadata_max_age(std::time::Duration::from_secs(60))
@@ -176,7 +219,10 @@ async fn the_root_opt_in_serves_the_single_resource_at_the_root_too() {
     ] {
         let response = request(Method::GET, &app.url(path)).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&response, "cache-control"), Some("public, max-age=60"));
+        assert_eq!(
+            header(&response, "cache-control"),
+            Some("public, max-age=60")
+        );
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["resource"], "https://api.example.com/mcp");
     }
@@ -190,7 +236,11 @@ async fn the_root_opt_in_serves_the_single_resource_at_the_root_too() {
         .build()
         .unwrap();
     let app = serve(&root).await;
-    let response = request(Method::GET, &app.url("/.well-known/oauth-protected-resource")).await;
+    let response = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-protected-resource"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -200,21 +250,35 @@ async fn the_router_merges_into_an_application_with_state() {
     struct AppState {
         greeting: &'static str,
     }
-    let auth = McpAuth::resource_server([ProtectedResource::new("http://127.0.0.1:9/mcp")
-        .authorization_server(server(ISSUER))])
+    let auth = McpAuth::resource_server([
+        ProtectedResource::new("http://127.0.0.1:9/mcp").authorization_server(server(ISSUER))
+    ])
     .unwrap();
     let app: Router = Router::new()
         .route(
             "/hello",
-            axum::routing::get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
-                state.greeting
-            }),
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    state.greeting
+                },
+            ),
         )
         .merge(auth.resource_metadata_router().unwrap())
         .with_state(AppState { greeting: "hi" });
     let app = TestServer::start(app).await;
-    assert_eq!(request(Method::GET, &app.url("/hello")).await.text().await.unwrap(), "hi");
-    let response = request(Method::GET, &app.url("/.well-known/oauth-protected-resource/mcp")).await;
+    assert_eq!(
+        request(Method::GET, &app.url("/hello"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "hi"
+    );
+    let response = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-protected-resource/mcp"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -222,12 +286,19 @@ async fn the_router_merges_into_an_application_with_state() {
 async fn the_deprecated_mode_serves_the_authorization_server_metadata() {
     let auth = McpAuth::authorization_server(server(ISSUER)).unwrap();
     let app = TestServer::start(auth.authorization_server_metadata_router().unwrap()).await;
-    let response = request(Method::GET, &app.url("/.well-known/oauth-authorization-server")).await;
+    let response = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-authorization-server"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(header(&response, "content-type"), Some("application/json"));
     assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body, serde_json::to_value(&server(ISSUER).metadata).unwrap());
+    assert_eq!(
+        body,
+        serde_json::to_value(&server(ISSUER).metadata).unwrap()
+    );
 
     // Lazily configured: fetched on the first request.
     let stub = StubServer::start().await;
@@ -236,13 +307,17 @@ async fn the_deprecated_mode_serves_the_authorization_server_metadata() {
         "/.well-known/openid-configuration",
         Reply::Json(compatible_metadata(&issuer)),
     );
-    let lazy = McpAuth::authorization_server(AuthServer::discover(&issuer, AuthServerType::Oidc)).unwrap();
+    let lazy =
+        McpAuth::authorization_server(AuthServer::discover(&issuer, AuthServerType::Oidc)).unwrap();
     let app = TestServer::start(lazy.authorization_server_metadata_router().unwrap()).await;
-    let body: Value = request(Method::GET, &app.url("/.well-known/oauth-authorization-server"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-authorization-server"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(body, compatible_metadata(&issuer));
 }
 
@@ -255,7 +330,11 @@ async fn the_deprecated_mode_answers_503_while_the_metadata_cannot_be_had() {
     ))
     .unwrap();
     let app = TestServer::start(auth.authorization_server_metadata_router().unwrap()).await;
-    let response = request(Method::GET, &app.url("/.well-known/oauth-authorization-server")).await;
+    let response = request(
+        Method::GET,
+        &app.url("/.well-known/oauth-authorization-server"),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&response, "retry-after"), Some("30"));
     assert_eq!(header(&response, "cache-control"), Some("no-store"));

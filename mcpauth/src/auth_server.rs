@@ -162,22 +162,20 @@ impl From<AuthServerConfig> for AuthServer {
     }
 }
 
-/// Checks `config` for MCP compatibility: warnings are logged; errors refuse the server unless
-/// the check is skipped, in which case they are logged too.
+/// Checks `config` for MCP compatibility. A refused server's warnings travel in the returned
+/// validation (the caller's error shows them); an accepted server's warnings, and the errors of
+/// a server whose check is skipped, are logged.
 pub(crate) fn check_compatibility(
     config: &AuthServerConfig,
     enforce: bool,
 ) -> Result<(), AuthServerConfigValidation> {
     let validation = validate_server_config(config);
+    if enforce && !validation.is_valid() {
+        return Err(validation);
+    }
     let issuer = config.issuer();
     for warning in &validation.warnings {
         tracing::warn!(issuer, code = warning.as_str(), "{}", warning.description());
-    }
-    if validation.is_valid() {
-        return Ok(());
-    }
-    if enforce {
-        return Err(validation);
     }
     for error in &validation.errors {
         tracing::warn!(

@@ -56,6 +56,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod auth_server;
+mod crypto;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 pub mod discovery;

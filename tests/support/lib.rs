@@ -186,7 +186,12 @@ impl StubServer {
 
     /// How many times `path` was requested.
     pub fn hits(&self, path: &str) -> usize {
-        self.log.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 

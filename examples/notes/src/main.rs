@@ -156,6 +156,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "notes=info,mcpauth=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -164,6 +164,7 @@ impl DevAuthServerBuilder {
                 addr: self.addr,
                 source,
             })?;
+        crate::crypto::install_provider();
         let keys = tokio::task::spawn_blocking(KeySet::generate)
             .await
             .map_err(|e| DevServerError::Keys(e.to_string()))??;

@@ -164,6 +164,7 @@ impl TokenBuilder {
 
     /// Signs the token, with a fresh random `jti` unless one was set.
     pub fn sign(mut self) -> Result<String, DevServerError> {
+        crate::crypto::install_provider();
         if !self.claims.contains_key("jti") {
             self.claims.insert("jti".into(), random_id(12)?.into());
         }
