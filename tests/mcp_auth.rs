@@ -8,23 +8,17 @@ use mcpauth::{
     ProtectedResourceMetadata, UrlError,
 };
 
+use mcpauth_tests::compatible_config;
+
 const RESOURCE: &str = "https://api.example.com/notes";
 const ISSUER: &str = "https://auth.example.com";
 
 fn metadata(issuer: &str) -> AuthorizationServerMetadata {
-    let mut metadata = AuthorizationServerMetadata::new(
-        issuer,
-        format!("{issuer}/authorize"),
-        format!("{issuer}/token"),
-        ["code"],
-    );
-    metadata.code_challenge_methods_supported = Some(vec!["S256".into()]);
-    metadata.jwks_uri = Some(format!("{issuer}/jwks"));
-    metadata
+    compatible_config(issuer).metadata
 }
 
 fn server(issuer: &str) -> AuthServerConfig {
-    AuthServerConfig::new(AuthServerType::Oidc, metadata(issuer))
+    compatible_config(issuer)
 }
 
 fn resource(id: &str) -> ProtectedResource {

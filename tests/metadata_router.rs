@@ -5,26 +5,14 @@
 
 use axum::Router;
 use axum::http::StatusCode;
-use mcpauth::{
-    AuthServer, AuthServerConfig, AuthServerType, AuthorizationServerMetadata, McpAuth,
-    ProtectedResource,
+use mcpauth::{AuthServer, AuthServerType, McpAuth, ProtectedResource};
+use mcpauth_tests::{
+    Reply, StubServer, TestServer, closed_port, compatible_config as server, compatible_metadata,
 };
-use mcpauth_tests::{Reply, StubServer, TestServer, closed_port, compatible_metadata};
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://auth.example.com";
-
-fn server(issuer: &str) -> AuthServerConfig {
-    let mut metadata = AuthorizationServerMetadata::new(
-        issuer,
-        format!("{issuer}/authorize"),
-        format!("{issuer}/token"),
-        ["code"],
-    );
-    metadata.code_challenge_methods_supported = Some(vec!["S256".into()]);
-    AuthServerConfig::new(AuthServerType::Oidc, metadata)
-}
 
 async fn serve(auth: &McpAuth) -> TestServer {
     TestServer::start(auth.resource_metadata_router().unwrap()).await

@@ -65,6 +65,12 @@ pub fn compatible_metadata(issuer: &str) -> Value {
     })
 }
 
+/// [`compatible_metadata`] as a static OpenID Connect server configuration.
+pub fn compatible_config(issuer: &str) -> mcpauth::AuthServerConfig {
+    let metadata = serde_json::from_value(compatible_metadata(issuer)).unwrap();
+    mcpauth::AuthServerConfig::new(mcpauth::AuthServerType::Oidc, metadata)
+}
+
 /// What a [`StubServer`] answers on one path.
 #[derive(Debug, Clone)]
 pub enum Reply {

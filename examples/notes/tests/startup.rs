@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
@@ -149,27 +151,10 @@ async fn with_no_configuration_it_runs_a_development_server_and_serves_metadata(
 
     // The printed token is for this resource, from that issuer.
     let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64_url_decode(payload)).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     assert_eq!(claims["aud"], resource);
     assert_eq!(claims["iss"], issuer);
     assert_eq!(claims["scope"], "read:notes write:notes");
-}
-
-fn base64_url_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for byte in text.bytes() {
-        let value = ALPHABET.iter().position(|&c| c == byte).unwrap() as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

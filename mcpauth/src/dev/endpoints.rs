@@ -48,6 +48,14 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+fn server_error(error: impl std::fmt::Display) -> Response {
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        &error.to_string(),
+    )
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     no_store((status, Json(body)).into_response())
@@ -101,11 +109,7 @@ fn token_response(state: &DevState, builder: TokenBuilder, scope: Option<&str>) 
             }
             no_store(Json(body).into_response())
         }
-        Err(error) => oauth_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            &error.to_string(),
-        ),
+        Err(error) => server_error(error),
     }
 }
 
@@ -245,11 +249,7 @@ async fn authorize(
     let code = match random_id(24) {
         Ok(code) => code,
         Err(error) => {
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &error.to_string(),
-            );
+            return server_error(error);
         }
     };
     let pending = PendingCode {
@@ -279,11 +279,7 @@ async fn register(Json(request): Json<Value>) -> Response {
     let client_id = match random_id(16) {
         Ok(id) => id,
         Err(error) => {
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                &error.to_string(),
-            );
+            return server_error(error);
         }
     };
     client.insert("client_id".into(), client_id.into());
