@@ -2,7 +2,12 @@
 //! fetched on first use.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::auth_error::{AuthError, AuthErrorReason};
+use crate::jwks::{KeyCache, KeyCacheOptions};
+use crate::url_rules;
 
 use crate::discovery::{
     AuthServerConfigValidation, DiscoveryError, MetadataFetcher, validate_server_config,
@@ -31,10 +36,7 @@ pub enum DiscoveryMethod {
 #[derive(Debug, Clone)]
 enum Source {
     Static(Arc<AuthServerConfig>),
-    Lazy {
-        method: DiscoveryMethod,
-        fetcher: MetadataFetcher,
-    },
+    Lazy(DiscoveryMethod),
 }
 
 /// An authorization server whose tokens a protected resource accepts.
@@ -62,6 +64,7 @@ enum Source {
 pub struct AuthServer {
     issuer: String,
     source: Source,
+    fetcher: MetadataFetcher,
     check_compatibility: bool,
 }
 
@@ -71,6 +74,7 @@ impl AuthServer {
         Self {
             issuer: config.metadata.issuer.clone(),
             source: Source::Static(Arc::new(config)),
+            fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
         }
     }
@@ -102,21 +106,17 @@ impl AuthServer {
     fn lazy(issuer: String, method: DiscoveryMethod) -> Self {
         Self {
             issuer,
-            source: Source::Lazy {
-                method,
-                fetcher: MetadataFetcher::shared().clone(),
-            },
+            source: Source::Lazy(method),
+            fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
         }
     }
 
-    /// Fetches with `fetcher` (its bounds and transpile function) instead of the default one.
-    /// No effect on a static server.
+    /// Fetches with `fetcher` instead of the default one: its bounds apply to the metadata (for
+    /// a lazy server) and to the key set; its transpile function to the metadata.
     #[must_use]
     pub fn fetcher(mut self, fetcher: MetadataFetcher) -> Self {
-        if let Source::Lazy { fetcher: f, .. } = &mut self.source {
-            *f = fetcher;
-        }
+        self.fetcher = fetcher;
         self
     }
 
@@ -143,7 +143,7 @@ impl AuthServer {
     pub fn config(&self) -> Option<&AuthServerConfig> {
         match &self.source {
             Source::Static(config) => Some(config),
-            Source::Lazy { .. } => None,
+            Source::Lazy(_) => None,
         }
     }
 
@@ -151,7 +151,7 @@ impl AuthServer {
     pub fn discovery_method(&self) -> Option<&DiscoveryMethod> {
         match &self.source {
             Source::Static(_) => None,
-            Source::Lazy { method, .. } => Some(method),
+            Source::Lazy(method) => Some(method),
         }
     }
 }
@@ -188,11 +188,16 @@ pub(crate) fn check_compatibility(
     Ok(())
 }
 
-/// The runtime side of an [`AuthServer`]: its metadata once known.
+/// The runtime side of an [`AuthServer`]: its metadata once known, and its key cache.
 pub(crate) struct AuthServerHandle {
     server: AuthServer,
+    key_options: KeyCacheOptions,
     resolved: OnceLock<Arc<AuthServerConfig>>,
     flight: SingleFlight<Result<Arc<AuthServerConfig>, DiscoveryError>>,
+    /// The last failed fetch, answered again until the retry interval has passed, so an
+    /// unreachable server is not asked once per request.
+    last_failure: Mutex<Option<(Instant, DiscoveryError)>>,
+    keys: OnceLock<Result<Arc<KeyCache>, AuthError>>,
 }
 
 impl fmt::Debug for AuthServerHandle {
@@ -200,20 +205,23 @@ impl fmt::Debug for AuthServerHandle {
         f.debug_struct("AuthServerHandle")
             .field("issuer", &self.server.issuer)
             .field("resolved", &self.resolved.get().is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl AuthServerHandle {
-    pub(crate) fn new(server: AuthServer) -> Arc<Self> {
+    pub(crate) fn new(server: AuthServer, key_options: KeyCacheOptions) -> Arc<Self> {
         let resolved = OnceLock::new();
         if let Source::Static(config) = &server.source {
             let _ = resolved.set(config.clone());
         }
         Arc::new(Self {
             server,
+            key_options,
             resolved,
             flight: SingleFlight::default(),
+            last_failure: Mutex::new(None),
+            keys: OnceLock::new(),
         })
     }
 
@@ -221,16 +229,14 @@ impl AuthServerHandle {
         &self.server.issuer
     }
 
-    /// The metadata if it is already known (never blocks, never fetches).
-    #[allow(dead_code)] // the verifier's hot path reads it
-    pub(crate) fn config_if_known(&self) -> Option<&Arc<AuthServerConfig>> {
-        self.resolved.get()
-    }
-
-    /// The metadata, fetching it if needed (once, shared by concurrent callers).
+    /// The metadata, fetching it if needed (once, shared by concurrent callers; after a failure,
+    /// not again before the retry interval).
     pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
         if let Some(config) = self.resolved.get() {
             return Ok(config.clone());
+        }
+        if let Some((_, error)) = self.recent_failure() {
+            return Err(error);
         }
         let this = self.clone();
         self.flight
@@ -238,20 +244,97 @@ impl AuthServerHandle {
                 if let Some(config) = this.resolved.get() {
                     return Ok(config.clone());
                 }
-                let config = Arc::new(this.fetch().await?);
-                Ok(this.resolved.get_or_init(|| config).clone())
+                match this.fetch().await {
+                    Ok(config) => Ok(this.resolved.get_or_init(|| Arc::new(config)).clone()),
+                    Err(error) => {
+                        *this
+                            .last_failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner) =
+                            Some((Instant::now(), error.clone()));
+                        Err(error)
+                    }
+                }
             })
             .await
     }
 
+    /// The last failure and how long until the next try, while the retry interval runs.
+    fn recent_failure(&self) -> Option<(Duration, DiscoveryError)> {
+        let interval = self.key_options.get_min_refresh_interval();
+        let guard = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (at, error) = guard.as_ref()?;
+        let since = at.elapsed();
+        (since < interval).then(|| (interval - since, error.clone()))
+    }
+
+    /// The key cache, once the metadata (and its `jwks_uri`) is known.
+    pub(crate) async fn key_cache(self: &Arc<Self>) -> Result<Arc<KeyCache>, AuthError> {
+        if let Some(keys) = self.keys.get() {
+            return keys.clone();
+        }
+        let config = self
+            .config()
+            .await
+            .map_err(|error| self.metadata_error(error))?;
+        self.keys
+            .get_or_init(|| {
+                let issuer = self.issuer();
+                let Some(jwks_uri) = config.metadata.jwks_uri.as_deref() else {
+                    return Err(AuthError::ServerError {
+                        reason: AuthErrorReason::MissingJwksUri,
+                        detail: format!(
+                            "The authorization server `{issuer}` publishes no jwks_uri."
+                        ),
+                    });
+                };
+                let url = url_rules::parse_secure_url(jwks_uri).map_err(|error| {
+                    AuthError::ServerError {
+                        reason: AuthErrorReason::InvalidJwksUri,
+                        detail: format!("The jwks_uri of `{issuer}` is refused: {error}."),
+                    }
+                })?;
+                Ok(KeyCache::new(
+                    url,
+                    self.server.fetcher.client().clone(),
+                    self.key_options,
+                ))
+            })
+            .clone()
+    }
+
+    fn metadata_error(&self, error: DiscoveryError) -> AuthError {
+        let detail = format!("The authorization server metadata is unavailable: {error}");
+        if matches!(error, DiscoveryError::Incompatible { .. }) {
+            return AuthError::ServerError {
+                reason: AuthErrorReason::MetadataUnavailable,
+                detail,
+            };
+        }
+        let retry_after = self
+            .recent_failure()
+            .map_or(self.key_options.get_min_refresh_interval(), |(wait, _)| {
+                wait
+            });
+        AuthError::Unavailable {
+            reason: AuthErrorReason::MetadataUnavailable,
+            detail,
+            retry_after,
+        }
+    }
+
     async fn fetch(&self) -> Result<AuthServerConfig, DiscoveryError> {
-        let Source::Lazy { method, fetcher } = &self.server.source else {
+        let Source::Lazy(method) = &self.server.source else {
             // Static handles are resolved at construction; reaching here is impossible, but a
             // fetch error is a safer answer than a panic.
             return Err(DiscoveryError::UnknownIssuer {
                 url: self.server.issuer.clone(),
             });
         };
+        let fetcher = &self.server.fetcher;
         let issuer = self.server.issuer.as_str();
         let config = match method {
             DiscoveryMethod::Type(server_type) => fetcher.fetch(issuer, *server_type).await,

@@ -55,12 +55,20 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod auth_error;
+mod auth_info;
 mod auth_server;
+mod bearer;
+mod challenge;
+mod claims;
 mod crypto;
 #[cfg(feature = "dev-server")]
 pub mod dev;
 pub mod discovery;
 mod http_client;
+mod jwks;
+mod jwt;
+mod layer;
 mod mcp_auth;
 mod metadata;
 mod resource;
@@ -68,8 +76,12 @@ mod router;
 mod scope;
 mod single_flight;
 mod url_rules;
+mod verify;
 
+pub use auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
+pub use auth_info::{AuthInfo, AuthInfoBuilder, MissingAuthInfo};
 pub use auth_server::{AuthServer, DiscoveryMethod};
+pub use bearer::DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES;
 pub use discovery::{
     AuthServerConfigErrorCode, AuthServerConfigSuccessCode, AuthServerConfigValidation,
     AuthServerConfigWarningCode, DiscoveryError, MetadataFetcher, MetadataFetcherBuilder,
@@ -77,6 +89,9 @@ pub use discovery::{
     validate_server_config, validate_server_config_verbose,
 };
 pub use http_client::FetchError;
+pub use jwks::KeyCacheOptions;
+pub use jwt::TokenTypePolicy;
+pub use layer::{BearerAuthLayer, BearerAuthService, DEFAULT_LEEWAY, VerifyToken};
 pub use mcp_auth::{ConfigError, DEFAULT_METADATA_MAX_AGE, McpAuth, McpAuthBuilder};
 pub use metadata::{
     AuthServerConfig, AuthServerType, AuthorizationServerMetadata, ExtraFields,

@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::auth_server::{AuthServer, AuthServerHandle, check_compatibility};
 use crate::discovery::{AuthServerConfigValidation, DiscoveryError, well_known};
+use crate::jwks::KeyCacheOptions;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::resource::ProtectedResource;
 use crate::scope::is_valid_scope_token;
@@ -95,6 +96,24 @@ pub enum ConfigError {
         /// How many resources are configured.
         count: usize,
     },
+    /// A bearer layer was asked for a resource that is not configured.
+    #[error(
+        "the resource `{resource}` is not configured: use one of the identifiers given to McpAuth"
+    )]
+    UnknownResource {
+        /// The identifier asked for.
+        resource: String,
+    },
+    /// A route requires a scope the resource does not declare in `scopes_supported`.
+    #[error(
+        "the scope {scope:?} is not among the scopes_supported of the resource `{resource}`: declare it or fix the spelling"
+    )]
+    UndeclaredScope {
+        /// The resource.
+        resource: String,
+        /// The undeclared scope.
+        scope: String,
+    },
     /// An operation of one mode was used in the other.
     #[error("`{operation}` is not available in {mode} mode")]
     WrongMode {
@@ -115,7 +134,6 @@ pub(crate) struct ResourceState {
     pub(crate) metadata_url: Url,
     pub(crate) metadata: ProtectedResourceMetadata,
     pub(crate) metadata_body: Bytes,
-    #[allow(dead_code)] // the verifier picks among them by `iss`
     pub(crate) auth_servers: Vec<Arc<AuthServerHandle>>,
 }
 
@@ -128,6 +146,7 @@ pub(crate) enum Mode {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) mode: Mode,
+    pub(crate) key_cache_options: KeyCacheOptions,
     pub(crate) metadata_at_root: bool,
     pub(crate) metadata_max_age: Duration,
 }
@@ -177,6 +196,7 @@ impl fmt::Debug for McpAuth {
 #[must_use]
 pub struct McpAuthBuilder {
     resources: Vec<ProtectedResource>,
+    key_cache_options: KeyCacheOptions,
     metadata_at_root: bool,
     metadata_max_age: Duration,
 }
@@ -185,6 +205,7 @@ impl Default for McpAuthBuilder {
     fn default() -> Self {
         Self {
             resources: Vec::new(),
+            key_cache_options: KeyCacheOptions::default(),
             metadata_at_root: false,
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
         }
@@ -222,6 +243,12 @@ impl McpAuthBuilder {
         self
     }
 
+    /// How the authorization servers' key sets are cached and refreshed.
+    pub fn key_cache(mut self, options: KeyCacheOptions) -> Self {
+        self.key_cache_options = options;
+        self
+    }
+
     /// Checks the configuration and builds the [`McpAuth`].
     ///
     /// Refused: no resource; a resource identifier that is not an absolute https URL (http only
@@ -247,11 +274,12 @@ impl McpAuthBuilder {
                     resource: resource.metadata.resource,
                 });
             }
-            states.push(check_resource(resource)?);
+            states.push(check_resource(resource, self.key_cache_options)?);
         }
         Ok(McpAuth {
             inner: Arc::new(Inner {
                 mode: Mode::ResourceServer(states),
+                key_cache_options: self.key_cache_options,
                 metadata_at_root: self.metadata_at_root,
                 metadata_max_age: self.metadata_max_age,
             }),
@@ -259,7 +287,10 @@ impl McpAuthBuilder {
     }
 }
 
-fn check_resource(resource: ProtectedResource) -> Result<ResourceState, ConfigError> {
+fn check_resource(
+    resource: ProtectedResource,
+    key_cache_options: KeyCacheOptions,
+) -> Result<ResourceState, ConfigError> {
     let ProtectedResource {
         mut metadata,
         auth_servers,
@@ -283,7 +314,7 @@ fn check_resource(resource: ProtectedResource) -> Result<ResourceState, ConfigEr
                 issuer,
             });
         }
-        handles.push(check_auth_server(server)?);
+        handles.push(check_auth_server(server, key_cache_options)?);
         issuers.push(issuer);
     }
 
@@ -345,7 +376,10 @@ fn check_resource(resource: ProtectedResource) -> Result<ResourceState, ConfigEr
     })
 }
 
-fn check_auth_server(server: AuthServer) -> Result<Arc<AuthServerHandle>, ConfigError> {
+fn check_auth_server(
+    server: AuthServer,
+    key_cache_options: KeyCacheOptions,
+) -> Result<Arc<AuthServerHandle>, ConfigError> {
     url_rules::parse_issuer(server.issuer()).map_err(ConfigError::InvalidIssuer)?;
     if let Some(config) = server.config() {
         check_compatibility(config, server.checks_compatibility()).map_err(|validation| {
@@ -355,7 +389,7 @@ fn check_auth_server(server: AuthServer) -> Result<Arc<AuthServerHandle>, Config
             }
         })?;
     }
-    Ok(AuthServerHandle::new(server))
+    Ok(AuthServerHandle::new(server, key_cache_options))
 }
 
 impl McpAuth {
@@ -385,10 +419,12 @@ impl McpAuth {
         tracing::warn!(
             "the authorization-server mode is deprecated: MCP servers are resource servers since MCP 2025-06-18"
         );
-        let handle = check_auth_server(server.into())?;
+        let key_cache_options = KeyCacheOptions::default();
+        let handle = check_auth_server(server.into(), key_cache_options)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 mode: Mode::AuthorizationServer(handle),
+                key_cache_options,
                 metadata_at_root: false,
                 metadata_max_age: DEFAULT_METADATA_MAX_AGE,
             }),

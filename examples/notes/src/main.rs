@@ -17,11 +17,19 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{
-    AuthServer, AuthServerType, ConfigError, DiscoveryError, McpAuth, ProtectedResource,
+    AuthInfo, AuthServer, AuthServerType, ConfigError, DiscoveryError, McpAuth, ProtectedResource,
     fetch_server_config,
 };
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const DEFAULT_PORT: u16 = 3001;
@@ -83,6 +91,62 @@ fn default_resource(bound: SocketAddr) -> String {
     }
 }
 
+/// One note, owned by the subject that wrote it.
+#[derive(Debug, Clone, Serialize)]
+struct Note {
+    id: usize,
+    owner: String,
+    text: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewNote {
+    text: String,
+}
+
+type Notes = Arc<Mutex<Vec<Note>>>;
+
+/// `GET /notes` (needs `read:notes`): the caller's notes. `POST /notes` (needs
+/// `write:notes`): adds one. Both answer with the caller's subject.
+async fn list_notes(State(notes): State<Notes>, auth: AuthInfo) -> Json<Value> {
+    let notes = notes.lock().unwrap_or_else(PoisonError::into_inner);
+    let mine: Vec<&Note> = notes.iter().filter(|n| n.owner == auth.subject()).collect();
+    Json(json!({ "subject": auth.subject(), "notes": mine }))
+}
+
+async fn add_note(
+    State(notes): State<Notes>,
+    auth: AuthInfo,
+    Json(new): Json<NewNote>,
+) -> (StatusCode, Json<Value>) {
+    let mut notes = notes.lock().unwrap_or_else(PoisonError::into_inner);
+    let note = Note {
+        id: notes.len() + 1,
+        owner: auth.subject().to_owned(),
+        text: new.text,
+    };
+    notes.push(note.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({ "subject": auth.subject(), "note": note })),
+    )
+}
+
+/// The application: the metadata, and `/notes` behind one bearer layer per scope.
+fn notes_app(auth: &McpAuth, resource: &str) -> Result<Router, ConfigError> {
+    let read = auth
+        .bearer_auth(resource)?
+        .required_scopes(["read:notes"])?;
+    let write = auth
+        .bearer_auth(resource)?
+        .required_scopes(["write:notes"])?;
+    let notes = Router::new()
+        .route("/notes", get(list_notes).route_layer(read))
+        .route("/notes", post(add_note).route_layer(write))
+        .with_state(Notes::default());
+    Ok(notes.merge(auth.resource_metadata_router()?))
+}
+
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
 async fn run() -> Result<(), StartupError> {
     let server_type: AuthServerType = match setting("MCP_AUTH_ISSUER_TYPE") {
@@ -117,7 +181,7 @@ async fn run() -> Result<(), StartupError> {
         .authorization_server(auth_server)
         .scopes(SCOPES)
         .resource_name("Notes")])?;
-    let app = auth.resource_metadata_router()?;
+    let app = notes_app(&auth, &resource)?;
     let metadata_url = auth
         .resource_metadata_url(&resource)
         .map(ToString::to_string)
@@ -138,6 +202,7 @@ async fn run() -> Result<(), StartupError> {
             dev.issuer()
         );
         println!("notes: token (read:notes write:notes, valid 1 h): {token}");
+        println!("notes: try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{bound}/notes");
     }
 
     axum::serve(listener, app)

@@ -184,6 +184,11 @@ impl MetadataFetcher {
         MetadataFetcherBuilder::default()
     }
 
+    /// The bounded HTTP client (also used for key sets).
+    pub(crate) fn client(&self) -> &BoundedClient {
+        &self.client
+    }
+
     /// The process-wide fetcher with default settings, shared by the free functions.
     pub(crate) fn shared() -> &'static Self {
         static SHARED: OnceLock<MetadataFetcher> = OnceLock::new();

@@ -1,0 +1,126 @@
+//! Reading the bearer token from the `Authorization` header (RFC 6750 §2.1, RFC 7235 §2.1).
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::auth_error::{AuthError, AuthErrorReason};
+
+/// The default bound on the `Authorization` header's length.
+pub const DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES: usize = 8 * 1024;
+
+/// Whether `token` matches `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
+/// *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// The bearer token of a request.
+///
+/// `Ok(None)` when there are no credentials (no `Authorization` header, or one with another
+/// scheme). Malformed bearer credentials are `invalid_request` errors: several `Authorization`
+/// headers, a header longer than `max_len`, `Bearer` without a token, more than one token, or
+/// characters outside the `b64token` grammar. The scheme is matched without regard to case;
+/// one or more spaces may separate it from the token.
+pub(crate) fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::invalid_request(
+            AuthErrorReason::MultipleAuthorizationHeaders,
+            "The request has more than one Authorization header.",
+        ));
+    }
+    if value.len() > max_len {
+        return Err(AuthError::invalid_request(
+            AuthErrorReason::AuthorizationHeaderTooLarge,
+            format!("The Authorization header is longer than {max_len} bytes."),
+        ));
+    }
+    let malformed = || {
+        AuthError::invalid_request(
+            AuthErrorReason::MalformedAuthorizationHeader,
+            "The Authorization header is not of the form \"Bearer <token>\".",
+        )
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        // Another scheme carries no bearer credentials: challenge as if none were sent.
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(AuthError::invalid_request(
+            AuthErrorReason::EmptyToken,
+            "The Authorization header has the Bearer scheme but no token.",
+        ));
+    }
+    if token.contains(' ') || token.contains('\t') {
+        return Err(malformed());
+    }
+    if !is_b64token(token) {
+        return Err(AuthError::invalid_request(
+            AuthErrorReason::InvalidTokenCharacters,
+            "The bearer token has characters outside the RFC 6750 token grammar.",
+        ));
+    }
+    Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn token(values: &[&[u8]]) -> Result<Option<String>, AuthErrorReason> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+        }
+        bearer_token(&headers, 64)
+            .map(|t| t.map(str::to_owned))
+            .map_err(|e| e.reason())
+    }
+
+    #[test]
+    fn header_grammar() {
+        use AuthErrorReason as R;
+        assert_eq!(token(&[]), Ok(None));
+        assert_eq!(token(&[b"Basic dXNlcjpwdw=="]), Ok(None));
+        assert_eq!(token(&[b"Digest"]), Ok(None));
+        assert_eq!(
+            token(&[b"Bearer abc.def-ghi_~+/=="]),
+            Ok(Some("abc.def-ghi_~+/==".into()))
+        );
+        assert_eq!(token(&[b"bEaReR abc"]), Ok(Some("abc".into())));
+        assert_eq!(token(&[b"Bearer   abc"]), Ok(Some("abc".into())));
+        assert_eq!(token(&[b"Bearer"]), Err(R::EmptyToken));
+        assert_eq!(token(&[b"Bearer "]), Err(R::EmptyToken));
+        assert_eq!(
+            token(&[b"Bearer a b"]),
+            Err(R::MalformedAuthorizationHeader)
+        );
+        assert_eq!(token(&[b"Bearer a,b"]), Err(R::InvalidTokenCharacters));
+        assert_eq!(token(&[b"Bearer ==="]), Err(R::InvalidTokenCharacters));
+        assert_eq!(token(&[b"Bearer a=b"]), Err(R::InvalidTokenCharacters));
+        assert_eq!(
+            token(&[b"Bearer \xc3\xa9"]),
+            Err(R::MalformedAuthorizationHeader)
+        );
+        assert_eq!(
+            token(&[b"Bearer a", b"Bearer b"]),
+            Err(R::MultipleAuthorizationHeaders)
+        );
+        let long = format!("Bearer {}", "a".repeat(64));
+        assert_eq!(
+            token(&[long.as_bytes()]),
+            Err(R::AuthorizationHeaderTooLarge)
+        );
+    }
+}

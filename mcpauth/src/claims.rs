@@ -1,0 +1,282 @@
+//! Reading and checking access-token claims (RFC 7519 §4.1, RFC 9068 §2.2): time claims with
+//! leeway, the audience against the canonical resource identifier, scopes, client ID.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::auth_error::{AuthError, AuthErrorReason};
+
+fn invalid_claim(name: &str, expected: &str) -> AuthError {
+    AuthError::invalid_token(
+        AuthErrorReason::InvalidClaim,
+        format!("The token's {name} claim is not {expected}."),
+    )
+}
+
+/// A NumericDate claim: seconds since the epoch, integer or fractional.
+pub(crate) fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<f64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| invalid_claim(name, "a NumericDate")),
+        Some(_) => Err(invalid_claim(name, "a NumericDate")),
+    }
+}
+
+/// A string claim.
+pub(crate) fn string_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid_claim(name, "a string")),
+    }
+}
+
+/// Seconds since the epoch, now.
+pub(crate) fn now_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Checks `exp` (required) and `nbf` (when present) against `now` with `leeway`; returns `exp`.
+pub(crate) fn check_times(
+    claims: &Map<String, Value>,
+    now: f64,
+    leeway: Duration,
+) -> Result<f64, AuthError> {
+    let leeway = leeway.as_secs_f64();
+    let Some(exp) = numeric_date(claims, "exp")? else {
+        return Err(AuthError::invalid_token(
+            AuthErrorReason::MissingExpiry,
+            "The token has no exp claim; tokens without expiry are refused.",
+        ));
+    };
+    if now > exp + leeway {
+        return Err(AuthError::invalid_token(
+            AuthErrorReason::Expired,
+            format!("The token expired {:.0} s ago.", now - exp),
+        ));
+    }
+    if let Some(nbf) = numeric_date(claims, "nbf")? {
+        if now + leeway < nbf {
+            return Err(AuthError::invalid_token(
+                AuthErrorReason::NotYetValid,
+                format!("The token is not valid for another {:.0} s.", nbf - now),
+            ));
+        }
+    }
+    Ok(exp)
+}
+
+/// The canonical form of a resource URI for audience comparison (MCP, "Canonical Server URI"):
+/// scheme and host in lower case, the default port dropped, one terminating `/` removed. The
+/// path keeps its case. `None` for anything that is not an absolute http(s) URL without a
+/// fragment.
+pub(crate) fn canonical_resource(uri: &str) -> Option<String> {
+    let url = Url::parse(uri).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || url.fragment().is_some() {
+        return None;
+    }
+    let text = url.as_str();
+    Some(text.strip_suffix('/').unwrap_or(text).to_owned())
+}
+
+/// The audiences of a token (`aud` as a string or an array of strings).
+pub(crate) fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
+    match claims.get("aud") {
+        None => Ok(Vec::new()),
+        Some(Value::String(aud)) => Ok(vec![aud.clone()]),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| invalid_claim("aud", "a string or an array of strings")),
+        Some(_) => Err(invalid_claim("aud", "a string or an array of strings")),
+    }
+}
+
+/// The audience a token must contain: the resource identifier, compared exactly or in
+/// canonical form (never as a prefix).
+#[derive(Debug, Clone)]
+pub(crate) struct ExpectedAudience {
+    exact: String,
+    canonical: Option<String>,
+}
+
+impl ExpectedAudience {
+    pub(crate) fn new(resource: &str) -> Self {
+        Self {
+            exact: resource.to_owned(),
+            canonical: canonical_resource(resource),
+        }
+    }
+
+    pub(crate) fn matches(&self, audience: &str) -> bool {
+        audience == self.exact
+            || self
+                .canonical
+                .as_deref()
+                .is_some_and(|canonical| canonical_resource(audience).as_deref() == Some(canonical))
+    }
+
+    pub(crate) fn check(&self, audiences: &[String]) -> Result<(), AuthError> {
+        if audiences.iter().any(|a| self.matches(a)) {
+            return Ok(());
+        }
+        Err(AuthError::invalid_token(
+            AuthErrorReason::InvalidAudience,
+            format!(
+                "The token's audience {audiences:?} does not include this resource ({}).",
+                self.exact
+            ),
+        ))
+    }
+}
+
+fn push_scopes(scopes: &mut Vec<String>, value: &Value, name: &str) -> Result<(), AuthError> {
+    let mut push = |scope: &str| {
+        if !scope.is_empty() && !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    };
+    match value {
+        Value::String(list) => list.split(' ').for_each(&mut push),
+        Value::Array(items) => {
+            for item in items {
+                let Some(scope) = item.as_str() else {
+                    return Err(invalid_claim(name, "a string or an array of strings"));
+                };
+                push(scope);
+            }
+        }
+        _ => return Err(invalid_claim(name, "a string or an array of strings")),
+    }
+    Ok(())
+}
+
+/// The granted scopes: `scope` (space-delimited), `scp` and `scopes` (arrays, or strings),
+/// in that order, without repeats.
+pub(crate) fn scopes(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
+    let mut scopes = Vec::new();
+    for name in ["scope", "scp", "scopes"] {
+        if let Some(value) = claims.get(name) {
+            push_scopes(&mut scopes, value, name)?;
+        }
+    }
+    Ok(scopes)
+}
+
+/// The client the token was issued to: `client_id`, else `azp`.
+pub(crate) fn client_id(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
+    Ok(match string_claim(claims, "client_id")? {
+        Some(id) => Some(id.to_owned()),
+        None => string_claim(claims, "azp")?.map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn time_claims_with_leeway_and_fractions() {
+        let leeway = Duration::from_secs(60);
+        let now = 1_000_000.0;
+        assert_eq!(
+            check_times(&claims(json!({"exp": 1_000_100})), now, leeway).unwrap(),
+            1_000_100.0
+        );
+        assert_eq!(
+            check_times(&claims(json!({"exp": 999_950.5})), now, leeway).unwrap(),
+            999_950.5
+        );
+        let reason = |c: Value| check_times(&claims(c), now, leeway).unwrap_err().reason();
+        assert_eq!(reason(json!({"exp": 999_900})), AuthErrorReason::Expired);
+        assert_eq!(reason(json!({})), AuthErrorReason::MissingExpiry);
+        assert_eq!(
+            reason(json!({"exp": "soon"})),
+            AuthErrorReason::InvalidClaim
+        );
+        assert_eq!(
+            reason(json!({"exp": 1_000_100, "nbf": 1_000_100})),
+            AuthErrorReason::NotYetValid
+        );
+        assert!(
+            check_times(
+                &claims(json!({"exp": 1_000_100, "nbf": 1_000_030})),
+                now,
+                leeway
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn audience_matching_is_canonical_never_prefix() {
+        let expected = ExpectedAudience::new("https://api.example.com/mcp");
+        for matching in [
+            "https://api.example.com/mcp",
+            "https://api.example.com/mcp/",
+            "HTTPS://API.EXAMPLE.COM/mcp",
+            "https://api.example.com:443/mcp",
+        ] {
+            assert!(expected.matches(matching), "{matching}");
+        }
+        for other in [
+            "https://api.example.com",
+            "https://api.example.com/",
+            "https://api.example.com/mcp/x",
+            "https://api.example.com/MCP",
+            "https://api.example.com/mcpx",
+            "http://api.example.com/mcp",
+            "https://api.example.com:8443/mcp",
+            "https://api.example.com/mcp#x",
+            "api.example.com/mcp",
+        ] {
+            assert!(!expected.matches(other), "{other}");
+        }
+        let root = ExpectedAudience::new("https://api.example.com");
+        assert!(root.matches("https://api.example.com/"));
+        assert!(!root.matches("https://api.example.com/x"));
+    }
+
+    #[test]
+    fn scopes_from_every_claim_without_repeats() {
+        let c = claims(json!({"scope": "a  b", "scp": ["b", "c"], "scopes": "d"}));
+        assert_eq!(scopes(&c).unwrap(), ["a", "b", "c", "d"]);
+        assert!(scopes(&claims(json!({"scp": [1]}))).is_err());
+        assert!(scopes(&claims(json!({}))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn client_id_falls_back_to_azp() {
+        assert_eq!(
+            client_id(&claims(json!({"azp": "a"}))).unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            client_id(&claims(json!({"client_id": "c", "azp": "a"})))
+                .unwrap()
+                .as_deref(),
+            Some("c")
+        );
+        assert!(client_id(&claims(json!({"client_id": 5}))).is_err());
+    }
+}

@@ -1,0 +1,416 @@
+//! The tower layer that protects routes of one resource: it reads the bearer token, verifies
+//! it, checks the scopes the route needs, puts the [`AuthInfo`] in the request's extensions and
+//! answers refusals with the RFC 6750 / RFC 9728 challenge.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::BoxError;
+use axum::body::{Body, HttpBody};
+use axum::http::{HeaderMap, Method, Request, Response, header};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
+
+use crate::auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
+use crate::auth_info::AuthInfo;
+use crate::bearer::{DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES, bearer_token};
+use crate::challenge::Challenges;
+use crate::claims::ExpectedAudience;
+use crate::jwt::TokenTypePolicy;
+use crate::mcp_auth::{ConfigError, McpAuth, ResourceState};
+use crate::verify::{JwtRules, verify_jwt};
+
+/// The default clock leeway for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// A token verifier for tokens the layer cannot verify locally (opaque tokens checked by
+/// introspection, a userinfo call…). Its result is still checked: the issuer must be one of the
+/// resource's authorization servers, the audience must include the resource (unless the
+/// audience check is turned off) and the route's scopes must be granted.
+///
+/// Any `Fn(String) -> impl Future<Output = Result<AuthInfo, CustomVerifyError>>` is one.
+///
+/// ```
+/// use mcpauth::{AuthInfo, CustomVerifyError};
+///
+/// let verifier = |token: String| async move {
+///     if token == "let-me-in" {
+///         Ok(AuthInfo::builder(token, "https://auth.example.com", "alice").build())
+///     } else {
+///         Err(CustomVerifyError::InvalidToken("unknown token".into()))
+///     }
+/// };
+/// # fn is_verifier(_: impl mcpauth::VerifyToken) {}
+/// # is_verifier(verifier);
+/// ```
+pub trait VerifyToken: Send + Sync + 'static {
+    /// Verifies `token`.
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<AuthInfo, CustomVerifyError>> + Send + 'a>>;
+}
+
+impl<F, Fut> VerifyToken for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<AuthInfo, CustomVerifyError>> + Send + 'static,
+{
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<AuthInfo, CustomVerifyError>> + Send + 'a>> {
+        Box::pin(self(token.to_owned()))
+    }
+}
+
+#[derive(Clone)]
+enum Mode {
+    Jwt,
+    Custom(Arc<dyn VerifyToken>),
+}
+
+#[derive(Clone)]
+struct Config {
+    auth: McpAuth,
+    resource: usize,
+    mode: Mode,
+    rules: JwtRules,
+    required_scopes: Vec<String>,
+    optional: bool,
+    show_details: bool,
+    max_header_bytes: usize,
+    challenges: Challenges,
+}
+
+impl Config {
+    fn resource(&self) -> &ResourceState {
+        // The index was checked when the layer was made and resources never change.
+        &self.auth.resource_states()[self.resource]
+    }
+
+    fn rebuild_challenges(&mut self) {
+        let metadata_url = self.resource().metadata_url.to_string();
+        self.challenges = Challenges::new(&metadata_url, &self.required_scopes, self.show_details);
+    }
+}
+
+/// Protects routes of one resource with bearer-token verification; make one with
+/// [`McpAuth::bearer_auth`] and add it with axum's `route_layer` (or `layer`).
+///
+/// Defaults: JWT verification against the resource's authorization servers, audience = the
+/// resource identifier, no required scopes, 60 s leeway, lenient `typ`, generic error
+/// descriptions, authentication required, `Authorization` headers up to 8 KiB.
+///
+/// ```no_run
+/// # fn run(auth: mcpauth::McpAuth) -> Result<(), mcpauth::ConfigError> {
+/// use axum::{Router, routing::get};
+/// use mcpauth::AuthInfo;
+///
+/// let read = auth
+///     .bearer_auth("https://api.example.com/notes")?
+///     .required_scopes(["read:notes"])?;
+/// let app: Router = Router::new()
+///     .route("/notes", get(|auth: AuthInfo| async move { auth.subject().to_owned() }))
+///     .route_layer(read)
+///     .merge(auth.resource_metadata_router()?);
+/// # let _ = app; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BearerAuthLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for BearerAuthLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config = &self.config;
+        f.debug_struct("BearerAuthLayer")
+            .field("resource", &config.resource().identifier)
+            .field("custom_verifier", &matches!(config.mode, Mode::Custom(_)))
+            .field("audience_check", &config.rules.audience.is_some())
+            .field("required_scopes", &config.required_scopes)
+            .field("leeway", &config.rules.leeway)
+            .field("optional", &config.optional)
+            .field("show_details", &config.show_details)
+            .finish()
+    }
+}
+
+impl McpAuth {
+    /// A bearer-auth layer for the resource `resource` (its identifier as configured).
+    pub fn bearer_auth(&self, resource: &str) -> Result<BearerAuthLayer, ConfigError> {
+        let Some(index) = self
+            .resource_states()
+            .iter()
+            .position(|r| r.identifier == resource)
+        else {
+            return Err(if self.resource_states().is_empty() {
+                ConfigError::WrongMode {
+                    operation: "bearer_auth",
+                    mode: self.mode_name(),
+                }
+            } else {
+                ConfigError::UnknownResource {
+                    resource: resource.to_owned(),
+                }
+            });
+        };
+        crate::crypto::install_provider();
+        let mut config = Config {
+            auth: self.clone(),
+            resource: index,
+            mode: Mode::Jwt,
+            rules: JwtRules {
+                leeway: DEFAULT_LEEWAY,
+                audience: Some(ExpectedAudience::new(resource)),
+                type_policy: TokenTypePolicy::Lenient,
+            },
+            required_scopes: Vec::new(),
+            optional: false,
+            show_details: false,
+            max_header_bytes: DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES,
+            challenges: Challenges::new("", &[], false),
+        };
+        config.rebuild_challenges();
+        Ok(BearerAuthLayer {
+            config: Arc::new(config),
+        })
+    }
+}
+
+impl BearerAuthLayer {
+    fn with(self, change: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Arc::unwrap_or_clone(self.config);
+        change(&mut config);
+        config.rebuild_challenges();
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Requires every one of `scopes` (403 `insufficient_scope` listing them all otherwise).
+    /// Each must be a valid scope token, and one of the resource's `scopes_supported` when it
+    /// declares any.
+    pub fn required_scopes<I>(self, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        let resource = self.config.resource();
+        for scope in &scopes {
+            if !crate::scope::is_valid_scope_token(scope) {
+                return Err(ConfigError::InvalidScope {
+                    resource: resource.identifier.clone(),
+                    scope: scope.clone(),
+                    reason: "a scope token is printable ASCII without spaces, `\"` or `\\` (RFC 6749 §3.3)",
+                });
+            }
+            if let Some(declared) = &resource.metadata.scopes_supported {
+                if !declared.contains(scope) {
+                    return Err(ConfigError::UndeclaredScope {
+                        resource: resource.identifier.clone(),
+                        scope: scope.clone(),
+                    });
+                }
+            }
+        }
+        Ok(self.with(|c| {
+            for scope in scopes {
+                if !c.required_scopes.contains(&scope) {
+                    c.required_scopes.push(scope);
+                }
+            }
+        }))
+    }
+
+    /// Verifies tokens with `verifier` instead of as JWTs (for opaque tokens).
+    pub fn verifier(self, verifier: impl VerifyToken) -> Self {
+        let verifier: Arc<dyn VerifyToken> = Arc::new(verifier);
+        self.with(|c| c.mode = Mode::Custom(verifier))
+    }
+
+    /// Accepts tokens whatever their audience. MCP requires the audience check (a token issued
+    /// for another resource must not be accepted here); turn it off only for tokens that carry
+    /// no audience and are bound to this resource some other way.
+    pub fn skip_audience_check(self) -> Self {
+        self.with(|c| c.rules.audience = None)
+    }
+
+    /// The clock leeway for `exp` and `nbf` (default 60 s).
+    pub fn leeway(self, leeway: Duration) -> Self {
+        self.with(|c| c.rules.leeway = leeway)
+    }
+
+    /// Accepts only RFC 9068 access tokens (`typ` `at+jwt` or `application/at+jwt`).
+    pub fn strict_token_type(self) -> Self {
+        self.with(|c| c.rules.type_policy = TokenTypePolicy::Strict)
+    }
+
+    /// Shows the specific cause of a refusal in `error_description` (default: a generic
+    /// sentence; the reason code is always in the body).
+    pub fn show_error_details(self, show: bool) -> Self {
+        self.with(|c| c.show_details = show)
+    }
+
+    /// Lets requests without credentials through without [`AuthInfo`] (handlers take
+    /// `Option<AuthInfo>`); a token that is present is still verified.
+    pub fn optional(self) -> Self {
+        self.with(|c| c.optional = true)
+    }
+
+    /// The longest `Authorization` header accepted (default 8 KiB).
+    pub fn max_authorization_header_bytes(self, bytes: usize) -> Self {
+        self.with(|c| c.max_header_bytes = bytes)
+    }
+
+    /// Authenticates a request from its headers: `Ok(None)` for an anonymous request in
+    /// optional mode.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<AuthInfo>, AuthError> {
+        let config = &*self.config;
+        let Some(token) = bearer_token(headers, config.max_header_bytes)? else {
+            return if config.optional {
+                Ok(None)
+            } else {
+                Err(AuthError::MissingCredentials)
+            };
+        };
+        let resource = config.resource();
+        let retry_after = config
+            .auth
+            .inner
+            .key_cache_options
+            .get_min_refresh_interval();
+        let info = match &config.mode {
+            Mode::Jwt => {
+                verify_jwt(token, &resource.auth_servers, &config.rules, retry_after).await?
+            }
+            Mode::Custom(verifier) => {
+                let info = verifier.verify(token).await.map_err(|error| match error {
+                    CustomVerifyError::InvalidToken(detail) => {
+                        AuthError::invalid_token(AuthErrorReason::Rejected, detail)
+                    }
+                    CustomVerifyError::Unavailable(detail) => AuthError::Unavailable {
+                        reason: AuthErrorReason::VerifierUnavailable,
+                        detail,
+                        retry_after,
+                    },
+                })?;
+                if !resource
+                    .auth_servers
+                    .iter()
+                    .any(|s| s.issuer() == info.issuer())
+                {
+                    return Err(AuthError::invalid_token(
+                        AuthErrorReason::UntrustedIssuer,
+                        format!(
+                            "The issuer {:?} is not an authorization server of this resource.",
+                            info.issuer()
+                        ),
+                    ));
+                }
+                if let Some(expected) = &config.rules.audience {
+                    expected.check(info.audience())?;
+                }
+                info
+            }
+        };
+        let missing: Vec<String> = config
+            .required_scopes
+            .iter()
+            .filter(|scope| !info.has_scope(scope))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(AuthError::InsufficientScope {
+                required: config.required_scopes.clone(),
+                missing,
+            });
+        }
+        Ok(Some(info))
+    }
+
+    /// The response the layer sends for `error`.
+    pub fn error_response(&self, error: &AuthError) -> Response<Body> {
+        self.config.challenges.response(error)
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuthService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service made by [`BearerAuthLayer`].
+#[derive(Clone)]
+pub struct BearerAuthService<S> {
+    inner: S,
+    layer: BearerAuthLayer,
+}
+
+impl<S> fmt::Debug for BearerAuthService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerAuthService")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A CORS preflight: it never carries credentials and must pass.
+fn is_preflight<B>(request: &Request<B>) -> bool {
+    request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+impl<S, B, ResBody> Service<Request<B>> for BearerAuthService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone is the one that was polled ready; keep it for this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            if !is_preflight(&request) {
+                match layer.authenticate(request.headers()).await {
+                    Ok(Some(info)) => {
+                        request.extensions_mut().insert(info);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
+                        return Ok(layer.error_response(&error));
+                    }
+                }
+            }
+            let response = inner.call(request).await?;
+            Ok(response.map(Body::new))
+        })
+    }
+}
