@@ -86,10 +86,10 @@ async fn it_is_discoverable_in_every_form_and_fully_mcp_compatible() {
 }
 
 #[tokio::test]
-async fn the_jwks_has_an_rsa_and_a_p256_signing_key() {
+async fn the_jwks_has_an_rsa_a_p256_and_an_ed25519_signing_key() {
     let dev = DevAuthServer::start().await.unwrap();
     let set = jwks(&dev).await;
-    assert_eq!(set.keys.len(), 2);
+    assert_eq!(set.keys.len(), 3);
     let kids: Vec<String> = set
         .keys
         .iter()
@@ -127,6 +127,7 @@ async fn minted_tokens_verify_with_the_published_keys_and_carry_the_chosen_claim
     for (algorithm, alg) in [
         (DevAlgorithm::Rs256, Algorithm::RS256),
         (DevAlgorithm::Es256, Algorithm::ES256),
+        (DevAlgorithm::EdDsa, Algorithm::EdDSA),
     ] {
         let token = dev
             .token()

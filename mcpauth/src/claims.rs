@@ -69,13 +69,13 @@ pub(crate) fn check_times(
             format!("The token expired {:.0} s ago.", now - exp),
         ));
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if now + leeway < nbf {
-            return Err(AuthError::invalid_token(
-                AuthErrorReason::NotYetValid,
-                format!("The token is not valid for another {:.0} s.", nbf - now),
-            ));
-        }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && now + leeway < nbf
+    {
+        return Err(AuthError::invalid_token(
+            AuthErrorReason::NotYetValid,
+            format!("The token is not valid for another {:.0} s.", nbf - now),
+        ));
     }
     Ok(exp)
 }

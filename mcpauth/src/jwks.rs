@@ -98,15 +98,15 @@ impl KeyCacheOptions {
                 ttl = Some(Duration::ZERO);
                 break;
             }
-            if let Some((name, value)) = directive.split_once('=') {
-                if name.trim().eq_ignore_ascii_case("max-age") {
-                    ttl = value
-                        .trim()
-                        .trim_matches('"')
-                        .parse()
-                        .ok()
-                        .map(Duration::from_secs);
-                }
+            if let Some((name, value)) = directive.split_once('=')
+                && name.trim().eq_ignore_ascii_case("max-age")
+            {
+                ttl = value
+                    .trim()
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+                    .map(Duration::from_secs);
             }
         }
         ttl.unwrap_or(self.default_ttl)
@@ -226,10 +226,10 @@ fn decode_key(value: &Value) -> Result<VerificationKey, String> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return Err("not a signature key (use)".into());
     }
-    if let Some(ops) = &jwk.common.key_operations {
-        if !ops.contains(&KeyOperations::Verify) {
-            return Err("key_ops does not include verify".into());
-        }
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops.contains(&KeyOperations::Verify)
+    {
+        return Err("key_ops does not include verify".into());
     }
     let algorithms = allowed_algorithms(&jwk)?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("cannot decode: {e}"))?;
@@ -327,10 +327,10 @@ impl KeyCache {
 
     /// Decides, under the single-flight lock, whether a fetch starts now.
     fn start_refresh(&self, seen: Option<u64>) -> Result<(), Refresh> {
-        if let Some(current) = self.current.load_full() {
-            if Some(current.generation) != seen {
-                return Err(Refresh::Fresh(current));
-            }
+        if let Some(current) = self.current.load_full()
+            && Some(current.generation) != seen
+        {
+            return Err(Refresh::Fresh(current));
         }
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();

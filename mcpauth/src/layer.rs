@@ -211,13 +211,13 @@ impl BearerAuthLayer {
                     reason: "a scope token is printable ASCII without spaces, `\"` or `\\` (RFC 6749 §3.3)",
                 });
             }
-            if let Some(declared) = &resource.metadata.scopes_supported {
-                if !declared.contains(scope) {
-                    return Err(ConfigError::UndeclaredScope {
-                        resource: resource.identifier.clone(),
-                        scope: scope.clone(),
-                    });
-                }
+            if let Some(declared) = &resource.metadata.scopes_supported
+                && !declared.contains(scope)
+            {
+                return Err(ConfigError::UndeclaredScope {
+                    resource: resource.identifier.clone(),
+                    scope: scope.clone(),
+                });
             }
         }
         Ok(self.with(|c| {

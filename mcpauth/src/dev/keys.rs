@@ -20,6 +20,8 @@ pub enum DevAlgorithm {
     Rs256,
     /// ECDSA on P-256 with SHA-256.
     Es256,
+    /// EdDSA on Ed25519.
+    EdDsa,
 }
 
 impl DevAlgorithm {
@@ -27,6 +29,7 @@ impl DevAlgorithm {
         match self {
             Self::Rs256 => Algorithm::RS256,
             Self::Es256 => Algorithm::ES256,
+            Self::EdDsa => Algorithm::EdDSA,
         }
     }
 
@@ -34,6 +37,7 @@ impl DevAlgorithm {
         match self {
             Self::Rs256 => "rs256",
             Self::Es256 => "es256",
+            Self::EdDsa => "eddsa",
         }
     }
 }
@@ -101,6 +105,12 @@ impl SigningKey {
                 let der = pair.to_pkcs8v1().map_err(|_| failed("P-256"))?;
                 EncodingKey::from_ec_der(der.as_ref())
             }
+            DevAlgorithm::EdDsa => {
+                let pair = aws_lc_rs::signature::Ed25519KeyPair::generate()
+                    .map_err(|_| failed("Ed25519"))?;
+                let der = pair.to_pkcs8v1().map_err(|_| failed("Ed25519"))?;
+                EncodingKey::from_ed_der(der.as_ref())
+            }
         };
         let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.algorithm())
             .map_err(|e| DevServerError::Keys(e.to_string()))?;
@@ -109,6 +119,7 @@ impl SigningKey {
         jwk.common.key_algorithm = Some(match algorithm {
             DevAlgorithm::Rs256 => KeyAlgorithm::RS256,
             DevAlgorithm::Es256 => KeyAlgorithm::ES256,
+            DevAlgorithm::EdDsa => KeyAlgorithm::EdDSA,
         });
         Ok(Self {
             kid,
@@ -126,7 +137,7 @@ pub(crate) struct KeySet {
     pub(crate) jwks: Bytes,
 }
 
-const ALGORITHMS: [DevAlgorithm; 2] = [DevAlgorithm::Rs256, DevAlgorithm::Es256];
+const ALGORITHMS: [DevAlgorithm; 3] = [DevAlgorithm::Rs256, DevAlgorithm::Es256, DevAlgorithm::EdDsa];
 
 impl KeySet {
     pub(crate) fn generate() -> Result<Self, DevServerError> {

@@ -10,7 +10,7 @@
 //!   `[/path]/.well-known/openid-configuration` (OpenID Connect), MCP-compatible: the
 //!   authorization-code flow with PKCE `S256`, dynamic registration, client ID metadata
 //!   documents;
-//! - `/jwks` with one RSA and one P-256 key;
+//! - `/jwks` with one RSA, one P-256 and one Ed25519 key;
 //! - `/token` (client credentials; authorization code with PKCE), `/authorize` (automatic
 //!   consent) and `/register` (RFC 7591, any client).
 //!
@@ -204,7 +204,7 @@ fn dev_metadata(issuer: &str) -> AuthorizationServerMetadata {
     metadata.token_endpoint_auth_methods_supported =
         strings(&["none", "client_secret_basic", "client_secret_post"]);
     metadata.subject_types_supported = strings(&["public"]);
-    metadata.id_token_signing_alg_values_supported = strings(&["RS256", "ES256"]);
+    metadata.id_token_signing_alg_values_supported = strings(&["RS256", "ES256", "EdDSA"]);
     metadata.client_id_metadata_document_supported = Some(true);
     metadata.authorization_response_iss_parameter_supported = Some(true);
     metadata
@@ -274,7 +274,7 @@ impl DevAuthServer {
         TokenBuilder::new(self.state.clone())
     }
 
-    /// The key IDs currently published, RSA first.
+    /// The key IDs currently published: RSA, P-256, Ed25519.
     pub fn key_ids(&self) -> Vec<String> {
         let keys = self
             .state
