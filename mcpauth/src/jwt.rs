@@ -81,7 +81,7 @@ pub(crate) fn decode_unverified(
             "The token is not a JWT (three dot-separated parts).",
         ));
     };
-    if header.is_empty() || payload.is_empty() || signature.is_empty() {
+    if header.is_empty() || payload.is_empty() {
         return Err(malformed("The token has an empty part."));
     }
     let signing_input = &token[..header.len() + 1 + payload.len()];
@@ -130,6 +130,9 @@ pub(crate) fn decode_unverified(
     let Value::Object(claims) = claims else {
         return Err(malformed("The token's payload is not a JSON object."));
     };
+    if signature.is_empty() {
+        return Err(malformed("The token is not signed."));
+    }
     if !signature
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

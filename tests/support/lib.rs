@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub mod protected;
+
 /// A server running on `127.0.0.1` with an ephemeral port; stopped when dropped.
 #[derive(Debug)]
 pub struct TestServer {
@@ -218,4 +220,54 @@ pub async fn silent_server() -> (SocketAddr, JoinHandle<()>) {
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Parses a `WWW-Authenticate: Bearer k="v", …` value into its scheme and parameters, undoing
+/// quoted-string escapes. Panics on anything that is not a well-formed RFC 7235 challenge, so a
+/// test fails on a malformed header.
+pub fn parse_challenge(value: &str) -> (String, std::collections::BTreeMap<String, String>) {
+    let (scheme, mut rest) = value.split_once(' ').unwrap_or((value, ""));
+    let mut params = std::collections::BTreeMap::new();
+    while !rest.is_empty() {
+        let (name, after) = rest
+            .split_once('=')
+            .unwrap_or_else(|| panic!("no `=` in {value:?}"));
+        assert!(
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "bad parameter name {name:?} in {value:?}"
+        );
+        let mut chars = after.char_indices();
+        assert_eq!(
+            chars.next().map(|(_, c)| c),
+            Some('"'),
+            "unquoted value in {value:?}"
+        );
+        let mut text = String::new();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => text.push(chars.next().unwrap().1),
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                c => {
+                    assert!((' '..='~').contains(&c), "raw {c:?} in {value:?}");
+                    text.push(c);
+                }
+            }
+        }
+        let end = end.unwrap_or_else(|| panic!("unterminated quoted-string in {value:?}"));
+        assert!(
+            params.insert(name.to_owned(), text).is_none(),
+            "{name} twice in {value:?}"
+        );
+        rest = &after[end + 1..];
+        if let Some(next) = rest.strip_prefix(", ") {
+            rest = next;
+        } else {
+            assert!(rest.is_empty(), "junk after a parameter in {value:?}");
+        }
+    }
+    (scheme.to_owned(), params)
 }

@@ -62,6 +62,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 async fn jwks(State(state): State<Arc<DevState>>) -> Response {
+    state
+        .jwks_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let body = state
         .keys
         .read()

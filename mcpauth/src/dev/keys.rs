@@ -137,7 +137,11 @@ pub(crate) struct KeySet {
     pub(crate) jwks: Bytes,
 }
 
-const ALGORITHMS: [DevAlgorithm; 3] = [DevAlgorithm::Rs256, DevAlgorithm::Es256, DevAlgorithm::EdDsa];
+const ALGORITHMS: [DevAlgorithm; 3] = [
+    DevAlgorithm::Rs256,
+    DevAlgorithm::Es256,
+    DevAlgorithm::EdDsa,
+];
 
 impl KeySet {
     pub(crate) fn generate() -> Result<Self, DevServerError> {

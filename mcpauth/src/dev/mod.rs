@@ -38,6 +38,7 @@ mod token;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,7 @@ pub(crate) struct DevState {
     metadata: AuthorizationServerMetadata,
     keys: RwLock<KeySet>,
     codes: Mutex<HashMap<String, PendingCode>>,
+    jwks_requests: AtomicUsize,
 }
 
 /// Configures a [`DevAuthServer`].
@@ -176,6 +178,7 @@ impl DevAuthServerBuilder {
             token_lifetime: self.token_lifetime,
             keys: RwLock::new(keys),
             codes: Mutex::new(HashMap::new()),
+            jwks_requests: AtomicUsize::new(0),
         });
         let app = endpoints::router(state.clone(), &path);
         let task = tokio::spawn(async move {
@@ -272,6 +275,11 @@ impl DevAuthServer {
     /// Starts minting a token (see [`TokenBuilder`] for the defaults).
     pub fn token(&self) -> TokenBuilder {
         TokenBuilder::new(self.state.clone())
+    }
+
+    /// How many times the JWKS was requested (for tests of key caching).
+    pub fn jwks_requests(&self) -> usize {
+        self.state.jwks_requests.load(Ordering::SeqCst)
     }
 
     /// The key IDs currently published: RSA, P-256, Ed25519.

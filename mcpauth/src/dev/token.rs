@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
 use super::keys::DevAlgorithm;
@@ -42,6 +41,7 @@ pub struct TokenBuilder {
     algorithm: DevAlgorithm,
     typ: Option<String>,
     key_id: Option<String>,
+    header_params: Map<String, Value>,
 }
 
 impl TokenBuilder {
@@ -60,6 +60,7 @@ impl TokenBuilder {
             algorithm: DevAlgorithm::default(),
             typ: Some("at+jwt".into()),
             key_id: None,
+            header_params: Map::new(),
         }
     }
 
@@ -157,6 +158,13 @@ impl TokenBuilder {
         self
     }
 
+    /// Sets any JOSE header parameter (`crit`, `jku`, `x5u`, …; it may override `alg`, `kid`
+    /// or `typ`), to mint the hostile tokens tests need.
+    pub fn header_param(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.header_params.insert(name.into(), value.into());
+        self
+    }
+
     /// The claims as they stand.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
@@ -176,10 +184,26 @@ impl TokenBuilder {
         let key = keys
             .key(self.algorithm)
             .ok_or_else(|| DevServerError::Keys(format!("no {:?} key", self.algorithm)))?;
-        let mut header = Header::new(self.algorithm.algorithm());
-        header.kid = Some(self.key_id.unwrap_or_else(|| key.kid.clone()));
-        header.typ = self.typ;
-        jsonwebtoken::encode(&header, &self.claims, &key.encoding)
-            .map_err(|e| DevServerError::Sign(e.to_string()))
+        let algorithm = self.algorithm.algorithm();
+        let mut header = Map::new();
+        header.insert("alg".into(), format!("{algorithm:?}").into());
+        header.insert(
+            "kid".into(),
+            self.key_id.unwrap_or_else(|| key.kid.clone()).into(),
+        );
+        if let Some(typ) = self.typ {
+            header.insert("typ".into(), typ.into());
+        }
+        header.extend(self.header_params);
+        let encode = |value: &Map<String, Value>| {
+            serde_json::to_vec(value)
+                .map(|json| URL_SAFE_NO_PAD.encode(json))
+                .map_err(|e| DevServerError::Sign(e.to_string()))
+        };
+        let signing_input = format!("{}.{}", encode(&header)?, encode(&self.claims)?);
+        let signature =
+            jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.encoding, algorithm)
+                .map_err(|e| DevServerError::Sign(e.to_string()))?;
+        Ok(format!("{signing_input}.{signature}"))
     }
 }

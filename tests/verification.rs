@@ -1,0 +1,886 @@
+//! Bad input against a real protected server and a real local authorization server: one row
+//! per case, each asserting the status, every `WWW-Authenticate` parameter and the body's codes,
+//! and each followed by a valid request that must still succeed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpauth::dev::{DevAlgorithm, DevAuthServer, TokenBuilder};
+use mcpauth::{AuthServer, KeyCacheOptions};
+use mcpauth_tests::protected::Protected;
+use mcpauth_tests::{StubServer, parse_challenge};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn b64(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+}
+
+/// What one request is.
+enum Send {
+    /// `Authorization` header values, as raw bytes (none: no header).
+    Headers(Vec<Vec<u8>>),
+}
+
+fn bearer(token: &str) -> Send {
+    Send::Headers(vec![format!("Bearer {token}").into_bytes()])
+}
+
+fn raw(value: &str) -> Send {
+    Send::Headers(vec![value.as_bytes().to_vec()])
+}
+
+/// What must come back.
+struct Expect {
+    status: StatusCode,
+    /// The `error` code, in the challenge and the body.
+    error: Option<&'static str>,
+    /// The body's `reason`.
+    reason: &'static str,
+    /// The challenge's `scope`, when there is one.
+    scope: Option<&'static str>,
+}
+
+const OK: StatusCode = StatusCode::OK;
+
+fn no_credentials() -> Expect {
+    Expect {
+        status: StatusCode::UNAUTHORIZED,
+        error: None,
+        reason: "missing_credentials",
+        scope: Some("read:notes"),
+    }
+}
+
+fn bad_request(reason: &'static str) -> Expect {
+    Expect {
+        status: StatusCode::BAD_REQUEST,
+        error: Some("invalid_request"),
+        reason,
+        scope: None,
+    }
+}
+
+fn invalid(reason: &'static str) -> Expect {
+    Expect {
+        status: StatusCode::UNAUTHORIZED,
+        error: Some("invalid_token"),
+        reason,
+        scope: Some("read:notes"),
+    }
+}
+
+fn forbidden() -> Expect {
+    Expect {
+        status: StatusCode::FORBIDDEN,
+        error: Some("insufficient_scope"),
+        reason: "insufficient_scope",
+        scope: Some("read:notes"),
+    }
+}
+
+fn accepted() -> Expect {
+    Expect {
+        status: OK,
+        error: None,
+        reason: "",
+        scope: None,
+    }
+}
+
+async fn send(app: &Protected, request: &Send) -> reqwest::Response {
+    let Send::Headers(values) = request;
+    let mut builder = reqwest::Client::new().get(app.notes());
+    for value in values {
+        builder = builder.header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    builder.send().await.unwrap()
+}
+
+async fn check(app: &Protected, name: &str, request: &Send, expect: &Expect, valid: &str) {
+    let response = send(app, request).await;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, expect.status, "{name}: {body}");
+    if status == OK {
+        assert!(headers.get("www-authenticate").is_none(), "{name}");
+        assert_eq!(body["issuer"], app_issuer(app), "{name}");
+    } else {
+        let challenge = headers
+            .get("www-authenticate")
+            .unwrap_or_else(|| panic!("{name}: no challenge"))
+            .to_str()
+            .unwrap();
+        let (scheme, params) = parse_challenge(challenge);
+        assert_eq!(scheme, "Bearer", "{name}");
+        let mut expected = BTreeMap::new();
+        expected.insert("resource_metadata".to_owned(), app.metadata_url());
+        if let Some(scope) = expect.scope {
+            expected.insert("scope".to_owned(), scope.to_owned());
+        }
+        if let Some(error) = expect.error {
+            expected.insert("error".to_owned(), error.to_owned());
+            let description = params
+                .get("error_description")
+                .unwrap_or_else(|| panic!("{name}: no error_description in {challenge}"));
+            assert_eq!(body["error_description"], description.as_str(), "{name}");
+            expected.insert("error_description".to_owned(), description.clone());
+        }
+        assert_eq!(params, expected, "{name}: {challenge}");
+        assert_eq!(
+            headers["access-control-expose-headers"], "WWW-Authenticate",
+            "{name}"
+        );
+        assert_eq!(headers["content-type"], "application/json", "{name}");
+        assert_eq!(
+            body.get("error").and_then(Value::as_str),
+            expect.error,
+            "{name}: {body}"
+        );
+        assert_eq!(body["reason"], expect.reason, "{name}: {body}");
+        assert!(body["error_description"].is_string(), "{name}: {body}");
+    }
+    // The server keeps serving valid requests.
+    let after = app.get_with(valid).await;
+    assert_eq!(
+        after.status(),
+        OK,
+        "{name}: the valid request after it failed"
+    );
+}
+
+fn app_issuer(app: &Protected) -> String {
+    app.auth
+        .resource_metadata(&app.resource)
+        .unwrap()
+        .authorization_servers
+        .as_ref()
+        .unwrap()[0]
+        .clone()
+}
+
+#[tokio::test]
+async fn bad_input_table() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let attacker = DevAuthServer::start().await.unwrap();
+    let jku_target = StubServer::start().await;
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default().min_refresh_interval(Duration::from_millis(50)),
+        |layer| layer,
+    )
+    .await;
+    let resource = app.resource.clone();
+    let token = || -> TokenBuilder { dev.token().audience(&resource).scopes(["read:notes"]) };
+    let valid = token().sign().unwrap();
+    let sign = |builder: TokenBuilder| builder.sign().unwrap();
+
+    let keys = dev.key_ids();
+    let (rsa_kid, ec_kid) = (keys[0].clone(), keys[1].clone());
+    let parts: Vec<String> = valid.split('.').map(str::to_owned).collect();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[0]).unwrap()).unwrap();
+
+    // HS256 signed with the RSA public key's bytes as the HMAC secret (algorithm confusion).
+    let jwks: Value = reqwest::get(dev.jwks_uri())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let modulus = URL_SAFE_NO_PAD
+        .decode(jwks["keys"][0]["n"].as_str().unwrap())
+        .unwrap();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some(rsa_kid.clone());
+    let hs256 = jsonwebtoken::encode(
+        &hs_header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&modulus),
+    )
+    .unwrap();
+
+    let mut flipped = parts[2].clone().into_bytes();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let bad_signature = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        String::from_utf8(flipped).unwrap()
+    );
+    let other_resource_signature = sign(token().subject("mallory"));
+    let spliced = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1],
+        other_resource_signature.split('.').nth(2).unwrap()
+    );
+
+    let cases: Vec<(&str, Send, Expect)> = vec![
+        ("missing header", Send::Headers(vec![]), no_credentials()),
+        ("basic scheme", raw("Basic dXNlcjpwYXNz"), no_credentials()),
+        ("digest scheme alone", raw("Digest"), no_credentials()),
+        (
+            "token in another scheme",
+            raw(&format!("Token {valid}")),
+            no_credentials(),
+        ),
+        (
+            "bearer in lower case",
+            raw(&format!("bearer {valid}")),
+            accepted(),
+        ),
+        (
+            "bearer in upper case",
+            raw(&format!("BEARER {valid}")),
+            accepted(),
+        ),
+        (
+            "several spaces before the token",
+            raw(&format!("Bearer   {valid}")),
+            accepted(),
+        ),
+        (
+            "Bearer without token",
+            raw("Bearer"),
+            bad_request("empty_token"),
+        ),
+        (
+            "Bearer with only spaces",
+            raw("Bearer    "),
+            bad_request("empty_token"),
+        ),
+        (
+            "extra parts",
+            raw(&format!("Bearer {valid} extra")),
+            bad_request("malformed_authorization_header"),
+        ),
+        (
+            "comma in token",
+            raw("Bearer abc,def"),
+            bad_request("invalid_token_characters"),
+        ),
+        (
+            "quote in token",
+            raw("Bearer abc\"def"),
+            bad_request("invalid_token_characters"),
+        ),
+        (
+            "only padding",
+            raw("Bearer ===="),
+            bad_request("invalid_token_characters"),
+        ),
+        (
+            "non-ASCII byte",
+            Send::Headers(vec![b"Bearer abc\xff".to_vec()]),
+            bad_request("malformed_authorization_header"),
+        ),
+        (
+            "two Authorization headers",
+            Send::Headers(vec![
+                format!("Bearer {valid}").into_bytes(),
+                format!("Bearer {valid}").into_bytes(),
+            ]),
+            bad_request("multiple_authorization_headers"),
+        ),
+        (
+            "8 KiB+ header",
+            raw(&format!("Bearer {}", "a".repeat(8 * 1024))),
+            bad_request("authorization_header_too_large"),
+        ),
+        ("not a JWT", bearer("abc"), invalid("malformed_token")),
+        (
+            "four parts",
+            bearer(&format!("{valid}.x")),
+            invalid("malformed_token"),
+        ),
+        (
+            "bad base64 in header",
+            bearer(&format!("*{}", &valid[1..]).replace('*', "~")),
+            invalid("malformed_token"),
+        ),
+        (
+            "bad JSON in header",
+            bearer(&format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode("{alg"),
+                parts[1],
+                parts[2]
+            )),
+            invalid("malformed_token"),
+        ),
+        (
+            "bad JSON in payload",
+            bearer(&format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode("{\"iss\""),
+                parts[2]
+            )),
+            invalid("malformed_token"),
+        ),
+        (
+            "payload not an object",
+            bearer(&format!("{}.{}.{}", parts[0], b64(&json!(["x"])), parts[2])),
+            invalid("malformed_token"),
+        ),
+        (
+            "alg none",
+            bearer(&format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "at+jwt"})),
+                parts[1]
+            )),
+            invalid("unsupported_algorithm"),
+        ),
+        (
+            "alg none with a signature",
+            bearer(&format!(
+                "{}.{}.{}",
+                b64(&json!({"alg": "none"})),
+                parts[1],
+                parts[2]
+            )),
+            invalid("unsupported_algorithm"),
+        ),
+        (
+            "HS256 signed with the public key",
+            bearer(&hs256),
+            invalid("unsupported_algorithm"),
+        ),
+        (
+            "unknown alg",
+            bearer(&format!(
+                "{}.{}.{}",
+                b64(&json!({"alg": "XS999", "kid": rsa_kid})),
+                parts[1],
+                parts[2]
+            )),
+            invalid("unsupported_algorithm"),
+        ),
+        (
+            "RS256 token with the ES256 key id",
+            bearer(&sign(token().key_id(&ec_kid))),
+            invalid("unsupported_algorithm"),
+        ),
+        (
+            "unknown kid",
+            bearer(&sign(token().key_id("no-such-key"))),
+            invalid("unknown_key"),
+        ),
+        (
+            "no kid with several keys",
+            bearer(&sign(token().header_param("kid", Value::Null))),
+            invalid("unknown_key"),
+        ),
+        (
+            "bad signature",
+            bearer(&bad_signature),
+            invalid("invalid_signature"),
+        ),
+        (
+            "payload of one token, signature of another",
+            bearer(&spliced),
+            invalid("invalid_signature"),
+        ),
+        (
+            "signed by another server's key under our kid",
+            bearer(&sign(
+                attacker
+                    .token()
+                    .issuer(dev.issuer())
+                    .audience(&resource)
+                    .scopes(["read:notes"])
+                    .key_id(&rsa_kid),
+            )),
+            invalid("invalid_signature"),
+        ),
+        (
+            "expired",
+            bearer(&sign(token().expires_at(now() - 120))),
+            invalid("expired"),
+        ),
+        (
+            "expired within the leeway",
+            bearer(&sign(token().expires_at(now() - 30))),
+            accepted(),
+        ),
+        (
+            "nbf in the future",
+            bearer(&sign(token().not_before(now() + 300))),
+            invalid("not_yet_valid"),
+        ),
+        (
+            "nbf within the leeway",
+            bearer(&sign(token().not_before(now() + 30))),
+            accepted(),
+        ),
+        (
+            "missing exp",
+            bearer(&sign(token().without_claim("exp"))),
+            invalid("missing_expiry"),
+        ),
+        (
+            "exp not a number",
+            bearer(&sign(token().claim("exp", "tomorrow"))),
+            invalid("invalid_claim"),
+        ),
+        (
+            "exp as a float",
+            bearer(&sign(token().claim("exp", now() as f64 + 600.5))),
+            accepted(),
+        ),
+        (
+            "wrong iss",
+            bearer(&sign(token().issuer("https://evil.example"))),
+            invalid("untrusted_issuer"),
+        ),
+        (
+            "iss with a trailing slash",
+            bearer(&sign(token().issuer(format!("{}/", dev.issuer())))),
+            invalid("untrusted_issuer"),
+        ),
+        (
+            "absent iss",
+            bearer(&sign(token().without_claim("iss"))),
+            invalid("missing_issuer"),
+        ),
+        (
+            "untrusted issuer with real keys",
+            bearer(&sign(
+                attacker.token().audience(&resource).scopes(["read:notes"]),
+            )),
+            invalid("untrusted_issuer"),
+        ),
+        (
+            "wrong audience",
+            bearer(&sign(token().audience("https://other.example/notes"))),
+            invalid("invalid_audience"),
+        ),
+        (
+            "no audience",
+            bearer(&sign(token().without_claim("aud"))),
+            invalid("invalid_audience"),
+        ),
+        (
+            "audience array with the resource",
+            bearer(&sign(
+                token().audiences(["https://other.example", &resource]),
+            )),
+            accepted(),
+        ),
+        (
+            "audience array without the resource",
+            bearer(&sign(
+                token().audiences(["https://other.example", "https://x.example"]),
+            )),
+            invalid("invalid_audience"),
+        ),
+        (
+            "audience with a trailing slash",
+            bearer(&sign(token().audience(format!("{resource}/")))),
+            accepted(),
+        ),
+        (
+            "audience with an upper-case scheme and host",
+            bearer(&sign(token().audience(
+                resource.replace("http://127.0.0.1", "HTTP://127.0.0.1"),
+            ))),
+            accepted(),
+        ),
+        (
+            "audience is a prefix of the resource",
+            bearer(&sign(token().audience(resource.trim_end_matches("/notes")))),
+            invalid("invalid_audience"),
+        ),
+        (
+            "audience extends the resource",
+            bearer(&sign(token().audience(format!("{resource}/more")))),
+            invalid("invalid_audience"),
+        ),
+        (
+            "audience path in another case",
+            bearer(&sign(
+                token().audience(resource.replace("/notes", "/Notes")),
+            )),
+            invalid("invalid_audience"),
+        ),
+        (
+            "audience not a string",
+            bearer(&sign(token().claim("aud", 7))),
+            invalid("invalid_claim"),
+        ),
+        (
+            "missing scope",
+            bearer(&sign(token().scopes(["write:notes"]))),
+            forbidden(),
+        ),
+        (
+            "no scope claim",
+            bearer(&sign(token().without_claim("scope"))),
+            forbidden(),
+        ),
+        (
+            "scope as a prefix",
+            bearer(&sign(token().scopes(["read:note"]))),
+            forbidden(),
+        ),
+        (
+            "scopes via scp",
+            bearer(&sign(
+                token()
+                    .without_claim("scope")
+                    .claim("scp", json!(["read:notes"])),
+            )),
+            accepted(),
+        ),
+        (
+            "scopes via scopes",
+            bearer(&sign(
+                token()
+                    .without_claim("scope")
+                    .claim("scopes", json!(["read:notes"])),
+            )),
+            accepted(),
+        ),
+        (
+            "missing sub",
+            bearer(&sign(token().without_claim("sub"))),
+            invalid("missing_subject"),
+        ),
+        (
+            "crit header",
+            bearer(&sign(token().header_param("crit", json!(["exp"])))),
+            invalid("unsupported_critical_header"),
+        ),
+        (
+            "jku pointing elsewhere",
+            bearer(&sign(
+                attacker
+                    .token()
+                    .issuer(dev.issuer())
+                    .audience(&resource)
+                    .scopes(["read:notes"])
+                    .header_param("jku", jku_target.url("/jwks")),
+            )),
+            invalid("unknown_key"),
+        ),
+        (
+            "x5u pointing elsewhere",
+            bearer(&sign(
+                attacker
+                    .token()
+                    .issuer(dev.issuer())
+                    .audience(&resource)
+                    .scopes(["read:notes"])
+                    .header_param("x5u", jku_target.url("/cert")),
+            )),
+            invalid("unknown_key"),
+        ),
+        (
+            "embedded jwk",
+            bearer(&sign(
+                attacker
+                    .token()
+                    .issuer(dev.issuer())
+                    .audience(&resource)
+                    .scopes(["read:notes"])
+                    .header_param("jwk", jwks["keys"][0].clone()),
+            )),
+            invalid("unknown_key"),
+        ),
+        (
+            "typ JWT",
+            bearer(&sign(token().header_type(Some("JWT")))),
+            accepted(),
+        ),
+        (
+            "no typ",
+            bearer(&sign(token().header_type(None))),
+            accepted(),
+        ),
+        (
+            "typ application/at+jwt",
+            bearer(&sign(token().header_type(Some("application/at+jwt")))),
+            accepted(),
+        ),
+        (
+            "typ of a DPoP proof",
+            bearer(&sign(token().header_type(Some("dpop+jwt")))),
+            invalid("invalid_token_type"),
+        ),
+        (
+            "ES256",
+            bearer(&sign(token().algorithm(DevAlgorithm::Es256))),
+            accepted(),
+        ),
+        (
+            "EdDSA",
+            bearer(&sign(token().algorithm(DevAlgorithm::EdDsa))),
+            accepted(),
+        ),
+        (
+            "azp instead of client_id",
+            bearer(&sign(
+                token().without_claim("client_id").claim("azp", "web"),
+            )),
+            accepted(),
+        ),
+    ];
+    assert!(cases.len() >= 40, "{}", cases.len());
+    assert_eq!(header["typ"], "at+jwt");
+    for (name, request, expect) in &cases {
+        check(&app, name, request, expect, &valid).await;
+    }
+    assert!(
+        jku_target.requests().is_empty(),
+        "a URL from a token header was fetched"
+    );
+    assert_eq!(
+        attacker.jwks_requests(),
+        0,
+        "an untrusted issuer's keys were fetched"
+    );
+}
+
+#[tokio::test]
+async fn the_handler_sees_every_claim_of_the_verified_token() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l,
+    )
+    .await;
+    let exp = now() + 600;
+    let token = dev
+        .token()
+        .subject("alice")
+        .audiences([app.resource.as_str(), "https://other.example"])
+        .scopes(["read:notes", "write:notes"])
+        .client_id("cli")
+        .expires_at(exp)
+        .sign()
+        .unwrap();
+    let response = app.get_with(&token).await;
+    assert_eq!(response.status(), OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "issuer": dev.issuer(),
+            "subject": "alice",
+            "client_id": "cli",
+            "audience": [app.resource, "https://other.example"],
+            "scopes": ["read:notes", "write:notes"],
+            "expires_at": exp,
+            "token_length": token.len(),
+        })
+    );
+}
+
+#[tokio::test]
+async fn error_details_are_shown_only_when_enabled_and_stay_escaped() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.show_error_details(true),
+    )
+    .await;
+    let token = dev
+        .token()
+        .audience("https://other.example/\"quoted\"\\path")
+        .scopes(["read:notes"])
+        .sign()
+        .unwrap();
+    let response = app.get_with(&token).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, params) = parse_challenge(&challenge);
+    let description = &params["error_description"];
+    assert!(
+        description.contains("does not include this resource"),
+        "{description}"
+    );
+    assert!(
+        !description.contains('"') && !description.contains('\\'),
+        "{description}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["reason"], "invalid_audience");
+
+    let missing = dev
+        .token()
+        .audience(&app.resource)
+        .scopes(["write:notes"])
+        .sign()
+        .unwrap();
+    let response = app.get_with(&missing).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, params) = parse_challenge(response.headers()["www-authenticate"].to_str().unwrap());
+    assert_eq!(params["scope"], "read:notes");
+    assert_eq!(
+        params["error_description"],
+        "The access token lacks the scopes: read:notes."
+    );
+}
+
+#[tokio::test]
+async fn several_required_scopes_are_all_named_in_the_challenge() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.required_scopes(["write:notes", "admin:notes"]).unwrap(),
+    )
+    .await;
+    let token = dev
+        .token()
+        .audience(&app.resource)
+        .scopes(["read:notes", "write:notes"])
+        .sign()
+        .unwrap();
+    let response = app.get_with(&token).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, params) = parse_challenge(response.headers()["www-authenticate"].to_str().unwrap());
+    assert_eq!(params["scope"], "read:notes write:notes admin:notes");
+    assert_eq!(params["error"], "insufficient_scope");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "read:notes write:notes admin:notes");
+
+    // Without credentials the challenge names the same scopes.
+    let response = reqwest::get(app.notes()).await.unwrap();
+    let (_, params) = parse_challenge(response.headers()["www-authenticate"].to_str().unwrap());
+    assert_eq!(params["scope"], "read:notes write:notes admin:notes");
+    assert!(!params.contains_key("error"));
+}
+
+#[tokio::test]
+async fn strict_token_type_accepts_only_rfc_9068_types() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.strict_token_type(),
+    )
+    .await;
+    let token = || dev.token().audience(&app.resource).scopes(["read:notes"]);
+    assert_eq!(app.get_with(&token().sign().unwrap()).await.status(), OK);
+    for typ in [Some("JWT"), None] {
+        let response = app
+            .get_with(&token().header_type(typ).sign().unwrap())
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{typ:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["reason"], "invalid_token_type");
+    }
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_requests_through_but_still_verifies_tokens() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.optional(),
+    )
+    .await;
+    let anonymous = reqwest::get(app.notes()).await.unwrap();
+    assert_eq!(anonymous.status(), OK);
+    assert_eq!(
+        anonymous.json::<Value>().await.unwrap(),
+        json!({"anonymous": true})
+    );
+
+    let valid = dev
+        .token()
+        .audience(&app.resource)
+        .scopes(["read:notes"])
+        .sign()
+        .unwrap();
+    let known: Value = app.get_with(&valid).await.json().await.unwrap();
+    assert_eq!(known["subject"], "dev-user");
+
+    let expired = dev
+        .token()
+        .audience(&app.resource)
+        .scopes(["read:notes"])
+        .expires_at(now() - 3600)
+        .sign()
+        .unwrap();
+    assert_eq!(
+        app.get_with(&expired).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.get_with("a b").await.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn cors_preflights_pass_without_credentials() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l,
+    )
+    .await;
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.notes())
+        .header("origin", "https://inspector.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), OK);
+    assert_eq!(
+        preflight.text().await.unwrap(),
+        "preflight answered by the application"
+    );
+
+    // A plain OPTIONS request is not a preflight: it needs credentials like any other.
+    let plain = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.notes())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn audience_checking_is_on_unless_explicitly_skipped() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let app = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.skip_audience_check(),
+    )
+    .await;
+    let foreign = dev
+        .token()
+        .audience("https://other.example")
+        .scopes(["read:notes"])
+        .sign()
+        .unwrap();
+    assert_eq!(app.get_with(&foreign).await.status(), OK);
+}
