@@ -884,3 +884,41 @@ async fn audience_checking_is_on_unless_explicitly_skipped() {
         .unwrap();
     assert_eq!(app.get_with(&foreign).await.status(), OK);
 }
+
+#[tokio::test]
+async fn the_layer_also_protects_a_whole_router() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let auth = mcpauth::McpAuth::resource_server([mcpauth::ProtectedResource::new(
+        "http://127.0.0.1:9/api",
+    )
+    .authorization_server(dev.config())])
+    .unwrap();
+    let layer = auth.bearer_auth("http://127.0.0.1:9/api").unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/a",
+            axum::routing::get(|auth: mcpauth::AuthInfo| async move { auth.subject().to_owned() }),
+        )
+        .route("/b", axum::routing::post(|| async { "b" }))
+        .layer(layer);
+    let server = mcpauth_tests::TestServer::start(app).await;
+    let token = dev
+        .token()
+        .audience("http://127.0.0.1:9/api")
+        .sign()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let a = client
+        .get(server.url("/a"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), OK);
+    assert_eq!(a.text().await.unwrap(), "dev-user");
+    let b = client.post(server.url("/b")).send().await.unwrap();
+    assert_eq!(b.status(), StatusCode::UNAUTHORIZED);
+    let (_, params) = parse_challenge(b.headers()["www-authenticate"].to_str().unwrap());
+    // No required scopes: no `scope` parameter.
+    assert_eq!(params.keys().collect::<Vec<_>>(), ["resource_metadata"]);
+}

@@ -348,11 +348,15 @@ impl KeyCache {
     }
 
     fn refresh_in_background(self: &Arc<Self>, seen: u64) {
+        // Outside a tokio runtime there is nowhere to refresh; the next request in one will.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.background.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let _ = this.refresh(Some(seen)).await;
             this.background.store(false, Ordering::Release);
         });

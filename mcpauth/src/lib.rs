@@ -5,20 +5,26 @@
 //! accepts bearer access tokens from them. This crate does that part for axum servers.
 //!
 //! ```no_run
-//! use mcpauth::{AuthServer, AuthServerType, McpAuth, ProtectedResource};
+//! use axum::{Router, routing::get};
+//! use mcpauth::{AuthInfo, AuthServer, AuthServerType, McpAuth, ProtectedResource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! // 1. Which authorization server issues tokens (fetched on first use, or now):
 //! let logto = AuthServer::discover("https://tenant.logto.app/oidc", AuthServerType::Oidc);
 //!
 //! // 2. What this server is, as a protected resource:
-//! let auth = McpAuth::resource_server([ProtectedResource::new("https://api.example.com/notes")
+//! let resource = "https://api.example.com/notes";
+//! let auth = McpAuth::resource_server([ProtectedResource::new(resource)
 //!     .authorization_server(logto)
 //!     .scopes(["read:notes", "write:notes"])])?;
 //! auth.discover_all().await?; // optional: fail at start-up rather than on first request
 //!
-//! // 3. Serve the metadata at /.well-known/oauth-protected-resource/notes:
-//! let app: axum::Router = auth.resource_metadata_router()?;
+//! // 3. Protect routes, and serve the metadata at /.well-known/oauth-protected-resource/notes:
+//! let read = auth.bearer_auth(resource)?.required_scopes(["read:notes"])?;
+//! let app = Router::new()
+//!     .route("/notes", get(|who: AuthInfo| async move { who.subject().to_owned() }))
+//!     .route_layer(read)
+//!     .merge(auth.resource_metadata_router()?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
@@ -39,6 +45,14 @@
 //! A [`ProtectedResource`] is the resource identifier (the URL clients use), its authorization
 //! servers, its scopes and the other RFC 9728 members. [`McpAuth`] checks the whole
 //! configuration when it is built and refuses mistakes with a [`ConfigError`].
+//!
+//! ## Protect a route
+//!
+//! [`McpAuth::bearer_auth`] makes a [`BearerAuthLayer`] for one resource: it verifies the
+//! bearer token (a JWT against the issuing server's cached keys, or with a custom
+//! [`VerifyToken`] for opaque tokens), checks the audience and the route's scopes, hands the
+//! handler an [`AuthInfo`], and answers refusals with the RFC 6750 status and
+//! `WWW-Authenticate` challenge (see [`AuthError`]).
 //!
 //! ## Test without an identity provider
 //!

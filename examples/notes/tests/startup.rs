@@ -155,6 +155,78 @@ async fn with_no_configuration_it_runs_a_development_server_and_serves_metadata(
     assert_eq!(claims["aud"], resource);
     assert_eq!(claims["iss"], issuer);
     assert_eq!(claims["scope"], "read:notes write:notes");
+
+    // And it opens /notes, which without it answers with the challenge.
+    let notes = format!("http://{addr}/notes");
+    let client = reqwest::Client::new();
+    let anonymous = client.get(&notes).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        format!("Bearer resource_metadata=\"{metadata_url}\", scope=\"read:notes\"").as_str()
+    );
+    let created = client
+        .post(&notes)
+        .bearer_auth(token)
+        .json(&json!({"text": "first note"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let listed: Value = client
+        .get(&notes)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        json!({"subject": "dev-user", "notes": [{"id": 1, "owner": "dev-user", "text": "first note"}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_notes_method_needs_its_own_scope() {
+    let issuer_server = mcpauth::dev::DevAuthServer::start().await.unwrap();
+    let issuer = issuer_server.issuer().to_owned();
+    let running = start(&[("MCP_AUTH_ISSUER", &issuer)]);
+    let addr = running
+        .next_line()
+        .strip_prefix("notes: listening on http://")
+        .unwrap()
+        .to_owned();
+    let resource = format!("http://{addr}/notes");
+    let read_only = issuer_server
+        .token()
+        .audience(&resource)
+        .scopes(["read:notes"])
+        .sign()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let listed = client
+        .get(&resource)
+        .bearer_auth(&read_only)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let refused = client
+        .post(&resource)
+        .bearer_auth(&read_only)
+        .json(&json!({"text": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.ends_with("scope=\"write:notes\""), "{challenge}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
