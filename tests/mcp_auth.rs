@@ -354,3 +354,34 @@ fn one_mode_or_the_other() {
             .unwrap_err();
     assert!(matches!(error, ConfigError::IncompatibleAuthServer { .. }));
 }
+
+#[test]
+fn scope_hierarchies_must_name_declared_scopes_and_have_no_cycle() {
+    let scopes = ["read", "write", "admin"];
+    let error = build(vec![
+        resource(RESOURCE)
+            .scopes(scopes)
+            .scope_implies("admin", ["write"])
+            .scope_implies("write", ["admin"]),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the scope hierarchy of the resource `{RESOURCE}` has a cycle: admin implies write implies admin"
+        )
+    );
+    let error = build(vec![
+        resource(RESOURCE)
+            .scopes(scopes)
+            .scope_implies("admin", ["delete"]),
+    ])
+    .unwrap_err();
+    assert!(matches!(&error, ConfigError::UndeclaredScope { scope, .. } if scope == "delete"));
+    build(vec![
+        resource(RESOURCE)
+            .scopes(scopes)
+            .scope_implies("admin", ["read", "write"]),
+    ])
+    .unwrap();
+}

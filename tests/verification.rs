@@ -922,3 +922,51 @@ async fn the_layer_also_protects_a_whole_router() {
     // No required scopes: no `scope` parameter.
     assert_eq!(params.keys().collect::<Vec<_>>(), ["resource_metadata"]);
 }
+
+#[tokio::test]
+async fn a_broader_scope_satisfies_the_scopes_it_implies() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/notes", listener.local_addr().unwrap());
+    let auth = mcpauth::McpAuth::resource_server([mcpauth::ProtectedResource::new(&resource)
+        .authorization_server(dev.config())
+        .scopes(["read:notes", "write:notes", "admin:notes"])
+        .scope_implies("admin:notes", ["write:notes"])
+        .scope_implies("write:notes", ["read:notes"])])
+    .unwrap();
+    let layer = auth
+        .bearer_auth(&resource)
+        .unwrap()
+        .required_scopes(["read:notes"])
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/notes", axum::routing::get(|| async { "ok" }))
+        .route_layer(layer);
+    let server = mcpauth_tests::TestServer::serve(listener, app);
+    let client = reqwest::Client::new();
+    for (granted, status) in [
+        ("admin:notes", OK),
+        ("write:notes", OK),
+        ("read:notes", OK),
+        ("other", StatusCode::FORBIDDEN),
+    ] {
+        let token = dev
+            .token()
+            .audience(&resource)
+            .claim("scope", granted)
+            .sign()
+            .unwrap();
+        let response = client
+            .get(server.url("/notes"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{granted}");
+        if status == StatusCode::FORBIDDEN {
+            let (_, params) =
+                parse_challenge(response.headers()["www-authenticate"].to_str().unwrap());
+            assert_eq!(params["scope"], "read:notes");
+        }
+    }
+}

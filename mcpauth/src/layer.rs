@@ -193,7 +193,9 @@ impl BearerAuthLayer {
         }
     }
 
-    /// Requires every one of `scopes` (403 `insufficient_scope` listing them all otherwise).
+    /// Requires every one of `scopes` (403 `insufficient_scope` listing them all otherwise); a
+    /// granted scope that implies a required one (see
+    /// [`ProtectedResource::scope_implies`](crate::ProtectedResource::scope_implies)) satisfies it.
     /// Each must be a valid scope token, and one of the resource's `scopes_supported` when it
     /// declares any.
     pub fn required_scopes<I>(self, scopes: I) -> Result<Self, ConfigError>
@@ -320,10 +322,11 @@ impl BearerAuthLayer {
                 info
             }
         };
+        let hierarchy = &resource.scope_hierarchy;
         let missing: Vec<String> = config
             .required_scopes
             .iter()
-            .filter(|scope| !info.has_scope(scope))
+            .filter(|scope| !hierarchy.satisfies(info.scopes(), scope))
             .cloned()
             .collect();
         if !missing.is_empty() {

@@ -88,6 +88,7 @@ mod metadata;
 mod resource;
 mod router;
 mod scope;
+mod scope_hierarchy;
 mod single_flight;
 mod url_rules;
 mod verify;

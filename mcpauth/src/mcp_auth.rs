@@ -15,6 +15,7 @@ use crate::jwks::KeyCacheOptions;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::resource::ProtectedResource;
 use crate::scope::is_valid_scope_token;
+use crate::scope_hierarchy::{HierarchyError, ScopeHierarchy};
 use crate::url_rules::{self, UrlError};
 
 /// The default `Cache-Control: max-age` of served metadata.
@@ -88,6 +89,14 @@ pub enum ConfigError {
         /// Every error and warning.
         validation: AuthServerConfigValidation,
     },
+    /// A scope hierarchy goes round in a circle.
+    #[error("the scope hierarchy of the resource `{resource}` has a cycle: {}", cycle.join(" implies "))]
+    ScopeHierarchyCycle {
+        /// The resource.
+        resource: String,
+        /// The scopes on the cycle, the first repeated at the end.
+        cycle: Vec<String>,
+    },
     /// Serving metadata at the root well-known path needs exactly one resource.
     #[error(
         "metadata at the root well-known path can only be served for a single resource, but {count} are configured"
@@ -134,6 +143,7 @@ pub(crate) struct ResourceState {
     pub(crate) metadata_url: Url,
     pub(crate) metadata: ProtectedResourceMetadata,
     pub(crate) metadata_body: Bytes,
+    pub(crate) scope_hierarchy: ScopeHierarchy,
     pub(crate) auth_servers: Vec<Arc<AuthServerHandle>>,
 }
 
@@ -294,6 +304,7 @@ fn check_resource(
     let ProtectedResource {
         mut metadata,
         auth_servers,
+        hierarchy,
     } = resource;
     let identifier = metadata.resource.clone();
     let url =
@@ -346,6 +357,17 @@ fn check_resource(
             "`offline_access` is advertised in scopes_supported; MCP 2026-07-28 says protected resources SHOULD NOT"
         );
     }
+    let scope_hierarchy =
+        ScopeHierarchy::build(&scopes, &hierarchy).map_err(|problem| match problem {
+            HierarchyError::Undeclared(scope) => ConfigError::UndeclaredScope {
+                resource: identifier.clone(),
+                scope,
+            },
+            HierarchyError::Cycle(cycle) => ConfigError::ScopeHierarchyCycle {
+                resource: identifier.clone(),
+                cycle,
+            },
+        })?;
     metadata.scopes_supported = (!scopes.is_empty()).then_some(scopes);
 
     let methods = metadata
@@ -372,6 +394,7 @@ fn check_resource(
         metadata_url,
         metadata,
         metadata_body,
+        scope_hierarchy,
         auth_servers: handles,
     })
 }

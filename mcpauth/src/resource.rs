@@ -28,6 +28,7 @@ use crate::metadata::ProtectedResourceMetadata;
 pub struct ProtectedResource {
     pub(crate) metadata: ProtectedResourceMetadata,
     pub(crate) auth_servers: Vec<AuthServer>,
+    pub(crate) hierarchy: Vec<(String, Vec<String>)>,
 }
 
 impl ProtectedResource {
@@ -43,6 +44,7 @@ impl ProtectedResource {
         Self {
             metadata,
             auth_servers: Vec::new(),
+            hierarchy: Vec::new(),
         }
     }
 
@@ -70,6 +72,28 @@ impl ProtectedResource {
         I::Item: Into<String>,
     {
         self.metadata.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Declares that `scope` implies `implied` (a broader scope grants narrower ones): a token
+    /// with `scope` satisfies routes that require any of `implied`, transitively. Every scope
+    /// named must be declared with [`scopes`](Self::scopes); cycles are refused.
+    ///
+    /// ```
+    /// use mcpauth::ProtectedResource;
+    ///
+    /// let notes = ProtectedResource::new("https://api.example.com/notes")
+    ///     .scopes(["read:notes", "write:notes", "admin:notes"])
+    ///     .scope_implies("admin:notes", ["read:notes", "write:notes"]);
+    /// # let _ = notes;
+    /// ```
+    pub fn scope_implies<I>(mut self, scope: impl Into<String>, implied: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.hierarchy
+            .push((scope.into(), implied.into_iter().map(Into::into).collect()));
         self
     }
 
