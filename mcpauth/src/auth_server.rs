@@ -229,14 +229,11 @@ impl AuthServerHandle {
         &self.server.issuer
     }
 
-    /// The metadata, fetching it if needed (once, shared by concurrent callers; after a failure,
-    /// not again before the retry interval).
+    /// The metadata, fetching it if needed (once, shared by concurrent callers). A failure is
+    /// not kept: the next call fetches again.
     pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
         if let Some(config) = self.resolved.get() {
             return Ok(config.clone());
-        }
-        if let Some((_, error)) = self.recent_failure() {
-            return Err(error);
         }
         let this = self.clone();
         self.flight
@@ -271,10 +268,15 @@ impl AuthServerHandle {
         (since < interval).then(|| (interval - since, error.clone()))
     }
 
-    /// The key cache, once the metadata (and its `jwks_uri`) is known.
+    /// The key cache, once the metadata (and its `jwks_uri`) is known. Requests arriving within
+    /// the retry interval after a failed metadata fetch get the failure without a new fetch, so
+    /// a flood of requests cannot hammer an unreachable server.
     pub(crate) async fn key_cache(self: &Arc<Self>) -> Result<Arc<KeyCache>, AuthError> {
         if let Some(keys) = self.keys.get() {
             return keys.clone();
+        }
+        if let Some((_, error)) = self.recent_failure() {
+            return Err(self.metadata_error(error));
         }
         let config = self
             .config()
