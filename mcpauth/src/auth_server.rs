@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth_error::{AuthError, AuthErrorReason};
 use crate::jwks::{KeyCache, KeyCacheOptions};
-use crate::url_rules;
+use mcpauth_rules::url as url_rules;
 
 use crate::discovery::{
     AuthServerConfigValidation, DiscoveryError, MetadataFetcher, validate_server_config,

@@ -10,7 +10,7 @@ use http::HeaderMap;
 use serde_json::Value;
 use url::Url;
 
-use crate::url_rules::{self, UrlError};
+use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

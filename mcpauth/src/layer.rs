@@ -206,11 +206,11 @@ impl BearerAuthLayer {
         let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
         let resource = self.config.resource();
         for scope in &scopes {
-            if !crate::scope::is_valid_scope_token(scope) {
+            if let Some(reason) = mcpauth_rules::scope::scope_token_problem(scope) {
                 return Err(ConfigError::InvalidScope {
                     resource: resource.identifier.clone(),
                     scope: scope.clone(),
-                    reason: "a scope token is printable ASCII without spaces, `\"` or `\\` (RFC 6749 §3.3)",
+                    reason,
                 });
             }
             if let Some(declared) = &resource.metadata.scopes_supported

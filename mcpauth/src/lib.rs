@@ -87,10 +87,7 @@ mod mcp_auth;
 mod metadata;
 mod resource;
 mod router;
-mod scope;
-mod scope_hierarchy;
 mod single_flight;
-mod url_rules;
 mod verify;
 
 pub use auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
@@ -108,10 +105,10 @@ pub use jwks::KeyCacheOptions;
 pub use jwt::TokenTypePolicy;
 pub use layer::{BearerAuthLayer, BearerAuthService, DEFAULT_LEEWAY, VerifyToken};
 pub use mcp_auth::{ConfigError, DEFAULT_METADATA_MAX_AGE, McpAuth, McpAuthBuilder};
+pub use mcpauth_rules::scope::is_valid_scope_token;
+pub use mcpauth_rules::url::UrlError;
 pub use metadata::{
     AuthServerConfig, AuthServerType, AuthorizationServerMetadata, ExtraFields,
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
 pub use resource::ProtectedResource;
-pub use scope::is_valid_scope_token;
-pub use url_rules::UrlError;

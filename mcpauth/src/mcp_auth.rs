@@ -14,9 +14,9 @@ use crate::discovery::{AuthServerConfigValidation, DiscoveryError, well_known};
 use crate::jwks::KeyCacheOptions;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::resource::ProtectedResource;
-use crate::scope::is_valid_scope_token;
-use crate::scope_hierarchy::{HierarchyError, ScopeHierarchy};
-use crate::url_rules::{self, UrlError};
+use mcpauth_rules::hierarchy::{HierarchyError, ScopeHierarchy};
+use mcpauth_rules::scope::scope_token_problem;
+use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// The default `Cache-Control: max-age` of served metadata.
 pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -332,17 +332,8 @@ fn check_resource(
     let scopes = metadata.scopes_supported.take().unwrap_or_default();
     let mut seen_scopes = HashSet::new();
     for scope in &scopes {
-        let problem = if !is_valid_scope_token(scope) {
-            Some(if scope.is_empty() {
-                "a scope cannot be empty"
-            } else {
-                "a scope token is printable ASCII without spaces, `\"` or `\\` (RFC 6749 §3.3)"
-            })
-        } else if !seen_scopes.insert(scope.as_str()) {
-            Some("it is listed twice")
-        } else {
-            None
-        };
+        let problem = scope_token_problem(scope)
+            .or_else(|| (!seen_scopes.insert(scope.as_str())).then_some("it is listed twice"));
         if let Some(reason) = problem {
             return Err(ConfigError::InvalidScope {
                 resource: identifier,

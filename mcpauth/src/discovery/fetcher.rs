@@ -11,7 +11,7 @@ use super::validation::AuthServerConfigValidation;
 use super::well_known;
 use crate::http_client::{BoundedClient, FetchError, Limits, json_kind};
 use crate::metadata::{AuthServerConfig, AuthServerType, AuthorizationServerMetadata};
-use crate::url_rules::{self, UrlError};
+use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// A function that rewrites the raw JSON of a metadata document before it is parsed and
 /// validated, for providers whose documents need a fix.

@@ -3,97 +3,13 @@
 
 use std::fmt;
 
+pub use mcpauth_rules::compat::{
+    AuthServerConfigErrorCode, AuthServerConfigSuccessCode, AuthServerConfigWarningCode,
+};
+use mcpauth_rules::compat::{CompatibilityInput, check_compatibility};
 use serde::Serialize;
 
 use crate::metadata::AuthServerConfig;
-
-macro_rules! codes {
-    (
-        $(#[$meta:meta])*
-        $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $code:literal : $description:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[non_exhaustive]
-        pub enum $name {
-            $( $(#[$vmeta])* #[serde(rename = $code)] $variant, )+
-        }
-
-        impl $name {
-            /// The stable code, for logs and machine-readable reports.
-            pub const fn as_str(self) -> &'static str {
-                match self { $( Self::$variant => $code, )+ }
-            }
-
-            /// A sentence explaining the result.
-            pub const fn description(self) -> &'static str {
-                match self { $( Self::$variant => $description, )+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{} ({})", self.description(), self.as_str())
-            }
-        }
-    };
-}
-
-codes! {
-    /// A reason an authorization server cannot serve MCP clients.
-    AuthServerConfigErrorCode {
-        /// `response_types_supported` has no value containing `code`.
-        CodeResponseTypeNotSupported = "code_response_type_not_supported":
-            "The server does not support the \"code\" response type.",
-        /// `grant_types_supported` is present and lacks `authorization_code`.
-        AuthorizationCodeGrantNotSupported = "authorization_code_grant_not_supported":
-            "The server does not support the \"authorization_code\" grant type.",
-        /// `code_challenge_methods_supported` is absent or empty.
-        PkceNotSupported = "pkce_not_supported":
-            "The server does not advertise Proof Key for Code Exchange (PKCE) support (no code_challenge_methods_supported).",
-        /// `code_challenge_methods_supported` lacks `S256`.
-        S256CodeChallengeMethodNotSupported = "s256_code_challenge_method_not_supported":
-            "The server does not support the \"S256\" PKCE code challenge method.",
-    }
-}
-
-codes! {
-    /// Something MCP clients may miss, though the server can still be used.
-    AuthServerConfigWarningCode {
-        /// No `registration_endpoint`: clients cannot register themselves with RFC 7591.
-        DynamicRegistrationNotSupported = "dynamic_registration_not_supported":
-            "The server does not support Dynamic Client Registration (RFC 7591): clients need another way to get a client ID.",
-        /// `client_id_metadata_document_supported` is not `true`.
-        ClientIdMetadataDocumentNotSupported = "client_id_metadata_document_not_supported":
-            "The server does not support Client ID Metadata Documents: MCP clients cannot use a URL as their client ID.",
-    }
-}
-
-codes! {
-    /// A check that passed (reported only by the verbose validation).
-    AuthServerConfigSuccessCode {
-        /// A response type containing `code` is supported.
-        CodeResponseTypeSupported = "code_response_type_supported":
-            "The server supports the \"code\" response type.",
-        /// The `authorization_code` grant is supported.
-        AuthorizationCodeGrantSupported = "authorization_code_grant_supported":
-            "The server supports the \"authorization_code\" grant type.",
-        /// PKCE is advertised.
-        PkceSupported = "pkce_supported":
-            "The server supports Proof Key for Code Exchange (PKCE).",
-        /// PKCE `S256` is supported.
-        S256CodeChallengeMethodSupported = "s256_code_challenge_method_supported":
-            "The server supports the \"S256\" PKCE code challenge method.",
-        /// A `registration_endpoint` is advertised.
-        DynamicRegistrationSupported = "dynamic_registration_supported":
-            "The server supports Dynamic Client Registration (RFC 7591).",
-        /// Client ID Metadata Documents are supported.
-        ClientIdMetadataDocumentSupported = "client_id_metadata_document_supported":
-            "The server supports Client ID Metadata Documents.",
-    }
-}
 
 /// The result of checking an authorization server for MCP compatibility.
 ///
@@ -157,59 +73,19 @@ pub fn validate_server_config(config: &AuthServerConfig) -> AuthServerConfigVali
 
 /// [`validate_server_config`], also listing every check that passed.
 pub fn validate_server_config_verbose(config: &AuthServerConfig) -> AuthServerConfigValidation {
-    use AuthServerConfigErrorCode as E;
-    use AuthServerConfigSuccessCode as S;
-    use AuthServerConfigWarningCode as W;
-
     let metadata = &config.metadata;
-    let mut result = AuthServerConfigValidation::default();
-
-    let code_response_type = metadata
-        .response_types_supported
-        .iter()
-        .any(|types| types.split(' ').any(|t| t == "code"));
-    if code_response_type {
-        result.successes.push(S::CodeResponseTypeSupported);
-    } else {
-        result.errors.push(E::CodeResponseTypeNotSupported);
+    let report = check_compatibility(&CompatibilityInput {
+        response_types_supported: &metadata.response_types_supported,
+        grant_types_supported: metadata.grant_types_supported.as_deref(),
+        code_challenge_methods_supported: metadata.code_challenge_methods_supported.as_deref(),
+        registration_endpoint: metadata.registration_endpoint.is_some(),
+        client_id_metadata_document_supported: metadata.client_id_metadata_document_supported,
+    });
+    AuthServerConfigValidation {
+        errors: report.errors,
+        warnings: report.warnings,
+        successes: report.successes,
     }
-
-    if metadata
-        .effective_grant_types()
-        .contains(&"authorization_code")
-    {
-        result.successes.push(S::AuthorizationCodeGrantSupported);
-    } else {
-        result.errors.push(E::AuthorizationCodeGrantNotSupported);
-    }
-
-    match metadata.code_challenge_methods_supported.as_deref() {
-        None | Some([]) => result.errors.push(E::PkceNotSupported),
-        Some(methods) => {
-            result.successes.push(S::PkceSupported);
-            if methods.iter().any(|m| m == "S256") {
-                result.successes.push(S::S256CodeChallengeMethodSupported);
-            } else {
-                result.errors.push(E::S256CodeChallengeMethodNotSupported);
-            }
-        }
-    }
-
-    if metadata.registration_endpoint.is_some() {
-        result.successes.push(S::DynamicRegistrationSupported);
-    } else {
-        result.warnings.push(W::DynamicRegistrationNotSupported);
-    }
-
-    if metadata.client_id_metadata_document_supported == Some(true) {
-        result.successes.push(S::ClientIdMetadataDocumentSupported);
-    } else {
-        result
-            .warnings
-            .push(W::ClientIdMetadataDocumentNotSupported);
-    }
-
-    result
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 use url::Url;
 
 use crate::metadata::AuthServerType;
-use crate::url_rules::{self, UrlError};
+use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// The RFC 8414 well-known suffix.
 pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";

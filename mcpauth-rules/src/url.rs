@@ -1,8 +1,8 @@
-//! The rules every URL this crate trusts must follow: issuer identifiers, resource identifiers
-//! and the URLs it fetches from.
+//! The rules every URL mcpauth trusts must follow: issuer identifiers, resource identifiers and
+//! the URLs it fetches from.
 //!
-//! One place decides what "https except loopback" means, so configuration checks, discovery and
-//! (later) the macros all give the same answer with the same words.
+//! One place decides what "https except loopback" means, so the runtime's configuration checks,
+//! its discovery and the macros' compile-time checks give the same answer with the same words.
 
 use std::net::IpAddr;
 
@@ -60,7 +60,7 @@ pub enum UrlError {
 
 /// Whether `url`'s host is a loopback host: `localhost` (or a name under `.localhost`),
 /// `127.0.0.0/8` or `::1`.
-pub(crate) fn is_loopback(url: &Url) -> bool {
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Domain(domain)) => {
             let domain = domain.trim_end_matches('.');
@@ -77,7 +77,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 /// Parses `raw` as an absolute http(s) URL that is https unless its host is loopback, and has no
 /// fragment and no credentials. Queries are allowed; callers that forbid them say so.
-pub(crate) fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
+pub fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
     let url = Url::parse(raw).map_err(|error| UrlError::NotAbsolute {
         url: raw.to_owned(),
         reason: error.to_string(),
@@ -111,14 +111,14 @@ pub(crate) fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
 }
 
 /// Checks an issuer identifier (RFC 8414 §2: https, no query, no fragment) and parses it.
-pub(crate) fn parse_issuer(raw: &str) -> Result<Url, UrlError> {
+pub fn parse_issuer(raw: &str) -> Result<Url, UrlError> {
     without_query(raw, parse_secure_url(raw)?)
 }
 
 /// Checks a protected resource identifier (RFC 9728 §1.2 and MCP's canonical URI: absolute
 /// https, no fragment; this crate also refuses a query, which RFC 9728 says it SHOULD NOT have
 /// and which no well-known route could tell apart) and parses it.
-pub(crate) fn parse_resource_identifier(raw: &str) -> Result<Url, UrlError> {
+pub fn parse_resource_identifier(raw: &str) -> Result<Url, UrlError> {
     without_query(raw, parse_secure_url(raw)?)
 }
 
@@ -131,8 +131,8 @@ fn without_query(raw: &str, url: Url) -> Result<Url, UrlError> {
     Ok(url)
 }
 
-/// The origin of `url` as `scheme://host[:port]`, for comparisons.
-pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+/// Whether two URLs have the same origin (scheme, host and port).
+pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.origin() == b.origin()
 }
 

@@ -4,7 +4,7 @@
 /// %x5D-7E` (printable ASCII except space, `"` and `\`).
 ///
 /// ```
-/// use mcpauth::is_valid_scope_token;
+/// use mcpauth_rules::scope::is_valid_scope_token;
 ///
 /// assert!(is_valid_scope_token("read:notes"));
 /// assert!(!is_valid_scope_token("read notes"));
@@ -15,6 +15,17 @@ pub fn is_valid_scope_token(scope: &str) -> bool {
         && scope
             .bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// Why `scope` is not a valid scope token, in words for an error message; `None` when it is.
+pub fn scope_token_problem(scope: &str) -> Option<&'static str> {
+    if scope.is_empty() {
+        Some("a scope cannot be empty")
+    } else if !is_valid_scope_token(scope) {
+        Some("a scope token is printable ASCII without spaces, `\"` or `\\` (RFC 6749 §3.3)")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -5,24 +5,26 @@
 use std::collections::HashMap;
 
 /// What is wrong with a declared hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HierarchyError {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HierarchyError {
     /// A scope in the hierarchy is not among the declared scopes.
+    #[error("the scope {0:?} is not declared: add it to the scopes or fix the spelling")]
     Undeclared(String),
     /// The scopes imply each other in a circle (first scope repeated at the end).
+    #[error("the scope hierarchy has a cycle: {}", .0.join(" implies "))]
     Cycle(Vec<String>),
 }
 
 /// For each scope, every scope it implies (transitively, not itself).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ScopeHierarchy {
+pub struct ScopeHierarchy {
     implied: HashMap<String, Vec<String>>,
 }
 
 impl ScopeHierarchy {
     /// Builds the closure of `edges` (`scope` → the scopes it directly implies). With
     /// `declared` non-empty, every scope named must be declared.
-    pub(crate) fn build(
+    pub fn build(
         declared: &[String],
         edges: &[(String, Vec<String>)],
     ) -> Result<Self, HierarchyError> {
@@ -51,7 +53,7 @@ impl ScopeHierarchy {
     }
 
     /// Whether the `granted` scopes include `required`, directly or through the hierarchy.
-    pub(crate) fn satisfies(&self, granted: &[String], required: &str) -> bool {
+    pub fn satisfies(&self, granted: &[String], required: &str) -> bool {
         granted.iter().any(|g| {
             g == required
                 || self
