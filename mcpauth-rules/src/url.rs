@@ -131,6 +131,20 @@ fn without_query(raw: &str, url: Url) -> Result<Url, UrlError> {
     Ok(url)
 }
 
+/// The RFC 9728 well-known suffix.
+pub const OAUTH_PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";
+
+/// The path at which the protected-resource metadata of `resource` is served (RFC 9728 §3.1):
+/// the well-known suffix followed by the resource's path; a root path adds nothing.
+pub fn protected_resource_metadata_path(resource: &Url) -> String {
+    let path = resource.path();
+    if path == "/" {
+        OAUTH_PROTECTED_RESOURCE.to_owned()
+    } else {
+        format!("{OAUTH_PROTECTED_RESOURCE}{path}")
+    }
+}
+
 /// Whether two URLs have the same origin (scheme, host and port).
 pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.origin() == b.origin()

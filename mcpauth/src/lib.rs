@@ -69,6 +69,9 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod auth_error;
 mod auth_info;
 mod auth_server;
@@ -105,6 +108,8 @@ pub use jwks::KeyCacheOptions;
 pub use jwt::TokenTypePolicy;
 pub use layer::{BearerAuthLayer, BearerAuthService, DEFAULT_LEEWAY, VerifyToken};
 pub use mcp_auth::{ConfigError, DEFAULT_METADATA_MAX_AGE, McpAuth, McpAuthBuilder};
+#[cfg(feature = "macros")]
+pub use mcpauth_macros::{auth_server, protected_resource};
 pub use mcpauth_rules::scope::is_valid_scope_token;
 pub use mcpauth_rules::url::UrlError;
 pub use metadata::{

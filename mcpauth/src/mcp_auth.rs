@@ -123,6 +123,22 @@ pub enum ConfigError {
         /// The undeclared scope.
         scope: String,
     },
+    /// A setting given as `env("NAME")` in a macro is not set.
+    #[error("the environment variable {name} is not set (or empty): set it before starting")]
+    MissingSetting {
+        /// The variable.
+        name: &'static str,
+    },
+    /// A URL given at start-up breaks the URL rules.
+    #[error("invalid URL: {0}")]
+    InvalidUrl(#[source] UrlError),
+    /// Static metadata from `auth_server!` does not parse (cannot happen with the macro's own
+    /// output).
+    #[error("invalid static authorization server metadata: {reason}")]
+    InvalidStaticMetadata {
+        /// The parser's complaint.
+        reason: String,
+    },
     /// An operation of one mode was used in the other.
     #[error("`{operation}` is not available in {mode} mode")]
     WrongMode {

@@ -24,8 +24,7 @@ use mcpauth_rules::url::{self as url_rules, UrlError};
 pub const OAUTH_AUTHORIZATION_SERVER: &str = "/.well-known/oauth-authorization-server";
 /// The OpenID Connect Discovery well-known suffix.
 pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
-/// The RFC 9728 well-known suffix.
-pub const OAUTH_PROTECTED_RESOURCE: &str = "/.well-known/oauth-protected-resource";
+pub use mcpauth_rules::url::{OAUTH_PROTECTED_RESOURCE, protected_resource_metadata_path};
 
 /// The issuer's path without its terminating `/`; empty for an issuer without a path.
 fn trimmed_path(url: &Url) -> &str {
@@ -162,17 +161,6 @@ pub fn issuers_for_well_known_url(url: &Url) -> Option<[String; 2]> {
     };
     let slashed = format!("{bare}/");
     Some([bare, slashed])
-}
-
-/// The path at which the protected-resource metadata of `resource` is served (RFC 9728 §3.1):
-/// the well-known suffix followed by the resource's path; a root path adds nothing.
-pub fn protected_resource_metadata_path(resource: &Url) -> String {
-    let path = resource.path();
-    if path == "/" {
-        OAUTH_PROTECTED_RESOURCE.to_owned()
-    } else {
-        format!("{OAUTH_PROTECTED_RESOURCE}{path}")
-    }
 }
 
 /// The URL of the protected-resource metadata of the resource identified by `resource`, the

@@ -1,0 +1,104 @@
+//! Support for the code the macros generate. Not public API: names here may change in any
+//! release (the macro crate is pinned to this crate's exact version).
+
+use std::fmt;
+
+pub use ::axum::Router;
+pub use ::serde;
+pub use ::serde_json;
+
+pub use crate::{
+    AuthServer, AuthServerConfig, AuthServerType, AuthorizationServerMetadata, BearerAuthLayer,
+    ConfigError, McpAuth, MetadataFetcher, ProtectedResource, ProtectedResourceMetadata,
+};
+use mcpauth_rules::url as url_rules;
+
+/// An authorization server declared with `auth_server!`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an authorization server declared with `auth_server!`",
+    label = "not declared with `auth_server!`",
+    note = "declare it with `mcpauth::auth_server! {{ pub NAME = oidc(\"https://issuer\"); }}` and name it in `authorization_servers = [NAME]`"
+)]
+pub trait AuthServerDeclaration {
+    /// The server's configuration; start-up values are read and checked here.
+    fn auth_server() -> Result<AuthServer, ConfigError>;
+}
+
+/// A setting given as `env("NAME")`, read at start-up.
+pub fn env_setting(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ConfigError::MissingSetting { name }),
+    }
+}
+
+/// Checks a start-up issuer by the rules the macros apply to literals.
+pub fn check_issuer(issuer: String) -> Result<String, ConfigError> {
+    url_rules::parse_issuer(&issuer).map_err(ConfigError::InvalidIssuer)?;
+    Ok(issuer)
+}
+
+/// Checks a start-up resource identifier by the rules the macros apply to literals.
+pub fn check_resource(resource: String) -> Result<String, ConfigError> {
+    url_rules::parse_resource_identifier(&resource).map_err(ConfigError::InvalidResource)?;
+    Ok(resource)
+}
+
+/// Checks a start-up metadata URL by the rules the macros apply to literals.
+pub fn check_url(url: String) -> Result<String, ConfigError> {
+    url_rules::parse_secure_url(&url).map_err(ConfigError::InvalidUrl)?;
+    Ok(url)
+}
+
+/// Static metadata written in `auth_server!`, serialised by the macro (so it parses).
+pub fn static_server(
+    server_type: AuthServerType,
+    json: &'static str,
+) -> Result<AuthServer, ConfigError> {
+    let metadata: AuthorizationServerMetadata =
+        serde_json::from_str(json).map_err(|error| ConfigError::InvalidStaticMetadata {
+            reason: error.to_string(),
+        })?;
+    Ok(AuthServer::new(AuthServerConfig::new(
+        server_type,
+        metadata,
+    )))
+}
+
+/// A lazily discovered server with a transpile function.
+pub fn with_transpile(
+    server: AuthServer,
+    transpile: fn(serde_json::Value) -> serde_json::Value,
+) -> AuthServer {
+    server.fetcher(MetadataFetcher::builder().transpile(transpile).build())
+}
+
+/// The error of parsing a scope that a resource does not declare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownScope {
+    scope: String,
+    expected: &'static [&'static str],
+}
+
+impl UnknownScope {
+    /// An unknown `scope`, with the scopes that exist.
+    pub fn new(scope: &str, expected: &'static [&'static str]) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            expected,
+        }
+    }
+}
+
+impl fmt::Display for UnknownScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown scope {:?}: expected one of {}",
+            self.scope,
+            self.expected.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownScope {}
