@@ -85,3 +85,83 @@ fn start_up_values_are_checked_at_start_up() {
         "the environment variable MCPAUTH_TEST_ISSUER_UNSET is not set (or empty): set it before starting"
     );
 }
+
+mod over_http {
+    //! The typed scope requirement over real HTTP, against the development server.
+    use std::sync::OnceLock;
+
+    use mcpauth::dev::DevAuthServer;
+    use mcpauth::{auth_server, protected_resource};
+    use reqwest::StatusCode;
+    use tokio::net::TcpListener;
+
+    static ISSUER: OnceLock<String> = OnceLock::new();
+    static RESOURCE: OnceLock<String> = OnceLock::new();
+
+    fn issuer() -> String {
+        ISSUER.get().cloned().unwrap_or_default()
+    }
+
+    fn resource() -> String {
+        RESOURCE.get().cloned().unwrap_or_default()
+    }
+
+    auth_server! {
+        /// The development server of this test, found by OpenID Connect discovery.
+        pub(crate) DEV = oidc(expr(issuer()));
+    }
+
+    /// Notes, at an address known only at run time.
+    #[protected_resource(
+        resource = expr(resource()),
+        authorization_servers = [DEV],
+        scopes = ["read:notes", "write:notes", "admin:notes"],
+        scope_hierarchy = { "admin:notes" => ["write:notes"], "write:notes" => ["read:notes"] },
+    )]
+    pub(crate) mod notes {}
+
+    #[tokio::test]
+    async fn required_scopes_answer_200_or_403_naming_every_missing_scope() {
+        let dev = DevAuthServer::start().await.unwrap();
+        ISSUER.set(dev.issuer().to_owned()).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        RESOURCE.set(format!("http://{}/notes", listener.local_addr().unwrap())).unwrap();
+
+        let auth = mcpauth::McpAuth::resource_server([notes::protected_resource().unwrap()]).unwrap();
+        let read = notes::require(&auth, [notes::Scope::ReadNotes]).unwrap();
+        let both = notes::require(&auth, [notes::Scope::ReadNotes, notes::scopes::AdminNotes.into()]).unwrap();
+        let app = axum::Router::new()
+            .route("/notes", axum::routing::get(|| async { "read" }).route_layer(read))
+            .route("/notes/admin", axum::routing::get(|| async { "admin" }).route_layer(both))
+            .merge(notes::metadata_router().unwrap());
+        let server = mcpauth_tests::TestServer::serve(listener, app);
+
+        let resource = resource();
+        let client = reqwest::Client::new();
+        let get = |path: &'static str, scope: &'static str| {
+            let token = dev.token().audience(&resource).claim("scope", scope).sign().unwrap();
+            client.get(server.url(path)).bearer_auth(token).send()
+        };
+        assert_eq!(get("/notes", "read:notes").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(get("/notes", "admin:notes").await.unwrap().status(), StatusCode::OK, "admin implies read");
+        assert_eq!(get("/notes/admin", "admin:notes").await.unwrap().status(), StatusCode::OK);
+        let refused = get("/notes/admin", "write:notes").await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let (_, params) =
+            mcpauth_tests::parse_challenge(refused.headers()["www-authenticate"].to_str().unwrap());
+        assert_eq!(params["error"], "insufficient_scope");
+        assert_eq!(params["scope"], "read:notes admin:notes");
+        assert_eq!(
+            params["resource_metadata"],
+            server.url("/.well-known/oauth-protected-resource/notes")
+        );
+        let metadata: serde_json::Value = reqwest::get(server.url("/.well-known/oauth-protected-resource/notes"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(metadata["resource"], resource);
+        assert_eq!(metadata["authorization_servers"][0], dev.issuer());
+    }
+}
