@@ -125,26 +125,54 @@ mod over_http {
         let dev = DevAuthServer::start().await.unwrap();
         ISSUER.set(dev.issuer().to_owned()).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        RESOURCE.set(format!("http://{}/notes", listener.local_addr().unwrap())).unwrap();
+        RESOURCE
+            .set(format!("http://{}/notes", listener.local_addr().unwrap()))
+            .unwrap();
 
-        let auth = mcpauth::McpAuth::resource_server([notes::protected_resource().unwrap()]).unwrap();
+        let auth =
+            mcpauth::McpAuth::resource_server([notes::protected_resource().unwrap()]).unwrap();
         let read = notes::require(&auth, [notes::Scope::ReadNotes]).unwrap();
-        let both = notes::require(&auth, [notes::Scope::ReadNotes, notes::scopes::AdminNotes.into()]).unwrap();
+        let both = notes::require(
+            &auth,
+            [notes::Scope::ReadNotes, notes::scopes::AdminNotes.into()],
+        )
+        .unwrap();
         let app = axum::Router::new()
-            .route("/notes", axum::routing::get(|| async { "read" }).route_layer(read))
-            .route("/notes/admin", axum::routing::get(|| async { "admin" }).route_layer(both))
+            .route(
+                "/notes",
+                axum::routing::get(|| async { "read" }).route_layer(read),
+            )
+            .route(
+                "/notes/admin",
+                axum::routing::get(|| async { "admin" }).route_layer(both),
+            )
             .merge(notes::metadata_router().unwrap());
         let server = mcpauth_tests::TestServer::serve(listener, app);
 
         let resource = resource();
         let client = reqwest::Client::new();
         let get = |path: &'static str, scope: &'static str| {
-            let token = dev.token().audience(&resource).claim("scope", scope).sign().unwrap();
+            let token = dev
+                .token()
+                .audience(&resource)
+                .claim("scope", scope)
+                .sign()
+                .unwrap();
             client.get(server.url(path)).bearer_auth(token).send()
         };
-        assert_eq!(get("/notes", "read:notes").await.unwrap().status(), StatusCode::OK);
-        assert_eq!(get("/notes", "admin:notes").await.unwrap().status(), StatusCode::OK, "admin implies read");
-        assert_eq!(get("/notes/admin", "admin:notes").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            get("/notes", "read:notes").await.unwrap().status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            get("/notes", "admin:notes").await.unwrap().status(),
+            StatusCode::OK,
+            "admin implies read"
+        );
+        assert_eq!(
+            get("/notes/admin", "admin:notes").await.unwrap().status(),
+            StatusCode::OK
+        );
         let refused = get("/notes/admin", "write:notes").await.unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         let (_, params) =
@@ -155,12 +183,13 @@ mod over_http {
             params["resource_metadata"],
             server.url("/.well-known/oauth-protected-resource/notes")
         );
-        let metadata: serde_json::Value = reqwest::get(server.url("/.well-known/oauth-protected-resource/notes"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let metadata: serde_json::Value =
+            reqwest::get(server.url("/.well-known/oauth-protected-resource/notes"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
         assert_eq!(metadata["resource"], resource);
         assert_eq!(metadata["authorization_servers"][0], dev.issuer());
     }

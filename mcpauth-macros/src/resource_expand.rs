@@ -106,14 +106,15 @@ fn scope_enum(model: &Resource) -> TokenStream {
 /// front; `crate::…` and `::…` stay as they are.
 fn from_inside(path: &syn::Path) -> TokenStream {
     let first = path.segments.first().map(|s| s.ident.to_string());
+    let span = path.span();
     match first.as_deref() {
         _ if path.leading_colon.is_some() => quote!(#path),
         Some("crate") => quote!(#path),
         Some("self") => {
             let rest = path.segments.iter().skip(1);
-            quote!(super #(:: #rest)*)
+            quote_spanned!(span=> super #(:: #rest)*)
         }
-        _ => quote!(super::#path),
+        _ => quote_spanned!(span=> super::#path),
     }
 }
 

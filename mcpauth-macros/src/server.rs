@@ -125,11 +125,23 @@ impl Parse for Declaration {
     }
 }
 
-/// Every declaration of one invocation.
-pub(crate) struct Declarations(Vec<Declaration>);
+/// Every declaration of one invocation, and the path of the mcpauth crate (`crate = "…";`
+/// first, for a renamed dependency).
+pub(crate) struct Declarations {
+    krate: syn::Path,
+    list: Vec<Declaration>,
+}
 
 impl Parse for Declarations {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut krate: syn::Path = syn::parse_quote!(::mcpauth);
+        if input.peek(Token![crate]) && input.peek2(Token![=]) {
+            input.parse::<Token![crate]>()?;
+            input.parse::<Token![=]>()?;
+            let path: syn::LitStr = input.parse()?;
+            krate = path.parse()?;
+            input.parse::<Token![;]>()?;
+        }
         let mut declarations = Vec::new();
         while !input.is_empty() {
             declarations.push(input.parse()?);
@@ -138,7 +150,10 @@ impl Parse for Declarations {
             }
             input.parse::<Token![;]>()?;
         }
-        Ok(Self(declarations))
+        Ok(Self {
+            krate,
+            list: declarations,
+        })
     }
 }
 
@@ -161,20 +176,16 @@ impl Parse for CallArgs {
     }
 }
 
-fn private() -> TokenStream {
-    quote!(::mcpauth::__private)
-}
-
 /// The expression of a setting, checked at start-up by `check` unless it is a literal (checked
 /// here by `literal_rule`).
 fn setting_expr(
+    private: &TokenStream,
     setting: &Setting,
     check: &str,
     literal_rule: fn(&str) -> Result<(), url_rules::UrlError>,
     what: &str,
     errors: &mut Errors,
 ) -> TokenStream {
-    let private = private();
     let check = Ident::new(check, Span::call_site());
     match setting {
         Setting::Literal(lit) => {
@@ -204,14 +215,12 @@ fn url_rule(value: &str) -> Result<(), url_rules::UrlError> {
     url_rules::parse_secure_url(value).map(drop)
 }
 
-fn server_type(value: &Value, errors: &mut Errors) -> Option<TokenStream> {
+fn server_type(private: &TokenStream, value: &Value, errors: &mut Errors) -> Option<TokenStream> {
     match value {
         Value::Path(path) if path.is_ident("oauth") => {
-            Some(quote!(::mcpauth::__private::AuthServerType::OAuth))
+            Some(quote!(#private::AuthServerType::OAuth))
         }
-        Value::Path(path) if path.is_ident("oidc") => {
-            Some(quote!(::mcpauth::__private::AuthServerType::Oidc))
-        }
+        Value::Path(path) if path.is_ident("oidc") => Some(quote!(#private::AuthServerType::Oidc)),
         other => {
             errors.at_span(other.span(), "`type` is `oauth` or `oidc`");
             None
@@ -248,6 +257,7 @@ fn options<'a>(
 }
 
 fn with_transpile(
+    private: &TokenStream,
     server: TokenStream,
     transpile: Option<&Value>,
     errors: &mut Errors,
@@ -255,7 +265,6 @@ fn with_transpile(
     match transpile {
         None => server,
         Some(Value::Path(path)) => {
-            let private = private();
             quote_spanned!(path.span()=> #private::with_transpile(#server, #path))
         }
         Some(other) => {
@@ -269,6 +278,7 @@ fn with_transpile(
 }
 
 fn discovered(
+    private: &TokenStream,
     declaration: &Declaration,
     tokens: &TokenStream,
     errors: &mut Errors,
@@ -281,7 +291,6 @@ fn discovered(
             return None;
         }
     };
-    let private = private();
     let allowed: &[&str] = if kind == "well_known" {
         &["issuer", "type", "transpile"]
     } else {
@@ -292,7 +301,14 @@ fn discovered(
     let server = match kind.as_str() {
         "oauth" | "oidc" | "discover" => {
             let issuer = Setting::from_value(&args.first, "the issuer", errors)?;
-            let issuer = setting_expr(&issuer, "check_issuer", issuer_rule, "issuer", errors);
+            let issuer = setting_expr(
+                private,
+                &issuer,
+                "check_issuer",
+                issuer_rule,
+                "issuer",
+                errors,
+            );
             match kind.as_str() {
                 "oauth" => {
                     quote!(#private::AuthServer::discover(#issuer, #private::AuthServerType::OAuth))
@@ -305,13 +321,20 @@ fn discovered(
         }
         _ => {
             let url = Setting::from_value(&args.first, "the metadata URL", errors)?;
-            let url = setting_expr(&url, "check_url", url_rule, "metadata URL", errors);
+            let url = setting_expr(private, &url, "check_url", url_rule, "metadata URL", errors);
             let Some(issuer) = option("issuer") else {
                 errors.at(&declaration.kind, "`well_known(…)` needs `issuer = \"https://…\"`: the issuer the document must name");
                 return None;
             };
             let issuer = Setting::from_value(issuer, "`issuer`", errors)?;
-            let issuer = setting_expr(&issuer, "check_issuer", issuer_rule, "issuer", errors);
+            let issuer = setting_expr(
+                private,
+                &issuer,
+                "check_issuer",
+                issuer_rule,
+                "issuer",
+                errors,
+            );
             let Some(declared_type) = option("type") else {
                 errors.at(
                     &declaration.kind,
@@ -319,11 +342,11 @@ fn discovered(
                 );
                 return None;
             };
-            let server_type = server_type(declared_type, errors)?;
+            let server_type = server_type(private, declared_type, errors)?;
             quote!(#private::AuthServer::well_known_url(#issuer, #url, #server_type))
         }
     };
-    Some(with_transpile(server, option("transpile"), errors))
+    Some(with_transpile(private, server, option("transpile"), errors))
 }
 
 fn compatibility_help(code: AuthServerConfigErrorCode) -> (&'static str, &'static str) {
@@ -344,6 +367,7 @@ fn compatibility_help(code: AuthServerConfigErrorCode) -> (&'static str, &'stati
 }
 
 fn static_metadata(
+    private: &TokenStream,
     declaration: &Declaration,
     tokens: &TokenStream,
     errors: &mut Errors,
@@ -358,7 +382,7 @@ fn static_metadata(
     let mut json = Map::new();
     let mut spans: Vec<(String, Span)> = Vec::new();
     let mut lists: Vec<(String, Vec<String>)> = Vec::new();
-    let mut server_type = quote!(::mcpauth::__private::AuthServerType::OAuth);
+    let mut server_type = quote!(#private::AuthServerType::OAuth);
     let known: Vec<&str> = TEXT_MEMBERS
         .iter()
         .chain(LIST_MEMBERS)
@@ -375,7 +399,7 @@ fn static_metadata(
         }
         spans.push((name.clone(), key.span()));
         if name == "type" {
-            if let Some(tokens) = self::server_type(&arg.value, errors) {
+            if let Some(tokens) = self::server_type(private, &arg.value, errors) {
                 server_type = tokens;
             }
         } else if TEXT_MEMBERS.contains(&name.as_str()) {
@@ -489,16 +513,19 @@ fn static_metadata(
         }
     }
     let text = Json::Object(json).to_string();
-    let private = private();
     Some(quote!(#private::static_server(#server_type, #text)?))
 }
 
-fn expand_declaration(declaration: &Declaration, errors: &mut Errors) -> TokenStream {
+fn expand_declaration(
+    private: &TokenStream,
+    declaration: &Declaration,
+    errors: &mut Errors,
+) -> TokenStream {
     let kind = declaration.kind.to_string();
     let server = match (&declaration.body, kind.as_str()) {
-        (Body::Fields(tokens), "metadata") => static_metadata(declaration, tokens, errors),
+        (Body::Fields(tokens), "metadata") => static_metadata(private, declaration, tokens, errors),
         (Body::Call(tokens), "oauth" | "oidc" | "discover" | "well_known") => {
-            discovered(declaration, tokens, errors)
+            discovered(private, declaration, tokens, errors)
         }
         (Body::Call(_), "metadata") => {
             errors.at(
@@ -528,7 +555,6 @@ fn expand_declaration(declaration: &Declaration, errors: &mut Errors) -> TokenSt
     let Declaration {
         attrs, vis, name, ..
     } = declaration;
-    let private = private();
     let default_doc = format!("The authorization server `{name}`, declared with `auth_server!`.");
     let has_doc = attrs.iter().any(|a| a.path().is_ident("doc"));
     let doc = (!has_doc).then(|| quote!(#[doc = #default_doc]));
@@ -556,9 +582,11 @@ fn expand_declaration(declaration: &Declaration, errors: &mut Errors) -> TokenSt
 
 /// Expands every declaration, collecting all errors.
 pub(crate) fn expand(declarations: Declarations, errors: &mut Errors) -> TokenStream {
+    let krate = &declarations.krate;
+    let private = quote!(#krate::__private);
     let mut names: Vec<&Ident> = Vec::new();
     let mut output = TokenStream::new();
-    for declaration in &declarations.0 {
+    for declaration in &declarations.list {
         if names.contains(&&declaration.name) {
             errors.at(
                 &declaration.name,
@@ -567,7 +595,7 @@ pub(crate) fn expand(declarations: Declarations, errors: &mut Errors) -> TokenSt
             continue;
         }
         names.push(&declaration.name);
-        output.extend(expand_declaration(declaration, errors));
+        output.extend(expand_declaration(&private, declaration, errors));
     }
     output
 }

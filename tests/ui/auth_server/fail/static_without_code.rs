@@ -1,0 +1,14 @@
+use mcpauth::auth_server;
+
+auth_server! {
+    pub FIXED = metadata {
+        issuer = "https://auth.example.com",
+        authorization_endpoint = "https://auth.example.com/authorize",
+        token_endpoint = "https://auth.example.com/token",
+        jwks_uri = "https://auth.example.com/jwks",
+        code_challenge_methods_supported = ["S256"],
+        response_types_supported = ["token"],
+    };
+}
+
+fn main() {}
