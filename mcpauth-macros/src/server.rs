@@ -24,7 +24,14 @@ use crate::args::{Args, Setting, Value, expect_str, expect_str_list};
 use crate::ctxt::{Errors, with_help};
 use crate::names::suggestion;
 
-const KINDS: &[&str] = &["oauth", "oidc", "discover", "well_known", "metadata"];
+const KINDS: &[&str] = &[
+    "oauth",
+    "oidc",
+    "issuer",
+    "discover",
+    "well_known",
+    "metadata",
+];
 
 const TEXT_MEMBERS: &[&str] = &[
     "issuer",
@@ -221,8 +228,28 @@ fn server_type(private: &TokenStream, value: &Value, errors: &mut Errors) -> Opt
             Some(quote!(#private::AuthServerType::OAuth))
         }
         Value::Path(path) if path.is_ident("oidc") => Some(quote!(#private::AuthServerType::Oidc)),
+        Value::Call(name, args) if name == "env" => {
+            match syn::parse2::<syn::LitStr>(args.clone()) {
+                Ok(var) => {
+                    Some(quote!(#private::server_type_setting(#var, #private::env_setting(#var)?)?))
+                }
+                Err(_) => {
+                    errors.at(
+                        name,
+                        "`env(…)` takes the variable's name as a string: `env(\"NAME\")`",
+                    );
+                    None
+                }
+            }
+        }
+        Value::Call(name, args) if name == "expr" => Some(quote_spanned! {name.span()=>
+            ::core::convert::identity::<#private::AuthServerType>(#args)
+        }),
         other => {
-            errors.at_span(other.span(), "`type` is `oauth` or `oidc`");
+            errors.at_span(
+                other.span(),
+                "`type` is `oauth`, `oidc`, `env(\"NAME\")` or `expr(…)` (an `AuthServerType`)",
+            );
             None
         }
     }
@@ -291,15 +318,15 @@ fn discovered(
             return None;
         }
     };
-    let allowed: &[&str] = if kind == "well_known" {
-        &["issuer", "type", "transpile"]
-    } else {
-        &["transpile"]
+    let allowed: &[&str] = match kind.as_str() {
+        "well_known" => &["issuer", "type", "transpile"],
+        "issuer" => &["type", "transpile"],
+        _ => &["transpile"],
     };
     let options = options(&args.rest, allowed, errors);
     let option = |name: &str| options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
     let server = match kind.as_str() {
-        "oauth" | "oidc" | "discover" => {
+        "oauth" | "oidc" | "discover" | "issuer" => {
             let issuer = Setting::from_value(&args.first, "the issuer", errors)?;
             let issuer = setting_expr(
                 private,
@@ -315,6 +342,17 @@ fn discovered(
                 }
                 "oidc" => {
                     quote!(#private::AuthServer::discover(#issuer, #private::AuthServerType::Oidc))
+                }
+                "issuer" => {
+                    let Some(declared_type) = option("type") else {
+                        errors.at(
+                            &declaration.kind,
+                            "`issuer(…)` needs `type = oauth`, `oidc`, `env(\"NAME\")` or `expr(…)`",
+                        );
+                        return None;
+                    };
+                    let server_type = server_type(private, declared_type, errors)?;
+                    quote!(#private::AuthServer::discover(#issuer, #server_type))
                 }
                 _ => quote!(#private::AuthServer::probe(#issuer)),
             }
@@ -524,7 +562,7 @@ fn expand_declaration(
     let kind = declaration.kind.to_string();
     let server = match (&declaration.body, kind.as_str()) {
         (Body::Fields(tokens), "metadata") => static_metadata(private, declaration, tokens, errors),
-        (Body::Call(tokens), "oauth" | "oidc" | "discover" | "well_known") => {
+        (Body::Call(tokens), "oauth" | "oidc" | "issuer" | "discover" | "well_known") => {
             discovered(private, declaration, tokens, errors)
         }
         (Body::Call(_), "metadata") => {
@@ -534,7 +572,7 @@ fn expand_declaration(
             );
             None
         }
-        (Body::Fields(_), "oauth" | "oidc" | "discover" | "well_known") => {
+        (Body::Fields(_), "oauth" | "oidc" | "issuer" | "discover" | "well_known") => {
             errors.at(
                 &declaration.kind,
                 format!("`{kind}` takes parentheses: `{kind}(\"https://…\")`"),

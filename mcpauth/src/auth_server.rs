@@ -278,10 +278,11 @@ impl AuthServerHandle {
         if let Some((_, error)) = self.recent_failure() {
             return Err(self.metadata_error(error));
         }
-        let config = self
-            .config()
-            .await
-            .map_err(|error| self.metadata_error(error))?;
+        let config = self.config().await.map_err(|error| {
+            // Logged once per failed fetch; requests in the retry interval only get the answer.
+            tracing::warn!(issuer = self.issuer(), %error, "authorization server metadata unavailable");
+            self.metadata_error(error)
+        })?;
         self.keys
             .get_or_init(|| {
                 let issuer = self.issuer();
@@ -347,8 +348,9 @@ impl AuthServerHandle {
                     .await
             }
         };
+        // The caller reports the error (a request logs it; start-up code shows it).
         let config = config.inspect_err(|error| {
-            tracing::warn!(issuer, %error, "authorization server metadata unavailable");
+            tracing::debug!(issuer, %error, "authorization server metadata unavailable");
         })?;
         check_compatibility(&config, self.server.check_compatibility).map_err(|validation| {
             DiscoveryError::Incompatible {

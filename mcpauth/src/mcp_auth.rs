@@ -129,6 +129,14 @@ pub enum ConfigError {
         /// The variable.
         name: &'static str,
     },
+    /// A setting given as `env("NAME")` in a macro has a value that cannot be used.
+    #[error("the environment variable {name} is invalid: {reason}")]
+    InvalidSetting {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// A URL given at start-up breaks the URL rules.
     #[error("invalid URL: {0}")]
     InvalidUrl(#[source] UrlError),

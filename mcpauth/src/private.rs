@@ -32,6 +32,19 @@ pub fn env_setting(name: &'static str) -> Result<String, ConfigError> {
     }
 }
 
+/// A discovery type given as `env("NAME")`: `oauth` or `oidc`.
+pub fn server_type_setting(
+    name: &'static str,
+    value: String,
+) -> Result<AuthServerType, ConfigError> {
+    value.parse().map_err(
+        |error: crate::UnknownAuthServerType| ConfigError::InvalidSetting {
+            name,
+            reason: error.to_string(),
+        },
+    )
+}
+
 /// Checks a start-up issuer by the rules the macros apply to literals.
 pub fn check_issuer(issuer: String) -> Result<String, ConfigError> {
     url_rules::parse_issuer(&issuer).map_err(ConfigError::InvalidIssuer)?;

@@ -13,11 +13,14 @@
 //! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
 //!
 //! Any start-up failure exits with status 1 and one line on standard error.
+//!
+//! The authorization server and the resource are declared with `auth_server!` and
+//! `#[protected_resource]`; their deployment values (issuer, type, resource identifier) come from
+//! the environment at start-up and are checked by the same rules as literals.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,15 +28,49 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{
-    AuthInfo, AuthServer, AuthServerType, ConfigError, DiscoveryError, McpAuth, ProtectedResource,
-    fetch_server_config,
+    AuthInfo, AuthServerType, ConfigError, DiscoveryError, McpAuth, auth_server, protected_resource,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 const DEFAULT_PORT: u16 = 3001;
-const SCOPES: [&str; 2] = ["read:notes", "write:notes"];
+
+/// The deployment values the declarations read, set once at start-up before first use.
+static ISSUER: OnceLock<(String, AuthServerType)> = OnceLock::new();
+static RESOURCE: OnceLock<String> = OnceLock::new();
+
+fn issuer() -> String {
+    ISSUER
+        .get()
+        .map(|(issuer, _)| issuer.clone())
+        .unwrap_or_default()
+}
+
+fn issuer_type() -> AuthServerType {
+    ISSUER
+        .get()
+        .map_or(AuthServerType::Oidc, |(_, server_type)| *server_type)
+}
+
+fn resource_identifier() -> String {
+    RESOURCE.get().cloned().unwrap_or_default()
+}
+
+auth_server! {
+    /// The authorization server: `MCP_AUTH_ISSUER` (of type `MCP_AUTH_ISSUER_TYPE`), or the
+    /// development server started in-process.
+    pub NOTES_ISSUER = issuer(expr(issuer()), type = expr(issuer_type()));
+}
+
+/// The notes API as a protected resource.
+#[protected_resource(
+    resource = expr(resource_identifier()),
+    authorization_servers = [NOTES_ISSUER],
+    scopes = ["read:notes", "write:notes"],
+    resource_name = "Notes",
+)]
+pub mod notes {}
 
 /// Why the server could not start; each message names what failed and why.
 #[derive(Debug, thiserror::Error)]
@@ -133,18 +170,14 @@ async fn add_note(
 }
 
 /// The application: the metadata, and `/notes` behind one bearer layer per scope.
-fn notes_app(auth: &McpAuth, resource: &str) -> Result<Router, ConfigError> {
-    let read = auth
-        .bearer_auth(resource)?
-        .required_scopes(["read:notes"])?;
-    let write = auth
-        .bearer_auth(resource)?
-        .required_scopes(["write:notes"])?;
-    let notes = Router::new()
+fn notes_app(auth: &McpAuth) -> Result<Router, ConfigError> {
+    let read = notes::require(auth, [notes::Scope::ReadNotes])?;
+    let write = notes::require(auth, [notes::Scope::WriteNotes])?;
+    let app = Router::new()
         .route("/notes", get(list_notes).route_layer(read))
         .route("/notes", post(add_note).route_layer(write))
         .with_state(Notes::default());
-    Ok(notes.merge(auth.resource_metadata_router()?))
+    Ok(app.merge(auth.resource_metadata_router()?))
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
@@ -163,25 +196,25 @@ async fn run() -> Result<(), StartupError> {
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let resource = setting("MCP_RESOURCE_IDENTIFIER").unwrap_or_else(|| default_resource(bound));
+    let _ = RESOURCE.set(resource.clone());
 
     // Without an issuer, run a development authorization server in this process.
-    let (dev, auth_server) = match setting("MCP_AUTH_ISSUER") {
+    let dev = match setting("MCP_AUTH_ISSUER") {
         None => {
             let dev = DevAuthServer::start().await?;
-            let server = AuthServer::new(dev.config());
-            (Some(dev), server)
+            let _ = ISSUER.set((dev.issuer().to_owned(), AuthServerType::Oidc));
+            Some(dev)
         }
         Some(issuer) => {
-            let config = fetch_server_config(&issuer, server_type).await?;
-            (None, AuthServer::new(config))
+            let _ = ISSUER.set((issuer, server_type));
+            None
         }
     };
 
-    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
-        .authorization_server(auth_server)
-        .scopes(SCOPES)
-        .resource_name("Notes")])?;
-    let app = notes_app(&auth, &resource)?;
+    let auth = McpAuth::resource_server([notes::protected_resource()?])?;
+    // Fetch and check the authorization server's metadata now: fail at start-up, not later.
+    auth.discover_all().await?;
+    let app = notes_app(&auth)?;
     let metadata_url = auth
         .resource_metadata_url(&resource)
         .map(ToString::to_string)
@@ -195,7 +228,7 @@ async fn run() -> Result<(), StartupError> {
             .token()
             .subject("dev-user")
             .audience(&resource)
-            .scopes(SCOPES)
+            .scopes(notes::Scope::ALL.map(notes::Scope::as_str))
             .sign()?;
         println!(
             "notes: development authorization server at {} (development only)",

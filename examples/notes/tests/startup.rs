@@ -315,7 +315,7 @@ async fn incompatible_metadata_is_one_line_with_the_reason() {
     let line = failing_start(&[("MCP_AUTH_ISSUER", &issuer)]).await;
     assert!(
         line.starts_with(&format!(
-            "notes: error: invalid configuration: the authorization server `{issuer}` is not compatible with MCP: "
+            "notes: error: cannot use the authorization server: the authorization server `{issuer}` is not compatible with MCP: "
         )),
         "{line}"
     );
@@ -356,6 +356,6 @@ async fn bad_settings_are_one_line_each() {
     let line = failing_start(&[("MCP_AUTH_ISSUER", "http://auth.example.com")]).await;
     assert_eq!(
         line,
-        "notes: error: cannot use the authorization server: invalid issuer: `http://auth.example.com` uses http on a non-loopback host: use https (http is only allowed for localhost, 127.0.0.0/8 and ::1)"
+        "notes: error: invalid configuration: invalid issuer: `http://auth.example.com` uses http on a non-loopback host: use https (http is only allowed for localhost, 127.0.0.0/8 and ::1)"
     );
 }
