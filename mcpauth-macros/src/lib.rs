@@ -26,7 +26,27 @@ fn debug(name: &str, output: &proc_macro2::TokenStream) {
     }
 }
 
-/// Declares named authorization servers. See the `mcpauth` crate's documentation.
+/// Declares named authorization servers, checked at compile time.
+///
+/// ```text
+/// mcpauth::auth_server! {
+///     /// Docs of the declaration.
+///     pub LOGTO = oidc("https://tenant.logto.app/oidc");          // OpenID Connect discovery
+///     pub OTHER = oauth("https://auth.example.com/t1");             // RFC 8414 discovery
+///     pub ANY = issuer(env("ISSUER"), type = env("ISSUER_TYPE"));   // type chosen at start-up
+///     pub PROBED = discover("https://auth.example.com/t2");         // the MCP probing order
+///     pub AT_URL = well_known("https://a.example/meta", issuer = "https://a.example", type = oauth);
+///     pub QUIRKY = oidc("https://q.example", transpile = fix_metadata);
+///     pub FIXED = metadata { issuer = "https://f.example", jwks_uri = "https://f.example/jwks", … };
+/// }
+/// ```
+///
+/// Each declaration becomes a unit struct implementing the runtime's declaration trait, to be
+/// named in `#[protected_resource(authorization_servers = [...])]`. Literal URLs are checked
+/// (absolute, https unless loopback, issuers without query or fragment); static metadata is
+/// checked for MCP compatibility and for `issuer` and `jwks_uri`. `env("NAME")` and `expr(…)`
+/// values are checked at start-up by the same rules. Start with `crate = "::name";` when
+/// `mcpauth` is a renamed dependency.
 #[proc_macro]
 pub fn auth_server(input: TokenStream) -> TokenStream {
     let declarations = match syn::parse::<server::Declarations>(input) {
@@ -43,7 +63,25 @@ pub fn auth_server(input: TokenStream) -> TokenStream {
     output.into()
 }
 
-/// Turns an inline module into a protected resource. See the `mcpauth` crate's documentation.
+/// Turns an inline module into a protected resource, checked at compile time.
+///
+/// ```text
+/// #[mcpauth::protected_resource(
+///     resource = "https://api.example.com/notes",   // or env("NAME") / expr(…)
+///     authorization_servers = [LOGTO],               // declared with auth_server!
+///     scopes = ["read:notes", "write:notes", "admin:notes"],
+///     scope_hierarchy = { "admin:notes" => ["read:notes", "write:notes"] },
+///     resource_name = "Notes",                       // and the other RFC 9728 members
+/// )]
+/// pub mod notes {}
+/// ```
+///
+/// Generates inside the module: `Scope` (one variant per scope, `as_str`, `FromStr`, `Display`,
+/// serde, `ALL`), `scopes::<Variant>` marker types, `RESOURCE` and `METADATA_PATH` for a literal
+/// resource, and `resource()`, `protected_resource()`, `metadata()`, `metadata_router()` and
+/// `require(&auth, [Scope::…])` (a bearer layer that only takes this resource's scopes). Every
+/// mistake is a compile error at its token, all of them at once. `crate = "::name"` names a
+/// renamed `mcpauth` dependency.
 #[proc_macro_attribute]
 pub fn protected_resource(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item2: proc_macro2::TokenStream = item.clone().into();

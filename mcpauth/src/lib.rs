@@ -46,6 +46,54 @@
 //! servers, its scopes and the other RFC 9728 members. [`McpAuth`] checks the whole
 //! configuration when it is built and refuses mistakes with a [`ConfigError`].
 //!
+//! ## Declare it in code
+//!
+//! With the `macros` feature (default), the same configuration is written once and checked at
+//! compile time: a scope with a space, an issuer with a fragment, an http resource on a remote
+//! host or static metadata without PKCE `S256` is a compile error at the offending token, and a
+//! route can only require scopes its resource declares.
+//!
+//! ```
+//! use mcpauth::{auth_server, protected_resource};
+//!
+//! auth_server! {
+//!     /// Our Logto tenant (its metadata is fetched on first use).
+//!     pub LOGTO = oidc("https://tenant.logto.app/oidc");
+//! }
+//!
+//! /// The notes API.
+//! #[protected_resource(
+//!     resource = "https://api.example.com/notes",
+//!     authorization_servers = [LOGTO],
+//!     scopes = ["read:notes", "write:notes", "admin:notes"],
+//!     scope_hierarchy = { "admin:notes" => ["read:notes", "write:notes"] },
+//!     resource_name = "Notes",
+//! )]
+//! pub mod notes {}
+//!
+//! # fn main() -> Result<(), mcpauth::ConfigError> {
+//! assert_eq!(notes::METADATA_PATH, "/.well-known/oauth-protected-resource/notes");
+//! assert_eq!("read:notes".parse::<notes::Scope>().ok(), Some(notes::Scope::ReadNotes));
+//!
+//! let auth = mcpauth::McpAuth::resource_server([notes::protected_resource()?])?;
+//! // A layer for routes that need `read:notes` (a token with `admin:notes` will do too);
+//! // `notes::require(&auth, [todos::Scope::ReadTodos])` would not compile.
+//! let read = notes::require(&auth, [notes::Scope::ReadNotes])?;
+//! # let _ = read; Ok(()) }
+//! ```
+//!
+//! `auth_server!` declares servers discovered by type (`oauth("…")`, `oidc("…")`,
+//! `issuer("…", type = …)`), by probing (`discover("…")`), at a metadata URL
+//! (`well_known("…", issuer = "…", type = oauth)`) or with static metadata
+//! (`metadata { issuer = "…", jwks_uri = "…", … }`), with an optional `transpile = function`.
+//! Deployment values may be `env("NAME")` or `expr(…)` instead of literals: they are read at
+//! start-up and checked by the same rules, with the same messages. `#[protected_resource]` on an
+//! inline module generates, inside it: the `Scope` enum (`as_str`, `FromStr`, `Display`, serde,
+//! `ALL`) and a marker type per scope in `scopes`, `RESOURCE` and `METADATA_PATH` (for a literal
+//! resource), `resource()`, `protected_resource()`, `metadata()`, `metadata_router()` and
+//! `require(&auth, scopes)`. A renamed dependency is named with `crate = "::name"` (and
+//! `crate = "::name";` first in `auth_server!`).
+//!
 //! ## Protect a route
 //!
 //! [`McpAuth::bearer_auth`] makes a [`BearerAuthLayer`] for one resource: it verifies the
