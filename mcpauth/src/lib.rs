@@ -165,3 +165,8 @@ pub use metadata::{
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
 pub use resource::ProtectedResource;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
