@@ -767,6 +767,7 @@ async fn several_required_scopes_are_all_named_in_the_challenge() {
     assert_eq!(params["error"], "insufficient_scope");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["scope"], "read:notes write:notes admin:notes");
+    assert_eq!(body["missing_scopes"], json!(["admin:notes"]));
 
     // Without credentials the challenge names the same scopes.
     let response = reqwest::get(app.notes()).await.unwrap();

@@ -192,8 +192,9 @@ impl Challenges {
         }
         body.insert("error_description".into(), description.into());
         body.insert("reason".into(), error.reason().as_str().into());
-        if let AuthError::InsufficientScope { required, .. } = error {
+        if let AuthError::InsufficientScope { required, missing } = error {
             body.insert("scope".into(), required.join(" ").into());
+            body.insert("missing_scopes".into(), missing.clone().into());
         }
         let body = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
 
