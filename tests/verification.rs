@@ -447,6 +447,11 @@ async fn bad_input_table() {
             accepted(),
         ),
         (
+            "exp beyond any clock",
+            bearer(&sign(token().claim("exp", 1e300))),
+            accepted(),
+        ),
+        (
             "wrong iss",
             bearer(&sign(token().issuer("https://evil.example"))),
             invalid("untrusted_issuer"),
@@ -858,6 +863,15 @@ async fn cors_preflights_pass_without_credentials() {
         preflight.text().await.unwrap(),
         "preflight answered by the application"
     );
+
+    // Without an Origin it is no browser preflight: it needs credentials like any other.
+    let no_origin = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, app.notes())
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), StatusCode::UNAUTHORIZED);
 
     // A plain OPTIONS request is not a preflight: it needs credentials like any other.
     let plain = reqwest::Client::new()

@@ -388,6 +388,14 @@ async fn custom_verifiers_are_still_checked_for_issuer_audience_and_scopes() {
                 (_, "foreign") => ("https://evil.example".to_owned(), resource),
                 (_, "elsewhere") => (issuer, "https://other.example".to_owned()),
                 (_, "reader") => (issuer, resource),
+                (_, "expired") => {
+                    let past = std::time::SystemTime::now() - Duration::from_secs(3600);
+                    return Ok(AuthInfo::builder(token.clone(), issuer, who)
+                        .audience([resource])
+                        .scopes(["read:notes"])
+                        .expires_at(past)
+                        .build());
+                }
                 _ => {
                     return Ok(AuthInfo::builder(token.clone(), issuer, who)
                         .audience([resource])
@@ -443,6 +451,7 @@ async fn custom_verifiers_are_still_checked_for_issuer_audience_and_scopes() {
             "invalid_audience",
         ),
         ("nobody", StatusCode::UNAUTHORIZED, "rejected"),
+        ("alice-expired", StatusCode::UNAUTHORIZED, "expired"),
         (
             "down",
             StatusCode::SERVICE_UNAVAILABLE,

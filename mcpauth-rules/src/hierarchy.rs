@@ -28,10 +28,14 @@ impl ScopeHierarchy {
         declared: &[String],
         edges: &[(String, Vec<String>)],
     ) -> Result<Self, HierarchyError> {
-        let direct: HashMap<&str, Vec<&str>> = edges
-            .iter()
-            .map(|(scope, implied)| (scope.as_str(), implied.iter().map(String::as_str).collect()))
-            .collect();
+        // The same scope may be given several times: its implications add up.
+        let mut direct: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (scope, implied) in edges {
+            direct
+                .entry(scope.as_str())
+                .or_default()
+                .extend(implied.iter().map(String::as_str));
+        }
         if !declared.is_empty() {
             let named = edges
                 .iter()
@@ -43,11 +47,11 @@ impl ScopeHierarchy {
             }
         }
         let mut implied = HashMap::new();
-        for (scope, _) in edges {
+        for scope in direct.keys() {
             let mut reached = Vec::new();
-            let mut path = vec![scope.as_str()];
+            let mut path = vec![*scope];
             walk(&direct, scope, &mut path, &mut reached)?;
-            implied.insert(scope.clone(), reached);
+            implied.insert((*scope).to_owned(), reached);
         }
         Ok(Self { implied })
     }
@@ -107,6 +111,18 @@ mod tests {
         assert!(!hierarchy.satisfies(&s(&["read"]), "write"));
         assert!(!hierarchy.satisfies(&s(&["other"]), "read"));
         assert!(hierarchy.satisfies(&s(&["other", "read"]), "read"));
+    }
+
+    #[test]
+    fn implications_of_one_scope_given_twice_add_up() {
+        let declared = s(&["admin", "write", "read"]);
+        let edges = vec![
+            ("admin".to_owned(), s(&["read"])),
+            ("admin".to_owned(), s(&["write"])),
+        ];
+        let hierarchy = ScopeHierarchy::build(&declared, &edges).unwrap();
+        assert!(hierarchy.satisfies(&s(&["admin"]), "read"));
+        assert!(hierarchy.satisfies(&s(&["admin"]), "write"));
     }
 
     #[test]

@@ -205,11 +205,9 @@ impl AuthInfoBuilder {
 
 /// A NumericDate (seconds since the epoch, possibly fractional) as a `SystemTime`.
 pub(crate) fn system_time(seconds: f64) -> Option<SystemTime> {
-    if seconds.is_finite() && seconds >= 0.0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs_f64(seconds))
-    } else {
-        None
-    }
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .and_then(|since_epoch| UNIX_EPOCH.checked_add(since_epoch))
 }
 
 /// The answer when a handler asks for `AuthInfo` on a route no bearer layer protects: a server

@@ -215,7 +215,6 @@ impl Challenges {
         if let AuthError::Unavailable { retry_after, .. } = error {
             headers.insert(header::RETRY_AFTER, retry_after_value(*retry_after));
         }
-        debug_assert_eq!(response.status(), error.status());
         response
     }
 }

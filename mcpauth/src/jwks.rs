@@ -411,7 +411,11 @@ impl KeyCache {
         Ok(KeySet {
             generation,
             keys,
-            fresh_until: Instant::now() + self.options.ttl(headers),
+            // A TTL too large for the clock counts as already stale: refresh rather than panic.
+            fresh_until: {
+                let now = Instant::now();
+                now.checked_add(self.options.ttl(headers)).unwrap_or(now)
+            },
         })
     }
 }

@@ -21,8 +21,13 @@ struct RawHeader {
     kid: Option<String>,
     #[serde(default)]
     typ: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
+    /// Whether `crit` is present at all (even `null`, which is not a valid `crit` either).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// Which `typ` header values are accepted.
@@ -92,7 +97,7 @@ pub(crate) fn decode_unverified(
                 "The token's header is not a valid JOSE header: {e}."
             ))
         })?;
-    if header.crit.is_some() {
+    if header.crit {
         return Err(AuthError::invalid_token(
             AuthErrorReason::UnsupportedCriticalHeader,
             "The token's header has a crit parameter, and no critical extension is supported.",

@@ -261,7 +261,10 @@ impl BearerAuthLayer {
     }
 
     /// Lets requests without credentials through without [`AuthInfo`] (handlers take
-    /// `Option<AuthInfo>`); a token that is present is still verified.
+    /// `Option<AuthInfo>`); a token that is present is still verified, and its scopes checked.
+    ///
+    /// Required scopes then bind only requests that carry a token: an anonymous request passes
+    /// without them, so a handler must treat `None` as "no rights", never as "all rights".
     pub fn optional(self) -> Self {
         self.with(|c| c.optional = true)
     }
@@ -319,6 +322,17 @@ impl BearerAuthLayer {
                 if let Some(expected) = &config.rules.audience {
                     expected.check(info.audience())?;
                 }
+                if let Some(expires_at) = info.expires_at() {
+                    let expired_for = std::time::SystemTime::now()
+                        .duration_since(expires_at)
+                        .unwrap_or_default();
+                    if expired_for > config.rules.leeway {
+                        return Err(AuthError::invalid_token(
+                            AuthErrorReason::Expired,
+                            format!("The token expired {} s ago.", expired_for.as_secs()),
+                        ));
+                    }
+                }
                 info
             }
         };
@@ -370,12 +384,13 @@ impl<S> fmt::Debug for BearerAuthService<S> {
     }
 }
 
-/// A CORS preflight: it never carries credentials and must pass.
+/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): browsers
+/// never send credentials with it, so it must pass to the application's CORS handling.
 fn is_preflight<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
     request.method() == Method::OPTIONS
-        && request
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuthService<S>

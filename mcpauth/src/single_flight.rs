@@ -1,8 +1,8 @@
 //! Single-flight: concurrent callers that need the same slow result share one computation.
 //!
-//! The flight is a [`Shared`] future kept in a slot, so a caller that gives up (its future is
-//! dropped) does not cancel the others, and a caller arriving while the flight is under way
-//! joins it. When the flight ends the slot is emptied, so a failure is not remembered: the next
+//! The flight is a [`Shared`] future kept in a slot and driven by a task of its own, so a caller
+//! that gives up (its future is dropped) does not stall or cancel it, and a caller arriving while
+//! the flight is under way joins it. When the flight ends the slot is emptied, so a failure is not remembered: the next
 //! caller starts a new flight.
 
 use std::fmt;
@@ -55,6 +55,11 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
                 None => {
                     let flight = start().boxed().shared();
                     *slot = Some(flight.clone());
+                    // Drive the flight to its end even if every caller gives up, so a later
+                    // caller never joins a request that stalled half-way (and timed out).
+                    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                        runtime.spawn(flight.clone().map(drop));
+                    }
                     flight
                 }
             }
