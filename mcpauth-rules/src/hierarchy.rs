@@ -46,8 +46,15 @@ impl ScopeHierarchy {
                 }
             }
         }
+        // Walk in declaration order, so a cycle is always reported from the same scope.
+        let mut order: Vec<&str> = Vec::new();
+        for (scope, _) in edges {
+            if !order.contains(&scope.as_str()) {
+                order.push(scope);
+            }
+        }
         let mut implied = HashMap::new();
-        for scope in direct.keys() {
+        for scope in &order {
             let mut reached = Vec::new();
             let mut path = vec![*scope];
             walk(&direct, scope, &mut path, &mut reached)?;
