@@ -67,6 +67,12 @@ reasons! {
     Rejected = "rejected",
     /// The token lacks scopes the request needs.
     InsufficientScope = "insufficient_scope",
+    /// The `Mcp-Method` / `Mcp-Name` headers are malformed or disagree with the body.
+    InvalidMcpOperation = "invalid_mcp_operation",
+    /// The body is larger than the bound for reading the MCP operation.
+    BodyTooLarge = "body_too_large",
+    /// The body could not be read (the connection broke).
+    UnreadableBody = "unreadable_body",
     /// The authorization server's metadata cannot be fetched.
     MetadataUnavailable = "metadata_unavailable",
     /// The authorization server's keys cannot be fetched.
@@ -117,6 +123,12 @@ pub enum AuthError {
         /// The ones the token lacks.
         missing: Vec<String>,
     },
+    /// The body is too large to read the MCP operation from: 413, no challenge.
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The bound in force.
+        limit: usize,
+    },
     /// What verification needs cannot be had right now: 503 with `Retry-After`.
     #[error("verification unavailable ({reason}): {detail}")]
     Unavailable {
@@ -157,6 +169,7 @@ impl AuthError {
         match self {
             Self::MissingCredentials => AuthErrorReason::MissingCredentials,
             Self::InsufficientScope { .. } => AuthErrorReason::InsufficientScope,
+            Self::BodyTooLarge { .. } => AuthErrorReason::BodyTooLarge,
             Self::InvalidRequest { reason, .. }
             | Self::InvalidToken { reason, .. }
             | Self::Unavailable { reason, .. }
@@ -171,6 +184,7 @@ impl AuthError {
             Self::MissingCredentials | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::ServerError { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -181,7 +195,7 @@ impl AuthError {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Self::MissingCredentials => None,
-            Self::InvalidRequest { .. } => Some("invalid_request"),
+            Self::InvalidRequest { .. } | Self::BodyTooLarge { .. } => Some("invalid_request"),
             Self::InvalidToken { .. } => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::Unavailable { .. } => Some("temporarily_unavailable"),

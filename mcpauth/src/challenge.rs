@@ -20,6 +20,7 @@ const GENERIC_INVALID_REQUEST: &str = "The request carries a malformed bearer cr
 const GENERIC_INVALID_TOKEN: &str = "The access token is invalid.";
 const GENERIC_INSUFFICIENT_SCOPE: &str =
     "The access token does not grant the scopes this request needs.";
+const GENERIC_BODY_TOO_LARGE: &str = "The request body is too large.";
 const GENERIC_UNAVAILABLE: &str = "Token verification is temporarily unavailable.";
 const GENERIC_SERVER_ERROR: &str = "Token verification is misconfigured on this server.";
 
@@ -166,8 +167,10 @@ impl Challenges {
                     Some(dynamic("insufficient_scope", Some(&scope)))
                 }
             }
-            // Faults on this side are not the client's: no challenge.
-            AuthError::Unavailable { .. } | AuthError::ServerError { .. } => None,
+            // Not about credentials, or not the client's fault: no challenge.
+            AuthError::BodyTooLarge { .. }
+            | AuthError::Unavailable { .. }
+            | AuthError::ServerError { .. } => None,
         }
     }
 
@@ -180,6 +183,10 @@ impl Challenges {
             AuthError::InsufficientScope { missing, .. } => (
                 GENERIC_INSUFFICIENT_SCOPE,
                 format!("The access token lacks the scopes: {}.", missing.join(" ")),
+            ),
+            AuthError::BodyTooLarge { limit } => (
+                GENERIC_BODY_TOO_LARGE,
+                format!("The request body is larger than {limit} bytes."),
             ),
             AuthError::Unavailable { detail, .. } => (GENERIC_UNAVAILABLE, detail.clone()),
             AuthError::ServerError { detail, .. } => (GENERIC_SERVER_ERROR, detail.clone()),

@@ -23,6 +23,7 @@ use crate::challenge::Challenges;
 use crate::claims::ExpectedAudience;
 use crate::jwt::TokenTypePolicy;
 use crate::mcp_auth::{ConfigError, McpAuth, ResourceState};
+use crate::operations::OperationScopes;
 use crate::verify::{JwtRules, verify_jwt};
 
 /// The default clock leeway for `exp` and `nbf`.
@@ -85,6 +86,9 @@ struct Config {
     optional: bool,
     show_details: bool,
     max_header_bytes: usize,
+    operations: Option<OperationScopes>,
+    /// Every request's scopes: the layer's, then the operations' baseline.
+    static_scopes: Vec<String>,
     challenges: Challenges,
 }
 
@@ -95,8 +99,25 @@ impl Config {
     }
 
     fn rebuild_challenges(&mut self) {
+        let mut scopes = self.required_scopes.clone();
+        for scope in self.operations.iter().flat_map(|ops| &ops.baseline) {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
         let metadata_url = self.resource().metadata_url.to_string();
-        self.challenges = Challenges::new(&metadata_url, &self.required_scopes, self.show_details);
+        self.challenges = Challenges::new(&metadata_url, &scopes, self.show_details);
+        self.static_scopes = scopes;
+    }
+
+    /// The scopes of `required` that `info` lacks, through the resource's hierarchy.
+    fn missing(&self, info: &AuthInfo, required: &[String]) -> Vec<String> {
+        let hierarchy = &self.resource().scope_hierarchy;
+        required
+            .iter()
+            .filter(|scope| !hierarchy.satisfies(info.scopes(), scope))
+            .cloned()
+            .collect()
     }
 }
 
@@ -174,6 +195,8 @@ impl McpAuth {
             optional: false,
             show_details: false,
             max_header_bytes: DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES,
+            operations: None,
+            static_scopes: Vec::new(),
             challenges: Challenges::new("", &[], false),
         };
         config.rebuild_challenges();
@@ -204,8 +227,29 @@ impl BearerAuthLayer {
         I::Item: Into<String>,
     {
         let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.check_scopes(&scopes)?;
+        Ok(self.with(|c| {
+            for scope in scopes {
+                if !c.required_scopes.contains(&scope) {
+                    c.required_scopes.push(scope);
+                }
+            }
+        }))
+    }
+
+    /// Requires scopes per MCP operation (see [`OperationScopes`]): the body of each request is
+    /// read (within a bound) to find its operation, and a token lacking the operation's scopes
+    /// gets 403 `insufficient_scope` naming every scope the operation needs. 401 challenges
+    /// name the baseline. Every scope must be declared by the resource (when it declares any).
+    pub fn operation_scopes(self, operations: OperationScopes) -> Result<Self, ConfigError> {
+        let scopes: Vec<String> = operations.all_scopes().cloned().collect();
+        self.check_scopes(&scopes)?;
+        Ok(self.with(|c| c.operations = Some(operations)))
+    }
+
+    fn check_scopes(&self, scopes: &[String]) -> Result<(), ConfigError> {
         let resource = self.config.resource();
-        for scope in &scopes {
+        for scope in scopes {
             if let Some(reason) = mcpauth_rules::scope::scope_token_problem(scope) {
                 return Err(ConfigError::InvalidScope {
                     resource: resource.identifier.clone(),
@@ -222,13 +266,7 @@ impl BearerAuthLayer {
                 });
             }
         }
-        Ok(self.with(|c| {
-            for scope in scopes {
-                if !c.required_scopes.contains(&scope) {
-                    c.required_scopes.push(scope);
-                }
-            }
-        }))
+        Ok(())
     }
 
     /// Verifies tokens with `verifier` instead of as JWTs (for opaque tokens).
@@ -336,20 +374,41 @@ impl BearerAuthLayer {
                 info
             }
         };
-        let hierarchy = &resource.scope_hierarchy;
-        let missing: Vec<String> = config
-            .required_scopes
-            .iter()
-            .filter(|scope| !hierarchy.satisfies(info.scopes(), scope))
-            .cloned()
-            .collect();
+        let missing = config.missing(&info, &config.static_scopes);
         if !missing.is_empty() {
             return Err(AuthError::InsufficientScope {
-                required: config.required_scopes.clone(),
+                required: config.static_scopes.clone(),
                 missing,
             });
         }
         Ok(Some(info))
+    }
+
+    /// Reads the body and checks the scopes its MCP operation needs; returns the body to hand
+    /// on unchanged.
+    async fn check_operation(
+        &self,
+        operations: &OperationScopes,
+        info: Option<&AuthInfo>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Bytes, AuthError> {
+        let limit = operations.max_body_bytes;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
+            if find_source::<http_body_util::LengthLimitError>(&error).is_some() {
+                AuthError::BodyTooLarge { limit }
+            } else {
+                unreadable()
+            }
+        })?;
+        let required = operations.required(&self.config.static_scopes, headers, &bytes)?;
+        if let Some(info) = info {
+            let missing = self.config.missing(info, &required);
+            if !missing.is_empty() {
+                return Err(AuthError::InsufficientScope { required, missing });
+            }
+        }
+        Ok(bytes)
     }
 
     /// The response the layer sends for `error`.
@@ -393,11 +452,32 @@ fn is_preflight<B>(request: &Request<B>) -> bool {
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+fn unreadable() -> AuthError {
+    AuthError::invalid_request(
+        AuthErrorReason::UnreadableBody,
+        "The request body could not be read.",
+    )
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
 impl<S, B, ResBody> Service<Request<B>> for BearerAuthService<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -409,22 +489,33 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // The clone is the one that was polled ready; keep it for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
+            let refuse = |error: AuthError| {
+                tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
+                layer.error_response(&error)
+            };
+            let mut request = request.map(Body::new);
             if !is_preflight(&request) {
-                match layer.authenticate(request.headers()).await {
-                    Ok(Some(info)) => {
-                        request.extensions_mut().insert(info);
+                let info = match layer.authenticate(request.headers()).await {
+                    Ok(info) => info,
+                    Err(error) => return Ok(refuse(error)),
+                };
+                if let Some(operations) = &layer.config.operations {
+                    let (parts, body) = request.into_parts();
+                    let checked =
+                        layer.check_operation(operations, info.as_ref(), &parts.headers, body);
+                    match checked.await {
+                        Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
+                        Err(error) => return Ok(refuse(error)),
                     }
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
-                        return Ok(layer.error_response(&error));
-                    }
+                }
+                if let Some(info) = info {
+                    request.extensions_mut().insert(info);
                 }
             }
             let response = inner.call(request).await?;

@@ -136,6 +136,7 @@ mod jwt;
 mod layer;
 mod mcp_auth;
 mod metadata;
+mod operations;
 mod resource;
 mod router;
 mod single_flight;
@@ -164,6 +165,7 @@ pub use metadata::{
     AuthServerConfig, AuthServerType, AuthorizationServerMetadata, ExtraFields,
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
+pub use operations::{DEFAULT_MAX_MCP_BODY_BYTES, OperationScopes};
 pub use resource::ProtectedResource;
 
 /// The README's examples, compiled as doctests so they stay true.
