@@ -114,6 +114,7 @@
 //! - `rust-crypto`: pure-Rust signature checks, for targets that cannot build aws-lc.
 //! - `macros` (default): the declarative configuration macros.
 //! - `dev-server`: the development authorization server.
+//! - `rmcp`: [`AuthInfo`] as a parameter of `rmcp` tool and prompt handlers.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -138,6 +139,8 @@ mod mcp_auth;
 mod metadata;
 mod operations;
 mod resource;
+#[cfg(feature = "rmcp")]
+mod rmcp_support;
 mod router;
 mod single_flight;
 mod verify;
@@ -167,6 +170,8 @@ pub use metadata::{
 };
 pub use operations::{DEFAULT_MAX_MCP_BODY_BYTES, OperationScopes};
 pub use resource::ProtectedResource;
+#[cfg(feature = "rmcp")]
+pub use rmcp_support::MaybeAuthInfo;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -1,0 +1,107 @@
+//! `AuthInfo` as a parameter of an rmcp tool, behind the bearer layer with per-tool scopes, over
+//! real HTTP with rmcp's own streamable-HTTP server and client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use mcpauth::dev::DevAuthServer;
+use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+struct Whoami {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Whoami {
+    fn new() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Says who is calling, from the verified token.
+    #[tool(description = "The subject of the caller's access token")]
+    async fn whoami(&self, auth: AuthInfo) -> String {
+        format!("{} via {}", auth.subject(), auth.client_id().unwrap_or("?"))
+    }
+
+    /// Needs a scope of its own.
+    #[tool(description = "An administrative operation")]
+    async fn purge(&self, auth: AuthInfo) -> String {
+        format!("purged by {}", auth.subject())
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Whoami {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+#[tokio::test]
+async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
+        .authorization_server(dev.config())
+        .scopes(["mcp:use", "mcp:admin"])])
+    .unwrap();
+    let layer = auth
+        .bearer_auth(&resource)
+        .unwrap()
+        .operation_scopes(
+            OperationScopes::new()
+                .baseline(["mcp:use"])
+                .tool("purge", ["mcp:admin"]),
+        )
+        .unwrap();
+    let service = StreamableHttpService::new(
+        || Ok(Whoami::new()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+    );
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(layer)
+        .merge(auth.resource_metadata_router().unwrap());
+    let _server = mcpauth_tests::TestServer::serve(listener, app);
+
+    let token = dev
+        .token()
+        .subject("alice")
+        .client_id("inspector")
+        .audience(&resource)
+        .scopes(["mcp:use"])
+        .sign()
+        .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(token),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&result).unwrap();
+    assert!(text.to_string().contains("alice via inspector"), "{text}");
+
+    // `purge` needs mcp:admin: the HTTP layer answers 403 before the tool runs.
+    let refused = client.call_tool(CallToolRequestParams::new("purge")).await;
+    let error = refused.unwrap_err().to_string();
+    assert!(
+        error.contains("403") || error.to_lowercase().contains("insufficient"),
+        "{error}"
+    );
+    client.cancel().await.unwrap();
+}
