@@ -18,115 +18,35 @@
 //! `#[protected_resource]`; their deployment values (issuer, type, resource identifier) come from
 //! the environment at start-up and are checked by the same rules as literals.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mcpauth::dev::DevAuthServer;
-use mcpauth::{
-    AuthInfo, AuthServerType, ConfigError, DiscoveryError, McpAuth, auth_server, protected_resource,
-};
+use example_support::{StartupError, deployment};
+use mcpauth::{AuthInfo, ConfigError, McpAuth, auth_server, protected_resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-
-const DEFAULT_PORT: u16 = 3001;
-
-/// The deployment values the declarations read, set once at start-up before first use.
-static ISSUER: OnceLock<(String, AuthServerType)> = OnceLock::new();
-static RESOURCE: OnceLock<String> = OnceLock::new();
-
-fn issuer() -> String {
-    ISSUER
-        .get()
-        .map(|(issuer, _)| issuer.clone())
-        .unwrap_or_default()
-}
-
-fn issuer_type() -> AuthServerType {
-    ISSUER
-        .get()
-        .map_or(AuthServerType::Oidc, |(_, server_type)| *server_type)
-}
-
-fn resource_identifier() -> String {
-    RESOURCE.get().cloned().unwrap_or_default()
-}
 
 auth_server! {
     /// The authorization server: `MCP_AUTH_ISSUER` (of type `MCP_AUTH_ISSUER_TYPE`), or the
     /// development server started in-process.
-    pub NOTES_ISSUER = issuer(expr(issuer()), type = expr(issuer_type()));
+    pub NOTES_ISSUER = issuer(
+        expr(example_support::issuer()),
+        type = expr(example_support::issuer_type())
+    );
 }
 
 /// The notes API as a protected resource.
 #[protected_resource(
-    resource = expr(resource_identifier()),
+    resource = expr(example_support::resource()),
     authorization_servers = [NOTES_ISSUER],
     scopes = ["read:notes", "write:notes"],
     resource_name = "Notes",
 )]
 pub mod notes {}
-
-/// Why the server could not start; each message names what failed and why.
-#[derive(Debug, thiserror::Error)]
-enum StartupError {
-    #[error("{name}={value:?} is invalid: {reason}")]
-    Setting {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("cannot start the development authorization server: {0}")]
-    DevServer(#[from] mcpauth::dev::DevServerError),
-    #[error("cannot use the authorization server: {0}")]
-    Discovery(#[from] DiscoveryError),
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
-}
-
-fn setting(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn invalid(name: &'static str, value: &str, reason: impl ToString) -> StartupError {
-    StartupError::Setting {
-        name,
-        value: value.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-fn bind_address() -> Result<SocketAddr, StartupError> {
-    if let Some(bind) = setting("BIND") {
-        return bind.parse().map_err(|e| invalid("BIND", &bind, e));
-    }
-    let port = match setting("PORT") {
-        Some(port) => port.parse().map_err(|e| invalid("PORT", &port, e))?,
-        None => DEFAULT_PORT,
-    };
-    Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-}
-
-/// The default resource identifier: the notes path on loopback at the port actually bound.
-fn default_resource(bound: SocketAddr) -> String {
-    let port = bound.port();
-    match bound {
-        SocketAddr::V6(v6) if v6.ip().is_loopback() => format!("http://[::1]:{port}/notes"),
-        _ => format!("http://127.0.0.1:{port}/notes"),
-    }
-}
 
 /// One note, owned by the subject that wrote it.
 #[derive(Debug, Clone, Serialize)]
@@ -182,52 +102,26 @@ fn notes_app(auth: &McpAuth) -> Result<Router, ConfigError> {
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
 async fn run() -> Result<(), StartupError> {
-    let server_type: AuthServerType = match setting("MCP_AUTH_ISSUER_TYPE") {
-        Some(value) => value
-            .parse()
-            .map_err(|e| invalid("MCP_AUTH_ISSUER_TYPE", &value, e))?,
-        None => AuthServerType::Oidc,
-    };
-    let addr = bind_address()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartupError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| StartupError::Bind { addr, source })?;
-    let resource = setting("MCP_RESOURCE_IDENTIFIER").unwrap_or_else(|| default_resource(bound));
-    let _ = RESOURCE.set(resource.clone());
-
-    // Without an issuer, run a development authorization server in this process.
-    let dev = match setting("MCP_AUTH_ISSUER") {
-        None => {
-            let dev = DevAuthServer::start().await?;
-            let _ = ISSUER.set((dev.issuer().to_owned(), AuthServerType::Oidc));
-            Some(dev)
-        }
-        Some(issuer) => {
-            let _ = ISSUER.set((issuer, server_type));
-            None
-        }
-    };
+    let deployment = deployment("/notes").await?;
+    let (bound, resource) = (deployment.bound, &deployment.resource);
 
     let auth = McpAuth::resource_server([notes::protected_resource()?])?;
     // Fetch and check the authorization server's metadata now: fail at start-up, not later.
     auth.discover_all().await?;
     let app = notes_app(&auth)?;
     let metadata_url = auth
-        .resource_metadata_url(&resource)
+        .resource_metadata_url(resource)
         .map(ToString::to_string)
         .unwrap_or_default();
 
     println!("notes: listening on http://{bound}");
     println!("notes: resource {resource}");
     println!("notes: metadata: curl -s {metadata_url}");
-    if let Some(dev) = &dev {
+    if let Some(dev) = &deployment.dev {
         let token = dev
             .token()
             .subject("dev-user")
-            .audience(&resource)
+            .audience(resource)
             .scopes(notes::Scope::ALL.map(notes::Scope::as_str))
             .sign()?;
         println!(
@@ -238,29 +132,12 @@ async fn run() -> Result<(), StartupError> {
         println!("notes: try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{bound}/notes");
     }
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+    axum::serve(deployment.listener, app)
+        .with_graceful_shutdown(example_support::shutdown_signal())
         .await
         .map_err(StartupError::Serve)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "notes=info,mcpauth=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("notes: error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> ExitCode {
+    example_support::main("notes", run())
 }

@@ -1,0 +1,221 @@
+//! `todo-manager`: the MCP Auth SDKs' todo-manager sample in Rust — an rmcp streamable-HTTP MCP
+//! server at `/mcp` whose tools need scopes.
+//!
+//! ```text
+//! cargo run -p todo-manager
+//! ```
+//!
+//! - `create_todo` needs `create:todos` (enforced at the HTTP layer: a token without it gets a
+//!   403 `insufficient_scope` challenge, which MCP clients answer by stepping up);
+//! - `get_todos` lists every todo with `read:todos`, else the caller's own;
+//! - `delete_todo` deletes the caller's own todo, or any with `delete:todos`.
+//!
+//! Owners are the tokens' subjects. Configuration as in `notes` (`MCP_AUTH_ISSUER`,
+//! `MCP_AUTH_ISSUER_TYPE`, `MCP_RESOURCE_IDENTIFIER` default `http://127.0.0.1:3001/mcp`, `PORT`,
+//! `BIND`); without an issuer a development authorization server runs in-process. Requests
+//! whose `Origin` is not this server's (or loopback) are refused, as the MCP transport requires.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use example_support::{StartupError, deployment};
+use mcpauth::{AuthInfo, McpAuth, OperationScopes, auth_server, protected_resource};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+auth_server! {
+    /// The authorization server: `MCP_AUTH_ISSUER` (of type `MCP_AUTH_ISSUER_TYPE`), or the
+    /// development server started in-process.
+    pub TODO_ISSUER = issuer(
+        expr(example_support::issuer()),
+        type = expr(example_support::issuer_type())
+    );
+}
+
+/// The todo manager's MCP endpoint as a protected resource.
+#[protected_resource(
+    resource = expr(example_support::resource()),
+    authorization_servers = [TODO_ISSUER],
+    scopes = ["create:todos", "read:todos", "delete:todos"],
+    resource_name = "Todo manager",
+)]
+pub mod todos {}
+
+/// One todo.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Todo {
+    id: String,
+    content: String,
+    owner_id: String,
+}
+
+/// The todos, shared by every request.
+#[derive(Debug, Clone, Default)]
+struct Store {
+    todos: Arc<Mutex<Vec<Todo>>>,
+    next_id: Arc<Mutex<u64>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct CreateTodo {
+    /// What to do.
+    content: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct DeleteTodo {
+    /// The todo's id.
+    id: String,
+}
+
+/// The MCP server: one per request (stateless), sharing the store.
+#[derive(Debug, Clone)]
+struct TodoManager {
+    store: Store,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl TodoManager {
+    fn new(store: Store) -> Self {
+        Self {
+            store,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Creates a todo owned by the caller.
+    #[tool(description = "Create a new todo (needs the create:todos scope)")]
+    async fn create_todo(&self, auth: AuthInfo, Parameters(new): Parameters<CreateTodo>) -> String {
+        let id = {
+            let mut next = self
+                .store
+                .next_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            format!("todo-{next}")
+        };
+        let todo = Todo {
+            id,
+            content: new.content,
+            owner_id: auth.subject().to_owned(),
+        };
+        self.store
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(todo.clone());
+        json!(todo).to_string()
+    }
+
+    /// Lists todos: all of them with `read:todos`, else the caller's own.
+    #[tool(description = "List todos (all with read:todos, else your own)")]
+    async fn get_todos(&self, auth: AuthInfo) -> String {
+        let all = auth.has_scope(todos::Scope::ReadTodos.as_str());
+        let todos = self
+            .store
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let visible: Vec<&Todo> = todos
+            .iter()
+            .filter(|todo| all || todo.owner_id == auth.subject())
+            .collect();
+        json!({ "todos": visible }).to_string()
+    }
+
+    /// Deletes a todo: the caller's own, or any with `delete:todos`.
+    #[tool(description = "Delete a todo (your own, or any with delete:todos)")]
+    async fn delete_todo(
+        &self,
+        auth: AuthInfo,
+        Parameters(target): Parameters<DeleteTodo>,
+    ) -> String {
+        let any = auth.has_scope(todos::Scope::DeleteTodos.as_str());
+        let mut todos = self
+            .store
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let position = todos
+            .iter()
+            .position(|todo| todo.id == target.id && (any || todo.owner_id == auth.subject()));
+        match position {
+            Some(index) => {
+                let todo = todos.remove(index);
+                json!({ "message": format!("Todo {} deleted", todo.id), "details": todo })
+                    .to_string()
+            }
+            None => json!({ "error": "Failed to delete todo" }).to_string(),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TodoManager {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// The application: the metadata, and `/mcp` behind the bearer layer with per-tool scopes.
+fn app(auth: &McpAuth, resource: &str) -> Result<axum::Router, StartupError> {
+    let operations =
+        OperationScopes::new().tool("create_todo", [todos::Scope::CreateTodos.as_str()]);
+    let bearer = todos::require(auth, [])?.operation_scopes(operations)?;
+    let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
+    let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
+    let store = Store::default();
+    let config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"])
+        .with_allowed_origins([origin.as_str(), "http://localhost:*", "http://127.0.0.1:*"]);
+    let mcp = StreamableHttpService::new(
+        move || Ok(TodoManager::new(store.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Ok(axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(bearer)
+        .merge(auth.resource_metadata_router()?))
+}
+
+#[allow(clippy::print_stdout)] // the example talks to the person who started it
+async fn run() -> Result<(), StartupError> {
+    let deployment = deployment("/mcp").await?;
+    let (bound, resource) = (deployment.bound, &deployment.resource);
+    let auth = McpAuth::resource_server([todos::protected_resource()?])?;
+    auth.discover_all().await?;
+    let app = app(&auth, resource)?;
+    let metadata_url = auth
+        .resource_metadata_url(resource)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+
+    println!("todo-manager: listening on http://{bound}");
+    println!("todo-manager: MCP endpoint {resource}");
+    println!("todo-manager: metadata: curl -s {metadata_url}");
+    if let Some(dev) = &deployment.dev {
+        println!(
+            "todo-manager: development authorization server at {} (development only)",
+            dev.issuer()
+        );
+    }
+    axum::serve(deployment.listener, app)
+        .with_graceful_shutdown(example_support::shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)
+}
+
+fn main() -> ExitCode {
+    example_support::main("todo-manager", run())
+}
