@@ -94,7 +94,7 @@ async fn a_given_type_fetches_exactly_its_form_and_nothing_else() {
         .unwrap_err();
     let url = stub.url("/.well-known/oauth-authorization-server/t");
     assert!(
-        matches!(&error, DiscoveryError::Fetch(FetchError::Status { url: u, status }) if *u == url && *status == StatusCode::NOT_FOUND),
+        matches!(&error, DiscoveryError::Fetch(FetchError::Status { url: u, status, .. }) if *u == url && *status == StatusCode::NOT_FOUND),
         "{error:?}"
     );
     assert_eq!(

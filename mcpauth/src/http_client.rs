@@ -32,16 +32,20 @@ pub enum FetchError {
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] Arc<reqwest::Error>),
     /// Nothing answered in time.
-    #[error("GET {url} failed: no complete answer within {timeout:?}")]
+    #[error("{method} {url} failed: no complete answer within {timeout:?}")]
     Timeout {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// The overall timeout in force.
         timeout: Duration,
     },
     /// The connection failed or broke.
-    #[error("GET {url} failed: {reason}")]
+    #[error("{method} {url} failed: {reason}")]
     Connection {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// What went wrong, as the HTTP client said it.
@@ -51,40 +55,50 @@ pub enum FetchError {
         source: Arc<reqwest::Error>,
     },
     /// The server redirected to another origin (or too many times).
-    #[error("GET {url} failed: {reason}")]
+    #[error("{method} {url} failed: {reason}")]
     Redirect {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// Where it redirected and why that was refused.
         reason: String,
     },
     /// The server answered with a status other than 2xx.
-    #[error("GET {url} failed: HTTP status {status}")]
+    #[error("{method} {url} failed: HTTP status {status}")]
     Status {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// The status it answered with.
         status: http::StatusCode,
     },
     /// The body exceeded the size bound.
-    #[error("GET {url} failed: the response is larger than the {limit}-byte limit")]
+    #[error("{method} {url} failed: the response is larger than the {limit}-byte limit")]
     TooLarge {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// The bound in force.
         limit: usize,
     },
     /// The body is not JSON.
-    #[error("GET {url} failed: the response is not JSON ({reason})")]
+    #[error("{method} {url} failed: the response is not JSON ({reason})")]
     NotJson {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// The parser's complaint, with the content type.
         reason: String,
     },
     /// The body is JSON but not a JSON object.
-    #[error("GET {url} failed: the response is a JSON {found}, not a JSON object")]
+    #[error("{method} {url} failed: the response is a JSON {found}, not a JSON object")]
     NotObject {
+        /// The request method.
+        method: http::Method,
         /// The URL requested.
         url: String,
         /// What it is instead (`array`, `string`, …).
@@ -176,21 +190,35 @@ impl BoundedClient {
 
     /// GETs `url` and parses the body as a JSON object, within the limits.
     pub(crate) async fn get_json_object(&self, url: &Url) -> Result<FetchedJson, FetchError> {
+        self.json_object(http::Method::GET, url, |request| request)
+            .await
+    }
+
+    /// Sends a `method` request to `url` (shaped by `configure`: headers, a form…) and parses
+    /// the answer as a JSON object, within the limits and the URL rules.
+    pub(crate) async fn json_object(
+        &self,
+        method: http::Method,
+        url: &Url,
+        configure: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<FetchedJson, FetchError> {
         url_rules::parse_secure_url(url.as_str())?;
         let client = self
             .client
             .as_ref()
             .map_err(|e| FetchError::Client(e.clone()))?;
         let url_text = url.to_string();
-        tracing::debug!(url = %url_text, "fetching");
-        let mut response = client
-            .get(url.clone())
-            .header(http::header::ACCEPT, "application/json")
+        tracing::debug!(%method, url = %url_text, "fetching");
+        let request = client
+            .request(method.clone(), url.clone())
+            .header(http::header::ACCEPT, "application/json");
+        let mut response = configure(request)
             .send()
             .await
-            .map_err(|error| self.request_error(&url_text, error))?;
+            .map_err(|error| self.request_error(&method, &url_text, error))?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
+                method,
                 url: url_text,
                 status: response.status(),
             });
@@ -201,6 +229,7 @@ impl BoundedClient {
             .is_some_and(|length| length > limit as u64)
         {
             return Err(FetchError::TooLarge {
+                method,
                 url: url_text,
                 limit,
             });
@@ -210,10 +239,11 @@ impl BoundedClient {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|error| self.request_error(&url_text, error))?
+            .map_err(|error| self.request_error(&method, &url_text, error))?
         {
             if body.len() + chunk.len() > limit {
                 return Err(FetchError::TooLarge {
+                    method,
                     url: url_text,
                     limit,
                 });
@@ -226,12 +256,14 @@ impl BoundedClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("none");
             FetchError::NotJson {
+                method: method.clone(),
                 url: url_text.clone(),
                 reason: format!("{error}; content type: {content_type}"),
             }
         })?;
         if !value.is_object() {
             return Err(FetchError::NotObject {
+                method,
                 url: url_text,
                 found: json_kind(&value),
             });
@@ -239,20 +271,23 @@ impl BoundedClient {
         Ok(FetchedJson { value, headers })
     }
 
-    fn request_error(&self, url: &str, error: reqwest::Error) -> FetchError {
+    fn request_error(&self, method: &http::Method, url: &str, error: reqwest::Error) -> FetchError {
         if let Some(refused) = find_source::<RefusedRedirect>(&error) {
             return FetchError::Redirect {
+                method: method.clone(),
                 url: url.to_owned(),
                 reason: refused.0.clone(),
             };
         }
         if error.is_timeout() {
             return FetchError::Timeout {
+                method: method.clone(),
                 url: url.to_owned(),
                 timeout: self.limits.timeout,
             };
         }
         FetchError::Connection {
+            method: method.clone(),
             url: url.to_owned(),
             reason: error_chain(&error),
             source: Arc::new(error),

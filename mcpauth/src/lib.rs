@@ -138,6 +138,7 @@ mod layer;
 mod mcp_auth;
 mod metadata;
 mod operations;
+mod remote_verifier;
 mod resource;
 #[cfg(feature = "rmcp")]
 mod rmcp_support;
@@ -169,6 +170,7 @@ pub use metadata::{
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
 pub use operations::{DEFAULT_MAX_MCP_BODY_BYTES, OperationScopes};
+pub use remote_verifier::{DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_CACHED_TOKENS, RemoteVerifier};
 pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
 pub use rmcp_support::MaybeAuthInfo;

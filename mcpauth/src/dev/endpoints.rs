@@ -38,6 +38,8 @@ pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
         .route(&format!("{issuer_path}/token"), post(token))
         .route(&format!("{issuer_path}/authorize"), get(authorize))
         .route(&format!("{issuer_path}/register"), post(register))
+        .route(&format!("{issuer_path}/userinfo"), get(userinfo))
+        .route(&format!("{issuer_path}/introspect"), post(introspect))
         .with_state(state)
 }
 
@@ -291,4 +293,75 @@ async fn register(Json(request): Json<Value>) -> Response {
         .entry("token_endpoint_auth_method")
         .or_insert_with(|| "none".into());
     no_store((StatusCode::CREATED, Json(Value::Object(client))).into_response())
+}
+
+/// The claims of `token` if one of the current keys signed it and it has not expired.
+fn verified_claims(state: &DevState, token: &str) -> Option<serde_json::Map<String, Value>> {
+    let keys = state.keys.read().unwrap_or_else(PoisonError::into_inner);
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let key = keys
+        .keys
+        .iter()
+        .find(|k| Some(&k.kid) == header.kid.as_ref())?;
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&key.jwk).ok()?;
+    let mut validation = jsonwebtoken::Validation::new(key.algorithm.algorithm());
+    validation.validate_aud = false;
+    validation.set_issuer(&[&state.issuer]);
+    jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &decoding, &validation)
+        .ok()
+        .map(|data| data.claims)
+}
+
+/// OpenID Connect userinfo: the token's claims, for a valid bearer token.
+async fn userinfo(State(state): State<Arc<DevState>>, headers: HeaderMap) -> Response {
+    state
+        .userinfo_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    match token.and_then(|token| verified_claims(&state, &token)) {
+        Some(claims) => no_store(Json(Value::Object(claims)).into_response()),
+        None => {
+            let mut response = oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the token is not valid",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            );
+            response
+        }
+    }
+}
+
+/// RFC 7662 introspection (any client may ask: development only).
+async fn introspect(
+    State(state): State<Arc<DevState>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    state
+        .introspection_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let Some(token) = form.get("token") else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "token is required",
+        );
+    };
+    let body = match verified_claims(&state, token) {
+        Some(mut claims) => {
+            claims.insert("active".into(), Value::Bool(true));
+            claims.insert("token_type".into(), "Bearer".into());
+            Value::Object(claims)
+        }
+        None => json!({"active": false}),
+    };
+    no_store(Json(body).into_response())
 }

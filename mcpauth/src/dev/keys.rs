@@ -58,7 +58,7 @@ pub(crate) struct SigningKey {
     pub(crate) kid: String,
     pub(crate) algorithm: DevAlgorithm,
     pub(crate) encoding: EncodingKey,
-    jwk: Jwk,
+    pub(crate) jwk: Jwk,
 }
 
 impl std::fmt::Debug for SigningKey {

@@ -12,7 +12,8 @@
 //!   documents;
 //! - `/jwks` with one RSA, one P-256 and one Ed25519 key;
 //! - `/token` (client credentials; authorization code with PKCE), `/authorize` (automatic
-//!   consent) and `/register` (RFC 7591, any client).
+//!   consent), `/register` (RFC 7591, any client), `/userinfo` (OpenID Connect) and
+//!   `/introspect` (RFC 7662, any client).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -96,6 +97,8 @@ pub(crate) struct DevState {
     keys: RwLock<KeySet>,
     codes: Mutex<HashMap<String, PendingCode>>,
     jwks_requests: AtomicUsize,
+    userinfo_requests: AtomicUsize,
+    introspection_requests: AtomicUsize,
 }
 
 /// Configures a [`DevAuthServer`].
@@ -179,6 +182,8 @@ impl DevAuthServerBuilder {
             keys: RwLock::new(keys),
             codes: Mutex::new(HashMap::new()),
             jwks_requests: AtomicUsize::new(0),
+            userinfo_requests: AtomicUsize::new(0),
+            introspection_requests: AtomicUsize::new(0),
         });
         let app = endpoints::router(state.clone(), &path);
         let task = tokio::spawn(async move {
@@ -201,6 +206,8 @@ fn dev_metadata(issuer: &str) -> AuthorizationServerMetadata {
     );
     metadata.jwks_uri = Some(format!("{issuer}/jwks"));
     metadata.registration_endpoint = Some(format!("{issuer}/register"));
+    metadata.userinfo_endpoint = Some(format!("{issuer}/userinfo"));
+    metadata.introspection_endpoint = Some(format!("{issuer}/introspect"));
     metadata.grant_types_supported = strings(&["authorization_code", "client_credentials"]);
     metadata.response_modes_supported = strings(&["query"]);
     metadata.code_challenge_methods_supported = strings(&["S256"]);
@@ -280,6 +287,16 @@ impl DevAuthServer {
     /// How many times the JWKS was requested (for tests of key caching).
     pub fn jwks_requests(&self) -> usize {
         self.state.jwks_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many times the userinfo endpoint was asked.
+    pub fn userinfo_requests(&self) -> usize {
+        self.state.userinfo_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many times the introspection endpoint was asked.
+    pub fn introspection_requests(&self) -> usize {
+        self.state.introspection_requests.load(Ordering::SeqCst)
     }
 
     /// The key IDs currently published: RSA, P-256, Ed25519.
