@@ -1,0 +1,224 @@
+//! Interop with a real, independent authorization server: oidc-provider (npm; the engine Logto
+//! is built on), run by `interop/provider.mjs` with an issuer under a path. The todo-manager
+//! discovers it, verifies its JWT access tokens, refuses its tokens for another resource, and
+//! keeps working across key rotations (a new `kid`, and a restart that reuses the `kid`).
+//!
+//! Needs Node.js and npm; `interop/node_modules` is installed from the lock file when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
+}
+
+fn ensure_node_modules() {
+    let dir = interop_dir();
+    if dir.join("node_modules/oidc-provider").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+        .expect("npm is needed for the interop tests");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+/// A child process killed when dropped, with its stdout lines.
+struct Process {
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a process and returns it with the rest of its first `count` stdout lines.
+fn spawn(mut command: Command, count: usize) -> (Process, Vec<String>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Vec<String> = (0..count).map(|_| lines.next().unwrap().unwrap()).collect();
+    std::thread::spawn(move || lines.for_each(drop));
+    (Process { child }, first)
+}
+
+fn provider(port: Option<u16>, kid: Option<&str>) -> (Process, String, String) {
+    let mut command = Command::new("node");
+    command.arg("provider.mjs").current_dir(interop_dir());
+    if let Some(port) = port {
+        command.args(["--port", &port.to_string()]);
+    }
+    if let Some(kid) = kid {
+        command.args(["--kid", kid]);
+    }
+    let (process, lines) = spawn(command, 2);
+    let issuer = lines[0].strip_prefix("issuer ").unwrap().to_owned();
+    let kid = lines[1].strip_prefix("kid ").unwrap().to_owned();
+    (process, issuer, kid)
+}
+
+fn todo_manager(issuer: &str) -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_todo-manager"));
+    command
+        .env_remove("MCP_RESOURCE_IDENTIFIER")
+        .env_remove("MCP_AUTH_ISSUER_TYPE")
+        .env_remove("BIND")
+        .env("PORT", "0")
+        .env("MCP_AUTH_ISSUER", issuer);
+    let (process, lines) = spawn(command, 1);
+    let addr = lines[0]
+        .strip_prefix("todo-manager: listening on http://")
+        .unwrap_or_else(|| panic!("{}", lines[0]));
+    (process, format!("http://{addr}/mcp"))
+}
+
+/// A client-credentials token from oidc-provider for `resource`.
+async fn token(issuer: &str, client: &str, scope: &str, resource: &str) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_owned()
+}
+
+async fn call(url: &str, token: String, tool: &str, arguments: Value) -> Result<Value, String> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .map_err(|e| e.to_string())?;
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    if let Value::Object(arguments) = arguments {
+        params = params.with_arguments(arguments);
+    }
+    let result = client.call_tool(params).await.map_err(|e| e.to_string());
+    let _ = client.cancel().await;
+    let result = serde_json::to_value(result?).unwrap();
+    Ok(serde_json::from_str(result["content"][0]["text"].as_str().unwrap_or("null")).unwrap())
+}
+
+async fn status_of(url: &str, token: &str) -> u16 {
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let (provider_process, issuer, kid) = tokio::task::spawn_blocking(|| provider(None, None))
+        .await
+        .unwrap();
+    let port: u16 = issuer
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/oidc")
+        .parse()
+        .unwrap();
+    let (_server, url) = {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || todo_manager(&issuer))
+            .await
+            .unwrap()
+    };
+
+    // Discovered through the appended OpenID Connect form (the RFC 8414 form is 404 there).
+    let writer = token(&issuer, "writer", "read:todos create:todos", &url).await;
+    let created = call(
+        &url,
+        writer.clone(),
+        "create_todo",
+        json!({"content": "interop"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created["ownerId"], "writer");
+    let reader = token(&issuer, "reader", "read:todos", &url).await;
+    let refused = call(
+        &url,
+        reader.clone(),
+        "create_todo",
+        json!({"content": "no"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        refused.contains("403") || refused.to_lowercase().contains("insufficient"),
+        "{refused}"
+    );
+    let all = call(&url, reader.clone(), "get_todos", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(all["todos"][0]["content"], "interop");
+
+    // A token oidc-provider issued for another resource is refused.
+    let foreign = token(&issuer, "writer", "read:todos", "http://127.0.0.1:1/other").await;
+    assert_eq!(status_of(&url, &foreign).await, 401);
+
+    // Rotation to a new kid: restart on the same port with a new key.
+    drop(provider_process);
+    let (provider_process, _, new_kid) =
+        tokio::task::spawn_blocking(move || provider(Some(port), None))
+            .await
+            .unwrap();
+    assert_ne!(new_kid, kid);
+    let rotated = token(&issuer, "reader", "read:todos", &url).await;
+    // The key cache refetches at most every 10 s.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    call(&url, rotated.clone(), "get_todos", json!({})).await.unwrap();
+
+    // A restart that reuses the kid with a new key.
+    drop(provider_process);
+    let (_provider, _, same_kid) = {
+        let kid = new_kid.clone();
+        tokio::task::spawn_blocking(move || provider(Some(port), Some(&kid)))
+            .await
+            .unwrap()
+    };
+    assert_eq!(same_kid, new_kid);
+    let reused = token(&issuer, "reader", "read:todos", &url).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    call(&url, reused, "get_todos", json!({})).await.unwrap();
+    // The previous key is gone: its token no longer verifies.
+    assert_eq!(status_of(&url, &rotated).await, 401);
+}
