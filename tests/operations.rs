@@ -239,3 +239,24 @@ async fn undeclared_operation_scopes_are_configuration_errors() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn advertised_scopes_are_named_at_login_without_being_required() {
+    let app = app(OperationScopes::new()
+        .advertise(["read:todos"])
+        .tool("create_todo", ["create:todos"]))
+    .await;
+    let response = app.post(None, &[], &call("get_todos")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&response)["scope"], "read:todos");
+    let nothing = app.token("other");
+    assert_eq!(
+        app.post(Some(&nothing), &[], &call("get_todos"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let refused = app.post(Some(&nothing), &[], &call("create_todo")).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(challenge(&refused)["scope"], "create:todos");
+}

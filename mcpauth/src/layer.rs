@@ -99,15 +99,25 @@ impl Config {
     }
 
     fn rebuild_challenges(&mut self) {
-        let mut scopes = self.required_scopes.clone();
-        for scope in self.operations.iter().flat_map(|ops| &ops.baseline) {
-            if !scopes.contains(scope) {
-                scopes.push(scope.clone());
+        let add = |list: &mut Vec<String>, more: &[String]| {
+            for scope in more {
+                if !list.contains(scope) {
+                    list.push(scope.clone());
+                }
             }
+        };
+        let mut required = self.required_scopes.clone();
+        let mut advertised = Vec::new();
+        if let Some(operations) = &self.operations {
+            add(&mut required, &operations.baseline);
+            advertised = operations.advertised.clone();
         }
+        // Challenges name what is required, then what a client should ask for at login.
+        let mut challenged = required.clone();
+        add(&mut challenged, &advertised);
         let metadata_url = self.resource().metadata_url.to_string();
-        self.challenges = Challenges::new(&metadata_url, &scopes, self.show_details);
-        self.static_scopes = scopes;
+        self.challenges = Challenges::new(&metadata_url, &challenged, self.show_details);
+        self.static_scopes = required;
     }
 
     /// The scopes of `required` that `info` lacks, through the resource's hierarchy.

@@ -39,6 +39,7 @@ const MCP_NAME: &str = "mcp-name";
 #[must_use]
 pub struct OperationScopes {
     pub(crate) baseline: Vec<String>,
+    pub(crate) advertised: Vec<String>,
     methods: HashMap<String, Vec<String>>,
     tools: HashMap<String, Vec<String>>,
     pub(crate) max_body_bytes: usize,
@@ -48,6 +49,7 @@ impl Default for OperationScopes {
     fn default() -> Self {
         Self {
             baseline: Vec::new(),
+            advertised: Vec::new(),
             methods: HashMap::new(),
             tools: HashMap::new(),
             max_body_bytes: DEFAULT_MAX_MCP_BODY_BYTES,
@@ -76,6 +78,18 @@ impl OperationScopes {
         I::Item: Into<String>,
     {
         self.baseline = strings(scopes);
+        self
+    }
+
+    /// Scopes named in 401 challenges besides the baseline, without being required: what a
+    /// client should ask for when it logs in (for example read access, when most tools work
+    /// without it but better with it). Other scopes are asked for by step-up, per operation.
+    pub fn advertise<I>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.advertised = strings(scopes);
         self
     }
 
@@ -109,6 +123,7 @@ impl OperationScopes {
     pub(crate) fn all_scopes(&self) -> impl Iterator<Item = &String> {
         self.baseline
             .iter()
+            .chain(&self.advertised)
             .chain(self.methods.values().flatten())
             .chain(self.tools.values().flatten())
     }

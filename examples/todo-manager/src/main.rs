@@ -168,8 +168,11 @@ impl ServerHandler for TodoManager {
 
 /// The application: the metadata, and `/mcp` behind the bearer layer with per-tool scopes.
 fn app(auth: &McpAuth, resource: &str) -> Result<axum::Router, StartupError> {
-    let operations =
-        OperationScopes::new().tool("create_todo", [todos::Scope::CreateTodos.as_str()]);
+    // Nothing is required to list or delete your own todos; clients log in asking for read
+    // access, and step up to create:todos when they first create a todo.
+    let operations = OperationScopes::new()
+        .advertise([todos::Scope::ReadTodos.as_str()])
+        .tool("create_todo", [todos::Scope::CreateTodos.as_str()]);
     let bearer = todos::require(auth, [])?.operation_scopes(operations)?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();

@@ -21,9 +21,40 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
 }
 
+/// The Python of `interop/.venv`, with the pinned `mcp` installed (created when missing).
+fn python() -> PathBuf {
+    let dir = interop_dir();
+    let python = dir.join(".venv/bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import mcp"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !ready {
+        let venv = Command::new("python3")
+            .args(["-m", "venv", ".venv"])
+            .current_dir(&dir)
+            .status()
+            .expect("python3 is needed for the interop tests");
+        assert!(venv.success());
+        let install = Command::new(dir.join(".venv/bin/pip"))
+            .args(["install", "--quiet", "-r", "requirements.txt"])
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            install.success(),
+            "pip install -r interop/requirements.txt failed"
+        );
+    }
+    python
+}
+
 fn ensure_node_modules() {
     let dir = interop_dir();
-    if dir.join("node_modules/oidc-provider").exists() {
+    if dir.join("node_modules/oidc-provider").exists()
+        && dir.join("node_modules/@modelcontextprotocol/sdk").exists()
+    {
         return;
     }
     let status = Command::new("npm")
@@ -205,7 +236,9 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
     let rotated = token(&issuer, "reader", "read:todos", &url).await;
     // The key cache refetches at most every 10 s.
     tokio::time::sleep(Duration::from_secs(11)).await;
-    call(&url, rotated.clone(), "get_todos", json!({})).await.unwrap();
+    call(&url, rotated.clone(), "get_todos", json!({}))
+        .await
+        .unwrap();
 
     // A restart that reuses the kid with a new key.
     drop(provider_process);
@@ -221,4 +254,110 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
     call(&url, reused, "get_todos", json!({})).await.unwrap();
     // The previous key is gone: its token no longer verifies.
     assert_eq!(status_of(&url, &rotated).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_challenge() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
+        .await
+        .unwrap();
+    let (_server, url) = {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || todo_manager(&issuer))
+            .await
+            .unwrap()
+    };
+    let output = {
+        let (url, issuer) = (url.clone(), issuer.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .args(["ts_client.mjs", &url, &issuer])
+                .current_dir(interop_dir())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let base = url.trim_end_matches("/mcp");
+    assert_eq!(results["challengeStatus"], 401);
+    assert_eq!(
+        results["resourceMetadataUrl"],
+        format!("{base}/.well-known/oauth-protected-resource/mcp")
+    );
+    assert_eq!(results["resource"], url);
+    assert_eq!(results["authorizationServers"], json!([issuer]));
+    assert_eq!(results["issuer"], issuer);
+    assert_eq!(results["getTodos"], json!({"todos": []}));
+    let refused = results["createTodo"].as_str().unwrap();
+    assert!(refused.contains("403"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_steps_up_after_our_403_and_succeeds() {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let python = tokio::task::spawn_blocking(python).await.unwrap();
+    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
+        .await
+        .unwrap();
+    let (_server, url) = {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || todo_manager(&issuer))
+            .await
+            .unwrap()
+    };
+    let output = {
+        let (url, issuer) = (url.clone(), issuer.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(python)
+                .args(["py_client.py", &url, &issuer])
+                .current_dir(interop_dir())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(results["getTodos"], json!({"todos": []}));
+    assert_eq!(results["createTodo"]["ownerId"], "writer");
+    assert_eq!(results["createTodo"]["content"], "from the Python SDK");
+    let statuses = results["statuses"].as_array().unwrap();
+    assert!(
+        statuses.contains(&json!(401)),
+        "the first request is challenged: {statuses:?}"
+    );
+    assert!(
+        statuses.contains(&json!(403)),
+        "create_todo met the step-up challenge: {statuses:?}"
+    );
+    let scopes = results["tokenScopes"].as_array().unwrap();
+    let last = scopes.last().unwrap().as_str().unwrap();
+    assert!(
+        scopes.len() >= 2,
+        "a second token after the 403: {scopes:?}"
+    );
+    assert!(last.split(' ').any(|s| s == "create:todos"), "{scopes:?}");
+    assert!(
+        last.split(' ').any(|s| s == "read:todos"),
+        "previous scopes kept: {scopes:?}"
+    );
 }
