@@ -71,6 +71,8 @@ pub fn auth_server(input: TokenStream) -> TokenStream {
 ///     authorization_servers = [LOGTO],               // declared with auth_server!
 ///     scopes = ["read:notes", "write:notes", "admin:notes"],
 ///     scope_hierarchy = { "admin:notes" => ["read:notes", "write:notes"] },
+///     tool_scopes = { "purge_notes" => ["admin:notes"] }, // per MCP tool (and method_scopes)
+///     login_scopes = ["read:notes"],                 // named in 401 challenges
 ///     resource_name = "Notes",                       // and the other RFC 9728 members
 /// )]
 /// pub mod notes {}
@@ -78,8 +80,9 @@ pub fn auth_server(input: TokenStream) -> TokenStream {
 ///
 /// Generates inside the module: `Scope` (one variant per scope, `as_str`, `FromStr`, `Display`,
 /// serde, `ALL`), `scopes::<Variant>` marker types, `RESOURCE` and `METADATA_PATH` for a literal
-/// resource, and `resource()`, `protected_resource()`, `metadata()`, `metadata_router()` and
-/// `require(&auth, [Scope::…])` (a bearer layer that only takes this resource's scopes). Every
+/// resource, and `resource()`, `protected_resource()`, `metadata()`, `metadata_router()`,
+/// `require(&auth, [Scope::…])` (a bearer layer that only takes this resource's scopes) and
+/// `operation_scopes()` (for `BearerAuthLayer::operation_scopes`). Every
 /// mistake is a compile error at its token, all of them at once. `crate = "::name"` names a
 /// renamed `mcpauth` dependency.
 #[proc_macro_attribute]

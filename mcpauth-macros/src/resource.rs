@@ -29,6 +29,9 @@ const KEYS: &[&str] = &[
     "dpop_signing_alg_values_supported",
     "tls_client_certificate_bound_access_tokens",
     "dpop_bound_access_tokens_required",
+    "tool_scopes",
+    "method_scopes",
+    "login_scopes",
     "crate",
 ];
 
@@ -43,6 +46,7 @@ pub(crate) const GENERATED: &[&str] = &[
     "metadata",
     "metadata_router",
     "require",
+    "operation_scopes",
 ];
 
 /// One declared scope.
@@ -68,6 +72,11 @@ pub(crate) struct Resource {
     pub(crate) servers: Vec<syn::Path>,
     pub(crate) scopes: Vec<ScopeDef>,
     pub(crate) hierarchy: Vec<(LitStr, Vec<LitStr>)>,
+    /// Scopes per tool (`tools/call` name) and per JSON-RPC method.
+    pub(crate) tool_scopes: Vec<(LitStr, Vec<LitStr>)>,
+    pub(crate) method_scopes: Vec<(LitStr, Vec<LitStr>)>,
+    /// Scopes named in 401 challenges (what to ask for at login).
+    pub(crate) login_scopes: Vec<LitStr>,
     pub(crate) members: Vec<Member>,
 }
 
@@ -151,6 +160,50 @@ fn parse_scopes(list: Vec<&LitStr>, errors: &mut Errors) -> Vec<ScopeDef> {
     scopes
 }
 
+/// Whether `lit` names a declared scope; reports it (with a suggestion) when not.
+fn declared_scope(lit: &LitStr, scopes: &[ScopeDef], errors: &mut Errors) -> bool {
+    let known = scopes.iter().any(|s| s.value == lit.value());
+    if !known {
+        let names: Vec<&str> = scopes.iter().map(|s| s.value.as_str()).collect();
+        errors.at(
+            lit,
+            with_help(
+                format!("the scope {:?} is not declared in `scopes`", lit.value()),
+                suggestion(&lit.value(), &names),
+            ),
+        );
+    }
+    known
+}
+
+/// `{ "name" => ["scope", …], … }` where every scope is declared.
+fn parse_scope_map(
+    value: &Value,
+    key: &Ident,
+    scopes: &[ScopeDef],
+    errors: &mut Errors,
+) -> Vec<(LitStr, Vec<LitStr>)> {
+    let Value::Map(_, entries) = value else {
+        errors.at_span(
+            value.span(),
+            format!("`{key}` takes a map: `{key} = {{ \"create_todo\" => [\"create:todos\"] }}`"),
+        );
+        return Vec::new();
+    };
+    let mut map = Vec::new();
+    for (name, listed) in entries {
+        if let Some(list) = expect_str_list(listed, key, errors) {
+            let list = list
+                .into_iter()
+                .filter(|lit| declared_scope(lit, scopes, errors))
+                .cloned()
+                .collect();
+            map.push((name.clone(), list));
+        }
+    }
+    map
+}
+
 fn parse_hierarchy(
     value: &Value,
     scopes: &[ScopeDef],
@@ -163,20 +216,7 @@ fn parse_hierarchy(
         );
         return Vec::new();
     };
-    let declared = |lit: &LitStr, errors: &mut Errors| {
-        let known = scopes.iter().any(|s| s.value == lit.value());
-        if !known {
-            let names: Vec<&str> = scopes.iter().map(|s| s.value.as_str()).collect();
-            errors.at(
-                lit,
-                with_help(
-                    format!("the scope {:?} is not declared in `scopes`", lit.value()),
-                    suggestion(&lit.value(), &names),
-                ),
-            );
-        }
-        known
-    };
+    let declared = |lit: &LitStr, errors: &mut Errors| declared_scope(lit, scopes, errors);
     let mut hierarchy = Vec::new();
     for (scope, implied) in entries {
         let key_ok = declared(scope, errors);
@@ -271,11 +311,15 @@ pub(crate) fn parse(args: Args, errors: &mut Errors) -> Resource {
         servers: Vec::new(),
         scopes: Vec::new(),
         hierarchy: Vec::new(),
+        tool_scopes: Vec::new(),
+        method_scopes: Vec::new(),
+        login_scopes: Vec::new(),
         members: Vec::new(),
     };
     let mut seen: Vec<Ident> = Vec::new();
     let mut has_servers = false;
     let mut hierarchy_value = None;
+    let mut operation_values: Vec<(&Ident, &Value)> = Vec::new();
     for arg in &args.0 {
         let key = &arg.key;
         let name = key.to_string();
@@ -312,6 +356,9 @@ pub(crate) fn parse(args: Args, errors: &mut Errors) -> Resource {
                 }
             }
             "scope_hierarchy" => hierarchy_value = Some(&arg.value),
+            "tool_scopes" | "method_scopes" | "login_scopes" => {
+                operation_values.push((key, &arg.value))
+            }
             "resource_name" => {
                 if let Some(lit) = expect_str(&arg.value, key, errors) {
                     model.members.push(Member::Text(key.clone(), lit.clone()));
@@ -354,6 +401,26 @@ pub(crate) fn parse(args: Args, errors: &mut Errors) -> Resource {
     }
     if let Some(value) = hierarchy_value {
         model.hierarchy = parse_hierarchy(value, &model.scopes, errors);
+    }
+    for (key, value) in operation_values {
+        let declared =
+            |lit: &LitStr, errors: &mut Errors| declared_scope(lit, &model.scopes, errors);
+        if key == "login_scopes" {
+            if let Some(list) = expect_str_list(value, key, errors) {
+                model.login_scopes = list
+                    .into_iter()
+                    .filter(|lit| declared(lit, errors))
+                    .cloned()
+                    .collect();
+            }
+            continue;
+        }
+        let parsed = parse_scope_map(value, key, &model.scopes, errors);
+        if key == "tool_scopes" {
+            model.tool_scopes = parsed;
+        } else {
+            model.method_scopes = parsed;
+        }
     }
     if model.resource.is_none() && !seen.iter().any(|k| k == "resource") {
         errors.at_span(

@@ -254,6 +254,27 @@ fn config_fns(model: &Resource, valid: bool) -> TokenStream {
             }),
         )
     };
+    let login = &model.login_scopes;
+    let list = |scopes: &[syn::LitStr]| quote!({ let scopes: &[&str] = &[#(#scopes),*]; scopes.iter().copied() });
+    let tools = model.tool_scopes.iter().map(|(name, scopes)| {
+        let scopes = list(scopes);
+        quote!(.tool(#name, #scopes))
+    });
+    let methods = model.method_scopes.iter().map(|(name, scopes)| {
+        let scopes = list(scopes);
+        quote!(.method(#name, #scopes))
+    });
+    let operations_body = if valid {
+        quote! {
+            let login: &[&str] = &[#(#login),*];
+            #krate::OperationScopes::new()
+                .advertise(login.iter().copied())
+                #(#tools)*
+                #(#methods)*
+        }
+    } else {
+        quote!(::core::unreachable!())
+    };
     let protected = result(quote!(#krate::ProtectedResource));
     let metadata = result(quote!(#krate::ProtectedResourceMetadata));
     let router = result(quote!(#private::Router<S>));
@@ -279,6 +300,13 @@ fn config_fns(model: &Resource, valid: bool) -> TokenStream {
             S: ::core::clone::Clone + ::core::marker::Send + ::core::marker::Sync + 'static,
         {
             #router_body
+        }
+
+        /// The scopes per MCP operation declared with `tool_scopes`, `method_scopes` and
+        /// `login_scopes`, for `BearerAuthLayer::operation_scopes`.
+        #[allow(dead_code)]
+        pub fn operation_scopes() -> #krate::OperationScopes {
+            #operations_body
         }
 
         /// A bearer layer for this resource that requires every one of `scopes` (answering 403

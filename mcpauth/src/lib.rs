@@ -90,8 +90,10 @@
 //! start-up and checked by the same rules, with the same messages. `#[protected_resource]` on an
 //! inline module generates, inside it: the `Scope` enum (`as_str`, `FromStr`, `Display`, serde,
 //! `ALL`) and a marker type per scope in `scopes`, `RESOURCE` and `METADATA_PATH` (for a literal
-//! resource), `resource()`, `protected_resource()`, `metadata()`, `metadata_router()` and
-//! `require(&auth, scopes)`. A renamed dependency is named with `crate = "::name"` (and
+//! resource), `resource()`, `protected_resource()`, `metadata()`, `metadata_router()`,
+//! `require(&auth, scopes)`, and `operation_scopes()` from `tool_scopes = { "tool" => [...] }`,
+//! `method_scopes` and `login_scopes` (scopes per MCP operation, every one checked against
+//! `scopes` at compile time). A renamed dependency is named with `crate = "::name"` (and
 //! `crate = "::name";` first in `auth_server!`).
 //!
 //! ## Protect a route

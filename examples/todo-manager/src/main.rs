@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use example_support::{StartupError, deployment};
-use mcpauth::{AuthInfo, McpAuth, OperationScopes, auth_server, protected_resource};
+use mcpauth::{AuthInfo, McpAuth, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -43,6 +43,10 @@ auth_server! {
     resource = expr(example_support::resource()),
     authorization_servers = [TODO_ISSUER],
     scopes = ["create:todos", "read:todos", "delete:todos"],
+    // Nothing is required to list or delete your own todos: clients log in asking for read
+    // access, and step up to create:todos when they first create a todo.
+    login_scopes = ["read:todos"],
+    tool_scopes = { "create_todo" => ["create:todos"] },
     resource_name = "Todo manager",
 )]
 pub mod todos {}
@@ -168,12 +172,7 @@ impl ServerHandler for TodoManager {
 
 /// The application: the metadata, and `/mcp` behind the bearer layer with per-tool scopes.
 fn app(auth: &McpAuth, resource: &str) -> Result<axum::Router, StartupError> {
-    // Nothing is required to list or delete your own todos; clients log in asking for read
-    // access, and step up to create:todos when they first create a todo.
-    let operations = OperationScopes::new()
-        .advertise([todos::Scope::ReadTodos.as_str()])
-        .tool("create_todo", [todos::Scope::CreateTodos.as_str()]);
-    let bearer = todos::require(auth, [])?.operation_scopes(operations)?;
+    let bearer = todos::require(auth, [])?.operation_scopes(todos::operation_scopes())?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
     let store = Store::default();

@@ -21,6 +21,9 @@ pub mod api {
         authorization_servers = [crate::LOGTO],
         scopes = ["read:notes", "write:notes", "admin:notes", "2fa"],
         scope_hierarchy = { "admin:notes" => ["read:notes", "write:notes"] },
+        login_scopes = ["read:notes"],
+        tool_scopes = { "add_note" => ["write:notes"], "purge" => ["admin:notes"] },
+        method_scopes = { "resources/read" => ["read:notes"] },
         resource_name = "Notes",
         resource_documentation = "https://api.example.com/docs",
         resource_policy_uri = "https://api.example.com/policy",
@@ -72,5 +75,9 @@ fn main() {
     assert_eq!(metadata.resource_signing_alg_values_supported, Some(vec!["ES256".to_owned()]));
     let auth = mcpauth::McpAuth::resource_server([notes::protected_resource().unwrap()]).unwrap();
     let _layer = notes::require(&auth, [notes::Scope::AdminNotes]).unwrap();
+    let _per_tool = notes::require(&auth, [])
+        .unwrap()
+        .operation_scopes(notes::operation_scopes())
+        .unwrap();
     let _router: mcpauth::__private::Router = notes::metadata_router().unwrap();
 }
