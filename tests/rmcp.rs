@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mcpauth::dev::DevAuthServer;
-use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
+use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource, Require, ScopeMarker};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -14,6 +14,14 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use tokio::net::TcpListener;
+
+/// `mcp:admin` as a type (what `#[protected_resource]` generates for each scope).
+struct Admin;
+
+impl ScopeMarker for Admin {
+    const SCOPE: &'static str = "mcp:admin";
+    const IMPLIED_BY: &'static [&'static str] = &["mcp:root"];
+}
 
 #[derive(Debug, Clone)]
 struct Whoami {
@@ -39,6 +47,12 @@ impl Whoami {
     async fn purge(&self, auth: AuthInfo) -> String {
         format!("purged by {}", auth.subject())
     }
+
+    /// Checks its scope itself, with a typed parameter (no HTTP-level rule for it).
+    #[tool(description = "Another administrative operation")]
+    async fn audit(&self, admin: Require<Admin>) -> String {
+        format!("audited by {}", admin.auth().subject())
+    }
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -55,7 +69,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
     let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
         .authorization_server(dev.config())
-        .scopes(["mcp:use", "mcp:admin"])])
+        .scopes(["mcp:use", "mcp:admin", "mcp:root"])])
     .unwrap();
     let layer = auth
         .bearer_auth(&resource)
@@ -102,6 +116,37 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     assert!(
         error.contains("403") || error.to_lowercase().contains("insufficient"),
         "{error}"
+    );
+    // `audit` has no HTTP-level rule: the typed parameter refuses the call inside the server.
+    let error = client
+        .call_tool(CallToolRequestParams::new("audit"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("insufficient scope"), "{error}");
+    client.cancel().await.unwrap();
+
+    // A token with a scope implying mcp:admin passes both.
+    let root = dev
+        .token()
+        .subject("root")
+        .audience(&resource)
+        .scopes(["mcp:use", "mcp:root"])
+        .sign()
+        .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(root),
+    );
+    let client = ().serve(transport).await.unwrap();
+    let result = client
+        .call_tool(CallToolRequestParams::new("audit"))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_value(&result)
+            .unwrap()
+            .to_string()
+            .contains("audited by root")
     );
     client.cancel().await.unwrap();
 }

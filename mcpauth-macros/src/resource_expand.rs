@@ -17,8 +17,11 @@ fn scope_enum(model: &Resource) -> TokenStream {
     let values: Vec<_> = model.scopes.iter().map(|s| &s.value).collect();
     let docs: Vec<String> = values.iter().map(|v| format!("The `{v}` scope.")).collect();
     let count = variants.len();
+    let krate = &model.krate;
     let markers = model.scopes.iter().map(|scope| {
         let variant = &scope.variant;
+        let value = &scope.value;
+        let implied_by = implied_by(model, value);
         let doc = format!("Marker type of the `{}` scope.", scope.value);
         quote! {
             #[doc = #doc]
@@ -34,6 +37,11 @@ fn scope_enum(model: &Resource) -> TokenStream {
                 fn from(_: #variant) -> Self {
                     super::Scope::#variant
                 }
+            }
+
+            impl #krate::ScopeMarker for #variant {
+                const SCOPE: &'static str = #value;
+                const IMPLIED_BY: &'static [&'static str] = &[#(#implied_by),*];
             }
         }
     });
@@ -100,6 +108,25 @@ fn scope_enum(model: &Resource) -> TokenStream {
             #(#markers)*
         }
     }
+}
+
+/// The scopes that imply `scope` through the declared hierarchy (transitively).
+fn implied_by(model: &Resource, scope: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![scope.to_owned()];
+    while let Some(current) = frontier.pop() {
+        for (broader, implied) in &model.hierarchy {
+            let broader = broader.value();
+            if implied.iter().any(|i| i.value() == current)
+                && !found.contains(&broader)
+                && broader != scope
+            {
+                found.push(broader.clone());
+                frontier.push(broader);
+            }
+        }
+    }
+    found
 }
 
 /// `path` as seen from inside the module: relative paths (and `self::…`) get a `super::` in

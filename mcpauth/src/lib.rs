@@ -145,6 +145,7 @@ mod resource;
 #[cfg(feature = "rmcp")]
 mod rmcp_support;
 mod router;
+mod scope_marker;
 mod single_flight;
 mod verify;
 
@@ -176,6 +177,7 @@ pub use remote_verifier::{DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_CACHED_TOKENS, Remo
 pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
 pub use rmcp_support::MaybeAuthInfo;
+pub use scope_marker::{Require, ScopeMarker};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -41,3 +41,15 @@ impl<C: AsRequestContext> FromContextPart<C> for MaybeAuthInfo {
         Ok(Self(from_parts(context)))
     }
 }
+
+impl<C: AsRequestContext, M: crate::ScopeMarker> FromContextPart<C> for crate::Require<M> {
+    fn from_context_part(context: &mut C) -> Result<Self, ErrorData> {
+        let auth = AuthInfo::from_context_part(context)?;
+        crate::Require::check(auth).ok_or_else(|| {
+            ErrorData::invalid_request(
+                format!("insufficient scope: this tool needs {}", M::SCOPE),
+                Some(serde_json::json!({ "error": "insufficient_scope", "scope": M::SCOPE })),
+            )
+        })
+    }
+}

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use example_support::{StartupError, deployment};
-use mcpauth::{AuthInfo, McpAuth, auth_server, protected_resource};
+use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -97,7 +97,12 @@ impl TodoManager {
 
     /// Creates a todo owned by the caller.
     #[tool(description = "Create a new todo (needs the create:todos scope)")]
-    async fn create_todo(&self, auth: AuthInfo, Parameters(new): Parameters<CreateTodo>) -> String {
+    async fn create_todo(
+        &self,
+        creator: Require<todos::scopes::CreateTodos>,
+        Parameters(new): Parameters<CreateTodo>,
+    ) -> String {
+        let auth = creator.auth();
         let id = {
             let mut next = self
                 .store
