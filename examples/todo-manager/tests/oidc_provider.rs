@@ -171,6 +171,43 @@ async fn status_of(url: &str, token: &str) -> u16 {
         .as_u16()
 }
 
+/// oidc-provider and a todo-manager using it, then `program script <mcp-url> <issuer>` run to
+/// completion; returns the issuer, the MCP URL and the JSON object the script printed last.
+async fn run_client(program: PathBuf, script: &'static str) -> (String, String, Value) {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
+        .await
+        .unwrap();
+    let (_server, url) = {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || todo_manager(&issuer))
+            .await
+            .unwrap()
+    };
+    let output = {
+        let (url, issuer) = (url.clone(), issuer.clone());
+        tokio::task::spawn_blocking(move || {
+            Command::new(program)
+                .args([script, &url, &issuer])
+                .current_dir(interop_dir())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    (issuer, url, results)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations() {
     tokio::task::spawn_blocking(ensure_node_modules)
@@ -258,37 +295,7 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_challenge() {
-    tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
-    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
-        .await
-        .unwrap();
-    let (_server, url) = {
-        let issuer = issuer.clone();
-        tokio::task::spawn_blocking(move || todo_manager(&issuer))
-            .await
-            .unwrap()
-    };
-    let output = {
-        let (url, issuer) = (url.clone(), issuer.clone());
-        tokio::task::spawn_blocking(move || {
-            Command::new("node")
-                .args(["ts_client.mjs", &url, &issuer])
-                .current_dir(interop_dir())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (issuer, url, results) = run_client(PathBuf::from("node"), "ts_client.mjs").await;
     let base = url.trim_end_matches("/mcp");
     assert_eq!(results["challengeStatus"], 401);
     assert_eq!(
@@ -305,38 +312,8 @@ async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_client_steps_up_after_our_403_and_succeeds() {
-    tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
     let python = tokio::task::spawn_blocking(python).await.unwrap();
-    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
-        .await
-        .unwrap();
-    let (_server, url) = {
-        let issuer = issuer.clone();
-        tokio::task::spawn_blocking(move || todo_manager(&issuer))
-            .await
-            .unwrap()
-    };
-    let output = {
-        let (url, issuer) = (url.clone(), issuer.clone());
-        tokio::task::spawn_blocking(move || {
-            Command::new(python)
-                .args(["py_client.py", &url, &issuer])
-                .current_dir(interop_dir())
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap()
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (_, _, results) = run_client(python, "py_client.py").await;
     assert_eq!(results["getTodos"], json!({"todos": []}));
     assert_eq!(results["createTodo"]["ownerId"], "writer");
     assert_eq!(results["createTodo"]["content"], "from the Python SDK");
