@@ -166,3 +166,21 @@ async fn a_hostile_origin_is_refused_even_with_a_valid_token() {
             .contains("resource_metadata=")
     );
 }
+
+#[test]
+fn a_start_up_failure_is_one_line_and_exit_status_1() {
+    let output = Command::new(env!("CARGO_BIN_EXE_todo-manager"))
+        .env_remove("MCP_RESOURCE_IDENTIFIER")
+        .env_remove("BIND")
+        .env("PORT", "0")
+        .env("RUST_BACKTRACE", "1")
+        .env("MCP_AUTH_ISSUER", "http://auth.example.com")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "todo-manager: error: invalid configuration: invalid issuer: `http://auth.example.com` uses http on a non-loopback host: use https (http is only allowed for localhost, 127.0.0.0/8 and ::1)\n"
+    );
+}
