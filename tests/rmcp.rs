@@ -150,3 +150,95 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_2026_07_28_client_sends_mcp_headers_that_agree_with_its_bodies() {
+    use rmcp::ClientServiceExt;
+    use rmcp::model::ProtocolVersion;
+    use rmcp::service::ClientLifecycleMode;
+
+    let dev = DevAuthServer::start().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
+        .authorization_server(dev.config())
+        .scopes(["mcp:use", "mcp:admin"])])
+    .unwrap();
+    let layer = auth
+        .bearer_auth(&resource)
+        .unwrap()
+        .operation_scopes(OperationScopes::new().tool("purge", ["mcp:admin"]))
+        .unwrap();
+    let service = StreamableHttpService::new(
+        || Ok(Whoami::new()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+    );
+    // Record the Mcp-Method headers the client sends, to know the agreement check really ran.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = {
+        let seen = seen.clone();
+        axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let seen = seen.clone();
+                async move {
+                    if let Some(method) = request.headers().get("mcp-method") {
+                        seen.lock()
+                            .unwrap()
+                            .push(method.to_str().unwrap_or("?").to_owned());
+                    }
+                    next.run(request).await
+                }
+            },
+        )
+    };
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(layer)
+        .layer(record);
+    let _server = mcpauth_tests::TestServer::serve(listener, app);
+
+    let token = dev
+        .token()
+        .subject("carol")
+        .audience(&resource)
+        .sign()
+        .unwrap();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(token),
+    );
+    let client = ()
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_value(&result)
+            .unwrap()
+            .to_string()
+            .contains("carol")
+    );
+    let refused = client
+        .call_tool(CallToolRequestParams::new("purge"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("403") || refused.to_lowercase().contains("insufficient"),
+        "{refused}"
+    );
+    client.cancel().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|m| m == "tools/call"),
+        "Mcp-Method headers seen: {seen:?}"
+    );
+}
