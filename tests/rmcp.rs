@@ -62,6 +62,14 @@ impl ServerHandler for Whoami {
     }
 }
 
+/// An rmcp client of `url` sending `token`, after the legacy `initialize` handshake.
+async fn connect(url: &str, token: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     let dev = DevAuthServer::start().await.unwrap();
@@ -99,10 +107,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
         .scopes(["mcp:use"])
         .sign()
         .unwrap();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(token),
-    );
-    let client = ().serve(transport).await.unwrap();
+    let client = connect(&resource, token).await;
     let result = client
         .call_tool(CallToolRequestParams::new("whoami"))
         .await
@@ -126,7 +131,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     assert!(error.contains("insufficient scope"), "{error}");
     client.cancel().await.unwrap();
 
-    // A token with a scope implying mcp:admin passes both.
+    // A scope the marker lists as implying mcp:admin passes the typed check.
     let root = dev
         .token()
         .subject("root")
@@ -134,10 +139,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
         .scopes(["mcp:use", "mcp:root"])
         .sign()
         .unwrap();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(root),
-    );
-    let client = ().serve(transport).await.unwrap();
+    let client = connect(&resource, root).await;
     let result = client
         .call_tool(CallToolRequestParams::new("audit"))
         .await

@@ -10,7 +10,6 @@ use std::sync::Once;
 
 /// Installs the process-wide `jsonwebtoken` provider matching this crate's features (aws-lc
 /// when enabled, else the pure-Rust backend). Idempotent and cheap after the first call.
-#[cfg_attr(not(feature = "dev-server"), allow(dead_code))] // the verifier calls it too
 pub(crate) fn install_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

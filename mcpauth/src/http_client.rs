@@ -128,7 +128,6 @@ impl Default for Limits {
 #[derive(Debug)]
 pub(crate) struct FetchedJson {
     pub(crate) value: Value,
-    #[allow(dead_code)] // read by the key cache
     pub(crate) headers: HeaderMap,
 }
 
@@ -307,7 +306,8 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-fn find_source<'a, T: std::error::Error + 'static>(
+/// The first error of type `T` in `error`'s source chain.
+pub(crate) fn find_source<'a, T: std::error::Error + 'static>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
     let mut current = Some(error);

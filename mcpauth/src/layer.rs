@@ -21,6 +21,7 @@ use crate::auth_info::AuthInfo;
 use crate::bearer::{DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES, bearer_token};
 use crate::challenge::Challenges;
 use crate::claims::ExpectedAudience;
+use crate::http_client::find_source;
 use crate::jwt::TokenTypePolicy;
 use crate::mcp_auth::{ConfigError, McpAuth, ResourceState};
 use crate::operations::OperationScopes;
@@ -467,19 +468,6 @@ fn unreadable() -> AuthError {
         AuthErrorReason::UnreadableBody,
         "The request body could not be read.",
     )
-}
-
-fn find_source<'a, T: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<T>() {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuthService<S>
