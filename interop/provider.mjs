@@ -7,6 +7,11 @@
 // issue JWT access tokens (typ at+jwt, aud = the resource), client credentials are on, PKCE
 // S256 is required. The signing key is new on every start; --kid reuses a key ID (to test a
 // rotation that keeps the kid). Prints "issuer <url>" once listening; stops on SIGTERM.
+//
+// Clients: `reader`, `writer` and `admin` (client credentials, secret `<id>-secret`), and
+// `browser`, a public client for the authorization code flow with PKCE whose redirect URI is
+// http://127.0.0.1/callback. Its user interaction is automatic: the end-user `alice` logs in and
+// consents to every scope asked for (at /interaction/<uid>, outside the issuer path).
 import http from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -42,17 +47,30 @@ const client = (id, scope) => ({
   scope,
 });
 
+const browser = {
+  client_id: 'browser',
+  application_type: 'native',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/callback'],
+  token_endpoint_auth_method: 'none',
+  scope: SCOPES,
+};
+
 const provider = new Provider(issuer, {
   clients: [
     client('reader', 'read:todos'),
     client('writer', 'read:todos create:todos'),
     client('admin', SCOPES),
+    browser,
   ],
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   jwks: { keys: [jwk] },
   scopes: ['openid', ...SCOPES.split(' ')],
   pkce: { required: () => true },
   features: {
     clientCredentials: { enabled: true },
+    devInteractions: { enabled: false },
     introspection: { enabled: true },
     resourceIndicators: {
       enabled: true,
@@ -69,9 +87,34 @@ const provider = new Provider(issuer, {
   },
 });
 
+// The automatic user interaction: log `alice` in, then grant whatever the client asked for.
+async function interact(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  let result;
+  if (details.prompt.name === 'login') {
+    result = { login: { accountId: 'alice' } };
+  } else {
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    const { missingOIDCScope, missingResourceScopes } = details.prompt.details;
+    if (missingOIDCScope) grant.addOIDCScope(missingOIDCScope.join(' '));
+    for (const [resource, scopes] of Object.entries(missingResourceScopes ?? {})) {
+      grant.addResourceScope(resource, scopes.join(' '));
+    }
+    result = { consent: { grantId: await grant.save() } };
+  }
+  await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: true });
+}
+
 const callback = provider.callback();
 server.on('request', (req, res) => {
-  if (req.url === '/oidc' || req.url.startsWith('/oidc/') || req.url.startsWith('/oidc?')) {
+  if (req.url.startsWith('/interaction/')) {
+    interact(req, res).catch((error) => {
+      res.statusCode = 500;
+      res.end(String(error));
+    });
+  } else if (req.url === '/oidc' || req.url.startsWith('/oidc/') || req.url.startsWith('/oidc?')) {
     req.originalUrl = req.url;
     req.url = req.url.slice('/oidc'.length) || '/';
     callback(req, res);

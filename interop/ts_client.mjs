@@ -42,7 +42,9 @@ async function connect(clientId, scope) {
     expectedIssuer: issuer,
   });
   const client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider }));
+  const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider });
+  await client.connect(transport);
+  results.protocolVersion = transport.protocolVersion;
   return client;
 }
 

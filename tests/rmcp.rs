@@ -153,10 +153,24 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     client.cancel().await.unwrap();
 }
 
+/// The MCP headers of one request the server received.
+#[derive(Debug, Clone, PartialEq)]
+struct SeenHeaders {
+    protocol_version: Option<String>,
+    method: Option<String>,
+    name: Option<String>,
+}
+
+/// Every protocol version the layer must serve, each with a client that speaks it: the rmcp
+/// client offering 2025-06-18 and 2025-11-25 in the `initialize` handshake, and negotiating
+/// 2026-07-28 with `server/discover` (whose requests carry `Mcp-Method`/`Mcp-Name` headers, checked
+/// against their bodies). For each: the negotiated version is the one asked for, a permitted tool
+/// runs, a tool needing a scope the token lacks meets the HTTP 403, and the version each request
+/// declared is asserted as the server saw it.
 #[tokio::test]
-async fn a_2026_07_28_client_sends_mcp_headers_that_agree_with_its_bodies() {
+async fn clients_of_every_protocol_version_pass_the_per_operation_check() {
     use rmcp::ClientServiceExt;
-    use rmcp::model::ProtocolVersion;
+    use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
     use rmcp::service::ClientLifecycleMode;
 
     let dev = DevAuthServer::start().await.unwrap();
@@ -176,18 +190,26 @@ async fn a_2026_07_28_client_sends_mcp_headers_that_agree_with_its_bodies() {
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_sse_keep_alive(None),
     );
-    // Record the Mcp-Method headers the client sends, to know the agreement check really ran.
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    // Record the MCP headers of every POST, outside the bearer layer.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<SeenHeaders>::new()));
     let record = {
         let seen = seen.clone();
         axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 let seen = seen.clone();
                 async move {
-                    if let Some(method) = request.headers().get("mcp-method") {
-                        seen.lock()
-                            .unwrap()
-                            .push(method.to_str().unwrap_or("?").to_owned());
+                    if request.method() == http::Method::POST {
+                        let header = |name: &str| {
+                            request
+                                .headers()
+                                .get(name)
+                                .map(|v| v.to_str().unwrap_or("?").to_owned())
+                        };
+                        seen.lock().unwrap().push(SeenHeaders {
+                            protocol_version: header("mcp-protocol-version"),
+                            method: header("mcp-method"),
+                            name: header("mcp-name"),
+                        });
                     }
                     next.run(request).await
                 }
@@ -200,47 +222,83 @@ async fn a_2026_07_28_client_sends_mcp_headers_that_agree_with_its_bodies() {
         .layer(record);
     let _server = mcpauth_tests::TestServer::serve(listener, app);
 
-    let token = dev
-        .token()
-        .subject("carol")
-        .audience(&resource)
-        .sign()
-        .unwrap();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(token),
-    );
-    let client = ()
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .unwrap();
-    let result = client
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .unwrap();
-    assert!(
-        serde_json::to_value(&result)
+    for version in [
+        ProtocolVersion::V_2025_06_18,
+        ProtocolVersion::V_2025_11_25,
+        ProtocolVersion::V_2026_07_28,
+    ] {
+        seen.lock().unwrap().clear();
+        let token = dev
+            .token()
+            .subject("carol")
+            .audience(&resource)
+            .sign()
+            .unwrap();
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(resource.clone()).auth_header(token),
+        );
+        let modern = version == ProtocolVersion::V_2026_07_28;
+        let info = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcpauth-tests", "0.1.0"),
+        );
+        let client = if modern {
+            info.serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![version.clone()],
+                },
+            )
+            .await
             .unwrap()
-            .to_string()
-            .contains("carol")
-    );
-    let refused = client
-        .call_tool(CallToolRequestParams::new("purge"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        refused.contains("403") || refused.to_lowercase().contains("insufficient"),
-        "{refused}"
-    );
-    client.cancel().await.unwrap();
-    let seen = seen.lock().unwrap().clone();
-    assert!(
-        seen.iter().any(|m| m == "tools/call"),
-        "Mcp-Method headers seen: {seen:?}"
-    );
+        } else {
+            let info = info.with_protocol_version(version.clone());
+            let client = info.serve(transport).await.unwrap();
+            let negotiated = client.peer_info().unwrap().protocol_version.clone();
+            assert_eq!(
+                negotiated, version,
+                "negotiated in the initialize handshake"
+            );
+            client
+        };
+        let result = client
+            .call_tool(CallToolRequestParams::new("whoami"))
+            .await
+            .unwrap();
+        assert!(
+            serde_json::to_value(&result)
+                .unwrap()
+                .to_string()
+                .contains("carol"),
+            "{version}"
+        );
+        let refused = client
+            .call_tool(CallToolRequestParams::new("purge"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("403") || refused.to_lowercase().contains("insufficient"),
+            "{version}: {refused}"
+        );
+        client.cancel().await.unwrap();
+
+        let seen = seen.lock().unwrap().clone();
+        let calls: Vec<&SeenHeaders> = seen
+            .iter()
+            .filter(|h| h.protocol_version.as_deref() == Some(version.as_str()))
+            .collect();
+        assert!(
+            calls.len() >= 2,
+            "{version}: requests declaring the version: {seen:?}"
+        );
+        // The 2026-07-28 requests name their operation in headers; the older ones do not.
+        let named = |tool: &str| SeenHeaders {
+            protocol_version: Some(version.to_string()),
+            method: modern.then(|| "tools/call".to_owned()),
+            name: modern.then(|| tool.to_owned()),
+        };
+        assert!(seen.contains(&named("whoami")), "{version}: {seen:?}");
+        assert!(seen.contains(&named("purge")), "{version}: {seen:?}");
+    }
 }

@@ -1,7 +1,10 @@
 //! Interop with a real, independent authorization server: oidc-provider (npm; the engine Logto
 //! is built on), run by `interop/provider.mjs` with an issuer under a path. The todo-manager
 //! discovers it, verifies its JWT access tokens, refuses its tokens for another resource, and
-//! keeps working across key rotations (a new `kid`, and a restart that reuses the `kid`).
+//! keeps working across key rotations (a new `kid`, and a restart that reuses the `kid`). The
+//! official TypeScript and Python MCP SDKs log in at it (client credentials; the authorization
+//! code flow with PKCE), step up after our 403, and speak protocol versions 2025-06-18,
+//! 2025-11-25 and 2026-07-28.
 //!
 //! Needs Node.js and npm; `interop/node_modules` is installed from the lock file when missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -171,9 +174,14 @@ async fn status_of(url: &str, token: &str) -> u16 {
         .as_u16()
 }
 
-/// oidc-provider and a todo-manager using it, then `program script <mcp-url> <issuer>` run to
-/// completion; returns the issuer, the MCP URL and the JSON object the script printed last.
-async fn run_client(program: PathBuf, script: &'static str) -> (String, String, Value) {
+/// oidc-provider and a todo-manager using it, then `program script <mcp-url> <issuer> args…` run
+/// to completion; returns the issuer, the MCP URL and the JSON object the script printed last.
+async fn run_client(
+    program: PathBuf,
+    script: &'static str,
+    args: &[&str],
+) -> (String, String, Value) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(ensure_node_modules)
         .await
         .unwrap();
@@ -191,6 +199,7 @@ async fn run_client(program: PathBuf, script: &'static str) -> (String, String, 
         tokio::task::spawn_blocking(move || {
             Command::new(program)
                 .args([script, &url, &issuer])
+                .args(&args)
                 .current_dir(interop_dir())
                 .output()
                 .unwrap()
@@ -295,7 +304,7 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_challenge() {
-    let (issuer, url, results) = run_client(PathBuf::from("node"), "ts_client.mjs").await;
+    let (issuer, url, results) = run_client(PathBuf::from("node"), "ts_client.mjs", &[]).await;
     let base = url.trim_end_matches("/mcp");
     assert_eq!(results["challengeStatus"], 401);
     assert_eq!(
@@ -305,15 +314,56 @@ async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_ch
     assert_eq!(results["resource"], url);
     assert_eq!(results["authorizationServers"], json!([issuer]));
     assert_eq!(results["issuer"], issuer);
+    // The SDK's newest version, negotiated in the initialize handshake.
+    assert_eq!(results["protocolVersion"], "2025-11-25");
     assert_eq!(results["getTodos"], json!({"todos": []}));
     let refused = results["createTodo"].as_str().unwrap();
     assert!(refused.contains("403"), "{refused}");
 }
 
+/// The authorization code flow with PKCE, as an interactive MCP client runs it: the TypeScript
+/// SDK's `auth()` against oidc-provider (automatic login and consent), then the step-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_python_client_steps_up_after_our_403_and_succeeds() {
+async fn the_typescript_client_logs_in_with_the_authorization_code_flow_and_steps_up() {
+    let (issuer, url, results) =
+        run_client(PathBuf::from("node"), "ts_authcode_client.mjs", &[]).await;
+    let authorizations = results["authorizations"].as_array().unwrap();
+    assert_eq!(authorizations.len(), 2, "{results}");
+    for authorization in authorizations {
+        assert_eq!(authorization["endpoint"], format!("{issuer}/auth"));
+        assert_eq!(
+            authorization["resource"], url,
+            "RFC 8707 resource indicator"
+        );
+        assert_eq!(authorization["codeChallengeMethod"], "S256");
+    }
+    // The first login asks for what our 401 challenge names; the step-up for what the 403 names.
+    assert_eq!(authorizations[0]["scope"], "read:todos");
+    assert_eq!(authorizations[1]["scope"], "create:todos");
+    // RFC 9207: the authorization response names its issuer.
+    assert_eq!(results["iss"], issuer);
+    assert_eq!(
+        results["tokenScopes"],
+        json!(["read:todos", "create:todos"])
+    );
+    assert_eq!(results["protocolVersion"], "2025-11-25");
+    assert_eq!(results["getTodos"], json!({"todos": []}));
+    // The end-user who logged in owns what the tool created.
+    assert_eq!(results["createTodo"]["ownerId"], "alice");
+    assert_eq!(results["createTodo"]["content"], "from the browser flow");
+    let statuses = results["statuses"].as_array().unwrap();
+    assert_eq!(statuses.first(), Some(&json!(401)), "{statuses:?}");
+    assert!(statuses.contains(&json!(403)), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&json!(200)), "{statuses:?}");
+}
+
+/// The Python SDK speaking `version`: 401, a read-only token, `get_todos`, 403 for
+/// `create_todo`, a step-up token keeping the earlier scope, success — and the version
+/// negotiated and declared on every request is `version`.
+async fn python_client_steps_up(version: &'static str) {
     let python = tokio::task::spawn_blocking(python).await.unwrap();
-    let (_, _, results) = run_client(python, "py_client.py").await;
+    let (_, _, results) = run_client(python, "py_client.py", &[version]).await;
+    assert_eq!(results["protocolVersion"], version);
     assert_eq!(results["getTodos"], json!({"todos": []}));
     assert_eq!(results["createTodo"]["ownerId"], "writer");
     assert_eq!(results["createTodo"]["content"], "from the Python SDK");
@@ -337,4 +387,46 @@ async fn the_official_python_client_steps_up_after_our_403_and_succeeds() {
         last.split(' ').any(|s| s == "read:todos"),
         "previous scopes kept: {scopes:?}"
     );
+    // Every request after the negotiation declares the version; 2026-07-28 requests also name
+    // their operation in headers (which our layer checked against the bodies).
+    let headers = results["headers"].as_array().unwrap();
+    let declared: Vec<&Value> = headers
+        .iter()
+        .filter(|h| h.get("mcp-protocol-version").is_some())
+        .collect();
+    assert!(!declared.is_empty(), "{headers:?}");
+    assert!(
+        declared
+            .iter()
+            .all(|h| h["mcp-protocol-version"] == version),
+        "{headers:?}"
+    );
+    let create = json!({
+        "mcp-protocol-version": version,
+        "mcp-method": "tools/call",
+        "mcp-name": "create_todo",
+    });
+    if version == "2026-07-28" {
+        assert!(headers.contains(&create), "{headers:?}");
+    } else {
+        assert!(
+            headers.iter().all(|h| h.get("mcp-method").is_none()),
+            "{headers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_steps_up_with_protocol_2025_06_18() {
+    python_client_steps_up("2025-06-18").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_steps_up_with_protocol_2025_11_25() {
+    python_client_steps_up("2025-11-25").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_client_steps_up_with_protocol_2026_07_28() {
+    python_client_steps_up("2026-07-28").await;
 }
