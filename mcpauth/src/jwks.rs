@@ -119,6 +119,9 @@ pub(crate) struct VerificationKey {
     pub(crate) kid: Option<String>,
     algorithms: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// The JWK it was decoded from: a refetched set that still has this exact JWK keeps this
+    /// very key (same `Arc`), so verified tokens remembered with it stay usable.
+    jwk: Value,
 }
 
 impl fmt::Debug for VerificationKey {
@@ -182,6 +185,15 @@ impl KeySet {
     pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
+
+    /// Whether `key` (this very key, not an equal one) is in the set.
+    fn holds(&self, key: &Arc<VerificationKey>) -> bool {
+        self.keys.iter().any(|k| Arc::ptr_eq(k, key))
+    }
+
+    fn find_same(&self, jwk: &Value) -> Option<Arc<VerificationKey>> {
+        self.keys.iter().find(|k| k.jwk == *jwk).cloned()
+    }
 }
 
 /// The algorithms a JWK may verify: its `alg` when it has one (and it fits the key type), else
@@ -237,6 +249,7 @@ fn decode_key(value: &Value) -> Result<VerificationKey, String> {
         kid: jwk.common.key_id,
         algorithms,
         key,
+        jwk: value.clone(),
     })
 }
 
@@ -305,6 +318,20 @@ impl KeyCache {
             }
             None => self.refresh(None).await,
         }
+    }
+
+    /// Whether `key` is still one of the server's keys: a lock-free read of the current set,
+    /// which is refreshed in the background when stale (so a key the server dropped stops
+    /// counting within the TTL even when every request is answered from the token cache).
+    pub(crate) fn holds(self: &Arc<Self>, key: &Arc<VerificationKey>) -> bool {
+        let current = self.current.load();
+        let Some(set) = current.as_ref() else {
+            return false;
+        };
+        if set.fresh_until <= Instant::now() {
+            self.refresh_in_background(set.generation);
+        }
+        set.holds(key)
     }
 
     /// Fetches a newer key set than generation `seen`, unless one already arrived (then that one
@@ -393,11 +420,16 @@ impl KeyCache {
                 self.jwks_uri
             ));
         };
+        let previous = self.current.load_full();
         let mut keys = Vec::new();
         for (index, value) in values.iter().enumerate() {
             if keys.len() == self.options.max_keys {
                 tracing::warn!(jwks_uri = %self.jwks_uri, max = self.options.max_keys, "key set has too many keys; the rest are skipped");
                 break;
+            }
+            if let Some(same) = previous.as_ref().and_then(|set| set.find_same(value)) {
+                keys.push(same);
+                continue;
             }
             match decode_key(value) {
                 Ok(key) => keys.push(Arc::new(key)),
@@ -407,7 +439,7 @@ impl KeyCache {
                 }
             }
         }
-        let generation = self.current.load().as_ref().map_or(1, |s| s.generation + 1);
+        let generation = previous.as_ref().map_or(1, |s| s.generation + 1);
         Ok(KeySet {
             generation,
             keys,

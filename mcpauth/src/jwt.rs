@@ -50,6 +50,20 @@ impl TokenTypePolicy {
             Self::Lenient => access_token || typ.is_none() || is("JWT"),
         }
     }
+
+    /// Refuses a header `typ` this policy does not accept.
+    pub(crate) fn check(self, typ: Option<&str>) -> Result<(), AuthError> {
+        if self.accepts(typ) {
+            return Ok(());
+        }
+        Err(AuthError::invalid_token(
+            AuthErrorReason::InvalidTokenType,
+            format!(
+                "The token's typ {:?} is not an access-token type.",
+                typ.unwrap_or("")
+            ),
+        ))
+    }
 }
 
 /// A decoded, not yet verified JWT.
@@ -57,7 +71,10 @@ impl TokenTypePolicy {
 pub(crate) struct UnverifiedJwt<'a> {
     pub(crate) algorithm: Algorithm,
     pub(crate) kid: Option<String>,
+    pub(crate) typ: Option<String>,
     pub(crate) claims: Map<String, Value>,
+    /// The decoded payload's length.
+    pub(crate) payload_bytes: usize,
     /// `base64url(header) . base64url(payload)`: what the signature covers.
     pub(crate) signing_input: &'a str,
     pub(crate) signature: &'a str,
@@ -120,17 +137,10 @@ pub(crate) fn decode_unverified(
             )));
         }
     };
-    if !type_policy.accepts(header.typ.as_deref()) {
-        return Err(AuthError::invalid_token(
-            AuthErrorReason::InvalidTokenType,
-            format!(
-                "The token's typ {:?} is not an access-token type.",
-                header.typ.as_deref().unwrap_or("")
-            ),
-        ));
-    }
+    type_policy.check(header.typ.as_deref())?;
 
-    let claims: Value = serde_json::from_slice(&decode_segment(payload, "payload")?)
+    let payload = decode_segment(payload, "payload")?;
+    let claims: Value = serde_json::from_slice(&payload)
         .map_err(|e| malformed(format!("The token's payload is not JSON: {e}.")))?;
     let Value::Object(claims) = claims else {
         return Err(malformed("The token's payload is not a JSON object."));
@@ -147,7 +157,9 @@ pub(crate) fn decode_unverified(
     Ok(UnverifiedJwt {
         algorithm,
         kid: header.kid,
+        typ: header.typ,
         claims,
+        payload_bytes: payload.len(),
         signing_input,
         signature,
     })

@@ -342,7 +342,19 @@ impl BearerAuthLayer {
             .get_min_refresh_interval();
         let info = match &config.mode {
             Mode::Jwt => {
-                verify_jwt(token, &resource.auth_servers, &config.rules, retry_after).await?
+                let servers = &resource.auth_servers;
+                match &resource.token_cache {
+                    Some(cache) => {
+                        cache
+                            .verify(token, servers, &config.rules, retry_after)
+                            .await?
+                    }
+                    None => {
+                        verify_jwt(token, servers, &config.rules, retry_after)
+                            .await?
+                            .info
+                    }
+                }
             }
             Mode::Custom(verifier) => {
                 let info = verifier.verify(token).await.map_err(|error| match error {

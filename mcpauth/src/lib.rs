@@ -147,6 +147,7 @@ mod rmcp_support;
 mod router;
 mod scope_marker;
 mod single_flight;
+mod token_cache;
 mod verify;
 
 pub use auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
@@ -178,6 +179,7 @@ pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
 pub use rmcp_support::MaybeAuthInfo;
 pub use scope_marker::{Require, ScopeMarker};
+pub use token_cache::{TokenCacheOptions, TokenCacheStats};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

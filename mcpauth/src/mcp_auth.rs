@@ -14,6 +14,7 @@ use crate::discovery::{AuthServerConfigValidation, DiscoveryError, well_known};
 use crate::jwks::KeyCacheOptions;
 use crate::metadata::ProtectedResourceMetadata;
 use crate::resource::ProtectedResource;
+use crate::token_cache::{TokenCache, TokenCacheOptions, TokenCacheStats};
 use mcpauth_rules::hierarchy::{HierarchyError, ScopeHierarchy};
 use mcpauth_rules::scope::scope_token_problem;
 use mcpauth_rules::url::{self as url_rules, UrlError};
@@ -169,6 +170,8 @@ pub(crate) struct ResourceState {
     pub(crate) metadata_body: Bytes,
     pub(crate) scope_hierarchy: ScopeHierarchy,
     pub(crate) auth_servers: Vec<Arc<AuthServerHandle>>,
+    /// Tokens verified for this resource (`None` when the cache is off).
+    pub(crate) token_cache: Option<Arc<TokenCache>>,
 }
 
 #[derive(Debug)]
@@ -231,6 +234,7 @@ impl fmt::Debug for McpAuth {
 pub struct McpAuthBuilder {
     resources: Vec<ProtectedResource>,
     key_cache_options: KeyCacheOptions,
+    token_cache_options: TokenCacheOptions,
     metadata_at_root: bool,
     metadata_max_age: Duration,
 }
@@ -240,6 +244,7 @@ impl Default for McpAuthBuilder {
         Self {
             resources: Vec::new(),
             key_cache_options: KeyCacheOptions::default(),
+            token_cache_options: TokenCacheOptions::default(),
             metadata_at_root: false,
             metadata_max_age: DEFAULT_METADATA_MAX_AGE,
         }
@@ -283,6 +288,28 @@ impl McpAuthBuilder {
         self
     }
 
+    /// Bounds the verified-token cache of each resource, or turns it off with
+    /// [`TokenCacheOptions::disabled`] (on by default: 10,000 tokens, about 8 MiB).
+    ///
+    /// A JWT whose signature and claims verified is remembered until its `exp` (never longer),
+    /// and only while the key that verified it is still published, so a repeated token skips
+    /// the signature check. Every use checks the route's rules again (issuer, `typ`, `nbf`,
+    /// audience, scopes). The trade-off: a token stays usable until its expiry even if the
+    /// authorization server revokes it (as with any local JWT verification — the signature
+    /// says nothing about revocation either), and the memory is spent on recent tokens.
+    ///
+    /// ```
+    /// use mcpauth::{McpAuth, TokenCacheOptions};
+    ///
+    /// let builder = McpAuth::builder().token_cache(TokenCacheOptions::default().max_entries(1000));
+    /// let no_cache = McpAuth::builder().token_cache(TokenCacheOptions::disabled());
+    /// # let _ = (builder, no_cache);
+    /// ```
+    pub fn token_cache(mut self, options: TokenCacheOptions) -> Self {
+        self.token_cache_options = options;
+        self
+    }
+
     /// Checks the configuration and builds the [`McpAuth`].
     ///
     /// Refused: no resource; a resource identifier that is not an absolute https URL (http only
@@ -308,7 +335,9 @@ impl McpAuthBuilder {
                     resource: resource.metadata.resource,
                 });
             }
-            states.push(check_resource(resource, self.key_cache_options)?);
+            let mut state = check_resource(resource, self.key_cache_options)?;
+            state.token_cache = TokenCache::new(self.token_cache_options);
+            states.push(state);
         }
         Ok(McpAuth {
             inner: Arc::new(Inner {
@@ -411,6 +440,7 @@ fn check_resource(
         metadata_body,
         scope_hierarchy,
         auth_servers: handles,
+        token_cache: None,
     })
 }
 
@@ -473,6 +503,15 @@ impl McpAuth {
     /// deprecated authorization-server mode).
     pub fn resources(&self) -> impl Iterator<Item = &str> {
         self.resource_states().iter().map(|r| r.identifier.as_str())
+    }
+
+    /// What the verified-token cache of `resource` holds (`None` when the resource is not
+    /// configured or the cache is off; see [`McpAuthBuilder::token_cache`]).
+    pub fn token_cache_stats(&self, resource: &str) -> Option<TokenCacheStats> {
+        self.resource_state(resource)?
+            .token_cache
+            .as_ref()
+            .map(|cache| cache.stats())
     }
 
     /// The metadata served for `resource`, if it is configured.

@@ -24,6 +24,50 @@ pub(crate) struct JwtRules {
     pub(crate) type_policy: TokenTypePolicy,
 }
 
+/// A token whose signature verified, with what the verified-token cache needs to serve it
+/// again: when it expires, the key and server that vouched for it, and whether its `typ`
+/// passes the strict policy (the rules of each route are checked again on every use).
+#[derive(Debug)]
+pub(crate) struct VerifiedToken {
+    pub(crate) info: AuthInfo,
+    pub(crate) exp: f64,
+    /// The header's `typ`.
+    pub(crate) typ: Option<String>,
+    pub(crate) server: Arc<AuthServerHandle>,
+    pub(crate) keys: Arc<KeyCache>,
+    pub(crate) key: Arc<VerificationKey>,
+    /// The decoded payload's size in bytes, for the cache's memory estimate.
+    pub(crate) payload_bytes: usize,
+}
+
+impl VerifiedToken {
+    /// Checks the rules of one route again (for a token verified earlier, maybe under other
+    /// rules): its server is one of `servers`, `typ`, `exp`/`nbf` with leeway, audience.
+    pub(crate) fn check(
+        &self,
+        servers: &[Arc<AuthServerHandle>],
+        rules: &JwtRules,
+        now: f64,
+    ) -> Result<(), AuthError> {
+        if !servers.iter().any(|s| Arc::ptr_eq(s, &self.server)) {
+            return Err(untrusted_issuer(self.info.issuer()));
+        }
+        rules.type_policy.check(self.typ.as_deref())?;
+        claims::check_times(self.info.claims(), now, rules.leeway)?;
+        if let Some(expected) = &rules.audience {
+            expected.check(self.info.audience())?;
+        }
+        Ok(())
+    }
+}
+
+fn untrusted_issuer(issuer: &str) -> AuthError {
+    AuthError::invalid_token(
+        AuthErrorReason::UntrustedIssuer,
+        format!("The issuer {issuer:?} is not an authorization server of this resource."),
+    )
+}
+
 fn verifies(jwt: &UnverifiedJwt<'_>, key: &VerificationKey) -> bool {
     jsonwebtoken::crypto::verify(
         jwt.signature,
@@ -55,7 +99,7 @@ async fn check_signature(
     cache: &Arc<KeyCache>,
     jwt: &UnverifiedJwt<'_>,
     retry_after: Duration,
-) -> Result<(), AuthError> {
+) -> Result<Arc<VerificationKey>, AuthError> {
     let kid = jwt.kid.as_deref();
     let set = match cache.keys().await {
         Refresh::Fresh(set) => set,
@@ -86,7 +130,7 @@ async fn check_signature(
         )
     };
     let first = match set.lookup(kid, jwt.algorithm) {
-        Lookup::Found(key) if verifies(jwt, &key) => return Ok(()),
+        Lookup::Found(key) if verifies(jwt, &key) => return Ok(key),
         Lookup::Found(key) => Some(key),
         Lookup::AlgorithmMismatch => return Err(mismatch()),
         Lookup::Unknown => None,
@@ -108,7 +152,7 @@ async fn check_signature(
         Lookup::Found(key) => {
             let same_key = first.as_ref().is_some_and(|old| Arc::ptr_eq(old, &key));
             if !same_key && verifies(jwt, &key) {
-                Ok(())
+                Ok(key)
             } else {
                 Err(invalid_signature())
             }
@@ -119,13 +163,13 @@ async fn check_signature(
     }
 }
 
-/// Verifies `token` as a JWT issued by one of `servers`.
+/// Verifies `token` as a JWT issued by one of `servers`, under `rules`.
 pub(crate) async fn verify_jwt(
     token: &str,
     servers: &[Arc<AuthServerHandle>],
     rules: &JwtRules,
     retry_after: Duration,
-) -> Result<AuthInfo, AuthError> {
+) -> Result<VerifiedToken, AuthError> {
     let jwt = decode_unverified(token, rules.type_policy)?;
     let Some(issuer) = claims::string_claim(&jwt.claims, "iss")? else {
         return Err(AuthError::invalid_token(
@@ -134,13 +178,10 @@ pub(crate) async fn verify_jwt(
         ));
     };
     let Some(server) = servers.iter().find(|s| s.issuer() == issuer) else {
-        return Err(AuthError::invalid_token(
-            AuthErrorReason::UntrustedIssuer,
-            format!("The issuer {issuer:?} is not an authorization server of this resource."),
-        ));
+        return Err(untrusted_issuer(issuer));
     };
-    let cache = server.key_cache().await?;
-    check_signature(&cache, &jwt, retry_after).await?;
+    let keys = server.key_cache().await?;
+    let key = check_signature(&keys, &jwt, retry_after).await?;
 
     let exp = claims::check_times(&jwt.claims, claims::now_seconds(), rules.leeway)?;
     let audience = claims::audiences(&jwt.claims)?;
@@ -169,5 +210,13 @@ pub(crate) async fn verify_jwt(
     if let Some(expires_at) = system_time(exp) {
         info = info.expires_at(expires_at);
     }
-    Ok(info.claims(jwt.claims).build())
+    Ok(VerifiedToken {
+        info: info.claims(jwt.claims).build(),
+        exp,
+        typ: jwt.typ,
+        server: server.clone(),
+        keys,
+        key,
+        payload_bytes: jwt.payload_bytes,
+    })
 }
