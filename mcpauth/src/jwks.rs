@@ -338,6 +338,10 @@ impl KeyCache {
     /// is returned), a fetch ran less than the minimum interval ago (`NotNow`), or one is under
     /// way (joined).
     pub(crate) async fn refresh(self: &Arc<Self>, seen: Option<u64>) -> Refresh {
+        // A storm of unknown `kid`s or bad signatures mostly ends here, without a flight.
+        if let Err(early) = self.may_refresh(seen, false) {
+            return early;
+        }
         let this = self.clone();
         self.flight
             .run(move || {
@@ -354,6 +358,12 @@ impl KeyCache {
 
     /// Decides, under the single-flight lock, whether a fetch starts now.
     fn start_refresh(&self, seen: Option<u64>) -> Result<(), Refresh> {
+        self.may_refresh(seen, true)
+    }
+
+    /// Whether a fetch may start now: not when a newer set than `seen` is there, nor within
+    /// the minimum interval of the last one. `start` records that one starts.
+    fn may_refresh(&self, seen: Option<u64>, start: bool) -> Result<(), Refresh> {
         if let Some(current) = self.current.load_full()
             && Some(current.generation) != seen
         {
@@ -370,7 +380,9 @@ impl KeyCache {
                 });
             }
         }
-        attempts.last_started = Some(now);
+        if start {
+            attempts.last_started = Some(now);
+        }
         Ok(())
     }
 
