@@ -8,7 +8,9 @@
 //!
 //! `serve` answers `GET /notes` on two loopback ports, with the same small JSON body as the
 //! `notes` example (`{"subject":…,"notes":[]}`):
-//! - `ceiling`: no authentication at all: what axum alone costs, the benchmark's upper bound;
+//! - `ceiling`: no authentication at all, the benchmark's upper bound. Like `notes`' handler it
+//!   builds its JSON body on every request, so a ratio to it isolates what authentication costs
+//!   (`notes`' metadata route, which sends a body serialised once, can be faster than it);
 //! - `jwt`: the "bare axum + `jsonwebtoken`" handler: the RS256 key is fetched from the issuer's
 //!   JWKS and decoded once at start-up, then every request is verified with
 //!   `jsonwebtoken::decode` (aws-lc backend) with the checks mcpauth makes for `notes`: RS256
