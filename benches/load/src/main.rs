@@ -1,0 +1,322 @@
+//! `load-reference`: the reference servers of the load benchmark (`benches/load/run.sh`), and
+//! the token minter it uses.
+//!
+//! ```text
+//! load-reference serve ISSUER RESOURCE         # prints `ceiling http://…` and `jwt http://…`
+//! load-reference tokens ISSUER RESOURCE COUNT  # prints COUNT fresh access tokens, one a line
+//! ```
+//!
+//! `serve` answers `GET /notes` on two loopback ports, with the same small JSON body as the
+//! `notes` example (`{"subject":…,"notes":[]}`):
+//! - `ceiling`: no authentication at all, the benchmark's upper bound. Like `notes`' handler it
+//!   builds its JSON body on every request, so a ratio to it isolates what authentication costs
+//!   (`notes`' metadata route, which sends a body serialised once, can be faster than it);
+//! - `jwt`: the "bare axum + `jsonwebtoken`" handler: the RS256 key is fetched from the issuer's
+//!   JWKS and decoded once at start-up, then every request is verified with
+//!   `jsonwebtoken::decode` (aws-lc backend) with the checks mcpauth makes for `notes`: RS256
+//!   only, `iss`, `aud` = the resource, `exp` required, `nbf`, 60 s leeway, `read:notes` in
+//!   `scope`. 401 on failure. No cache, no key lookup by `kid`: the cheapest honest verifier.
+//!
+//! `tokens` asks the issuer's token endpoint (client credentials, `scope=read:notes`,
+//! `resource=RESOURCE`) for COUNT tokens, a few requests at a time; every answer is a freshly
+//! signed token, so all are distinct.
+//!
+//! It is a benchmark tool: any start-up failure ends it with one line on standard error.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// The client ID the tokens are minted for; it becomes their `sub`, so the ceiling answers it
+/// too and all servers send bodies of the same size.
+const CLIENT_ID: &str = "load-bench";
+
+/// The scope `GET /notes` needs.
+const READ_SCOPE: &str = "read:notes";
+
+/// How many token requests are in flight at once while minting.
+const MINT_CONCURRENCY: usize = 8;
+
+/// Why the tool stopped.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    #[error(
+        "usage: load-reference serve ISSUER RESOURCE | load-reference tokens ISSUER RESOURCE COUNT"
+    )]
+    Usage,
+    #[error("COUNT {0:?} is not a number")]
+    Count(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(reqwest::Error),
+    #[error("cannot fetch {url}: {source}")]
+    Fetch { url: String, source: reqwest::Error },
+    #[error("{url} answered {status}")]
+    Status { url: String, status: StatusCode },
+    #[error("unexpected answer from {url}: {source}")]
+    Body {
+        url: String,
+        source: serde_json::Error,
+    },
+    #[error("the JWKS at {0} has no RS256 key")]
+    NoRsaKey(String),
+    #[error("cannot decode the RS256 key: {0}")]
+    Key(jsonwebtoken::errors::Error),
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Bind(std::io::Error),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
+    #[error("a minting task failed: {0}")]
+    Join(tokio::task::JoinError),
+}
+
+/// The parts of the issuer's OpenID Connect metadata this tool needs.
+#[derive(Debug, Deserialize)]
+struct IssuerMetadata {
+    jwks_uri: String,
+    token_endpoint: String,
+}
+
+/// The claims the `jwt` handler reads.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default)]
+    scope: String,
+}
+
+/// What the `jwt` handler verifies with, built once.
+#[derive(Debug)]
+struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The `notes` answer for an empty notebook.
+fn notes_body(subject: &str) -> Json<Value> {
+    Json(json!({ "subject": subject, "notes": [] }))
+}
+
+/// `GET /notes` without authentication: the ceiling.
+async fn ceiling() -> Json<Value> {
+    notes_body(CLIENT_ID)
+}
+
+/// `GET /notes` behind a bare `jsonwebtoken::decode`.
+async fn jwt(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation) {
+        Ok(data) if data.claims.scope.split(' ').any(|s| s == READ_SCOPE) => {
+            notes_body(&data.claims.sub).into_response()
+        }
+        Ok(_) => StatusCode::FORBIDDEN.into_response(),
+        Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+    }
+}
+
+async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, Error> {
+    let fetch = |source| Error::Fetch {
+        url: url.to_owned(),
+        source,
+    };
+    let response = client.get(url).send().await.map_err(fetch)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Error::Status {
+            url: url.to_owned(),
+            status,
+        });
+    }
+    let body = response.bytes().await.map_err(fetch)?;
+    serde_json::from_slice(&body).map_err(|source| Error::Body {
+        url: url.to_owned(),
+        source,
+    })
+}
+
+async fn issuer_metadata(client: &reqwest::Client, issuer: &str) -> Result<IssuerMetadata, Error> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    get_json(client, &url).await
+}
+
+/// Fetches the issuer's JWKS and decodes its RS256 key, once.
+async fn verifier(
+    client: &reqwest::Client,
+    issuer: &str,
+    resource: &str,
+) -> Result<Verifier, Error> {
+    let metadata = issuer_metadata(client, issuer).await?;
+    let jwks: JwkSet = get_json(client, &metadata.jwks_uri).await?;
+    let jwk = jwks
+        .keys
+        .iter()
+        .find(|jwk| {
+            matches!(jwk.algorithm, AlgorithmParameters::RSA(_))
+                && jwk
+                    .common
+                    .key_algorithm
+                    .is_none_or(|alg| alg == KeyAlgorithm::RS256)
+        })
+        .ok_or_else(|| Error::NoRsaKey(metadata.jwks_uri.clone()))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(Error::Key)?;
+    // `Validation::new` allows only the given algorithm, requires `exp` and has a 60 s leeway,
+    // as mcpauth does.
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[resource]);
+    validation.validate_nbf = true;
+    Ok(Verifier { key, validation })
+}
+
+async fn listen() -> Result<(TcpListener, SocketAddr), Error> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(Error::Bind)?;
+    let addr = listener.local_addr().map_err(Error::Bind)?;
+    Ok((listener, addr))
+}
+
+#[allow(clippy::print_stdout)] // the addresses are this command's output
+async fn serve(client: reqwest::Client, issuer: &str, resource: &str) -> Result<(), Error> {
+    let verifier = Arc::new(verifier(&client, issuer, resource).await?);
+    let ceiling_app = Router::new().route("/notes", get(ceiling));
+    let jwt_app = Router::new().route("/notes", get(jwt)).with_state(verifier);
+    let (ceiling_listener, ceiling_addr) = listen().await?;
+    let (jwt_listener, jwt_addr) = listen().await?;
+    println!("ceiling http://{ceiling_addr}");
+    println!("jwt http://{jwt_addr}");
+    let ceiling_server = axum::serve(ceiling_listener, ceiling_app).into_future();
+    let jwt_server = axum::serve(jwt_listener, jwt_app).into_future();
+    tokio::try_join!(ceiling_server, jwt_server).map_err(Error::Serve)?;
+    Ok(())
+}
+
+/// One access token from the token endpoint (client credentials).
+async fn mint(client: &reqwest::Client, endpoint: &str, resource: &str) -> Result<String, Error> {
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        access_token: String,
+    }
+    let fetch = |source| Error::Fetch {
+        url: endpoint.to_owned(),
+        source,
+    };
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("scope", READ_SCOPE),
+        ("resource", resource),
+    ];
+    let response = client
+        .post(endpoint)
+        .form(&form)
+        .send()
+        .await
+        .map_err(fetch)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Error::Status {
+            url: endpoint.to_owned(),
+            status,
+        });
+    }
+    let body = response.bytes().await.map_err(fetch)?;
+    let token: TokenResponse = serde_json::from_slice(&body).map_err(|source| Error::Body {
+        url: endpoint.to_owned(),
+        source,
+    })?;
+    Ok(token.access_token)
+}
+
+async fn tokens(
+    client: reqwest::Client,
+    issuer: &str,
+    resource: &str,
+    count: usize,
+) -> Result<(), Error> {
+    let endpoint: Arc<str> = issuer_metadata(&client, issuer)
+        .await?
+        .token_endpoint
+        .into();
+    let resource: Arc<str> = resource.into();
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..MINT_CONCURRENCY {
+        // Spread `count` over the workers; the first `count % MINT_CONCURRENCY` take one more.
+        let share = count / MINT_CONCURRENCY + usize::from(worker < count % MINT_CONCURRENCY);
+        let (client, endpoint, resource) = (client.clone(), endpoint.clone(), resource.clone());
+        workers.spawn(async move {
+            let mut minted = Vec::with_capacity(share);
+            for _ in 0..share {
+                minted.push(mint(&client, &endpoint, &resource).await?);
+            }
+            Ok::<_, Error>(minted)
+        });
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    while let Some(minted) = workers.join_next().await {
+        for token in minted.map_err(Error::Join)?? {
+            writeln!(out, "{token}").map_err(Error::Stdout)?;
+        }
+    }
+    out.flush().map_err(Error::Stdout)
+}
+
+async fn run(args: Vec<String>) -> Result<(), Error> {
+    let client = reqwest::Client::builder().build().map_err(Error::Client)?;
+    match args.as_slice() {
+        [command, issuer, resource] if command == "serve" => serve(client, issuer, resource).await,
+        [command, issuer, resource, count] if command == "tokens" => {
+            let count = count.parse().map_err(|_| Error::Count(count.clone()))?;
+            tokens(client, issuer, resource, count).await
+        }
+        _ => Err(Error::Usage),
+    }
+}
+
+fn main() -> ExitCode {
+    // The aws-lc backend, explicitly: `jsonwebtoken` panics at the first signature when feature
+    // unification enabled both backends. `Err` means one is installed already; keep it.
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // A multi-threaded runtime as in `notes`: pinned to one core it has one worker, like `notes`.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("load-reference: error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("load-reference: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
