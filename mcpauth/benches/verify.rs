@@ -9,9 +9,11 @@
 //!   `Validation` checking the same issuer, audience, `exp` and `nbf`.
 //! - `miss`: `BearerAuthLayer::authenticate` on a request's headers, the key set cached, every
 //!   token new to the verified-token cache (1024 distinct tokens in turn, the cache holding
-//!   256): header parsing, JWT decoding, issuer selection, key lookup, signature, claims,
+//!   16; checked to miss at least 98% of the time): header parsing, JWT decoding, issuer selection, key lookup, signature, claims,
 //!   scopes, the `AuthInfo`, and the cache's lookup and insertion.
 //! - `hit`: the same with one token repeated: a cache lookup and the route's checks.
+//! - `bad-signature`: the same token with another signature (same `kid`): refused after one
+//!   signature check, the key set's refresh rate-limited.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -27,7 +29,7 @@ use mcpauth::{AuthServer, BearerAuthLayer, McpAuth, ProtectedResource, TokenCach
 const RESOURCE: &str = "http://127.0.0.1:3001/notes";
 /// Distinct tokens per algorithm for the `miss` case, and what its cache holds.
 const DISTINCT: usize = 1024;
-const MISS_CACHE_ENTRIES: usize = 256;
+const MISS_CACHE_ENTRIES: usize = 16;
 
 fn layer(dev: &DevAuthServer, cache: TokenCacheOptions) -> (McpAuth, BearerAuthLayer) {
     let auth = McpAuth::builder()
@@ -116,11 +118,8 @@ fn verification(c: &mut Criterion) {
                 }
             }
             let after = miss_auth.token_cache_stats(RESOURCE).unwrap().verifications;
-            assert_eq!(
-                after - before,
-                2 * DISTINCT as u64,
-                "the miss case must miss"
-            );
+            let misses = (after - before) as f64 / (2 * DISTINCT) as f64;
+            assert!(misses >= 0.98, "the miss case must miss: {misses}");
         });
         jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
 
@@ -135,6 +134,19 @@ fn verification(c: &mut Criterion) {
             b.to_async(&runtime).iter(|| {
                 let headers = &distinct[next.fetch_add(1, Ordering::Relaxed) % DISTINCT];
                 async { miss_layer.authenticate(black_box(headers)).await.unwrap() }
+            })
+        });
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let forged = bearer(&format!("{signed}.{}", "A".repeat(signature.len())));
+        runtime
+            .block_on(miss_layer.authenticate(&forged))
+            .unwrap_err();
+        group.bench_function(format!("{name}/bad-signature"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                miss_layer
+                    .authenticate(black_box(&forged))
+                    .await
+                    .unwrap_err()
             })
         });
         group.bench_function(format!("{name}/hit"), |b| {

@@ -1,7 +1,7 @@
 //! [`AuthInfo`]: who made a request, as established by a verified access token.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -10,16 +10,56 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
+/// Everything but the token: shared by every request that presents the same verified token
+/// (the verified-token cache keeps this, and the token once, as its key).
 #[derive(Clone, PartialEq)]
 struct Inner {
-    token: String,
     issuer: String,
     subject: String,
     client_id: Option<String>,
     audience: Vec<String>,
     scopes: Vec<String>,
     expires_at: Option<SystemTime>,
-    claims: Map<String, Value>,
+    claims: Claims,
+}
+
+/// A token's claims: a map, or (for verified JWTs) the payload's JSON, parsed into a map when
+/// a handler first asks, so remembered tokens take a fraction of the memory.
+#[derive(Clone)]
+enum Claims {
+    Map(Map<String, Value>),
+    Json {
+        payload: Box<[u8]>,
+        parsed: OnceLock<Map<String, Value>>,
+    },
+}
+
+impl Claims {
+    fn map(&self) -> &Map<String, Value> {
+        match self {
+            Self::Map(map) => map,
+            // The payload was a JSON object when the token was verified.
+            Self::Json { payload, parsed } => parsed.get_or_init(|| {
+                serde_json::from_slice::<Map<String, Value>>(payload).unwrap_or_default()
+            }),
+        }
+    }
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.map() == other.map()
+    }
+}
+
+/// The shared part of an [`AuthInfo`], without the token.
+#[derive(Clone)]
+pub(crate) struct Identity(Arc<Inner>);
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
 }
 
 /// The verified identity behind a request: issuer, subject, client, audience, scopes, expiry,
@@ -50,6 +90,7 @@ struct Inner {
 #[derive(Clone, PartialEq)]
 pub struct AuthInfo {
     inner: Arc<Inner>,
+    token: Arc<str>,
 }
 
 impl fmt::Debug for AuthInfo {
@@ -75,23 +116,36 @@ impl AuthInfo {
         subject: impl Into<String>,
     ) -> AuthInfoBuilder {
         AuthInfoBuilder {
+            token: token.into(),
             inner: Inner {
-                token: token.into(),
                 issuer: issuer.into(),
                 subject: subject.into(),
                 client_id: None,
                 audience: Vec::new(),
                 scopes: Vec::new(),
                 expires_at: None,
-                claims: Map::new(),
+                claims: Claims::Map(Map::new()),
             },
         }
+    }
+
+    /// The verified identity `identity` presented with `token`.
+    pub(crate) fn new(identity: &Identity, token: &str) -> Self {
+        Self {
+            inner: identity.0.clone(),
+            token: token.into(),
+        }
+    }
+
+    /// The part shared by every request with this token.
+    pub(crate) fn identity(&self) -> Identity {
+        Identity(self.inner.clone())
     }
 
     /// The raw access token. It is a credential: do not log it, and never forward it to another
     /// service (MCP forbids token passthrough).
     pub fn token(&self) -> &str {
-        &self.inner.token
+        &self.token
     }
 
     /// The issuer (`iss`), one of the resource's authorization servers.
@@ -131,20 +185,28 @@ impl AuthInfo {
 
     /// Every claim of the token (for custom verifiers, whatever they put there).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.inner.claims.map()
     }
 
     /// One claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.inner.claims.get(name)
+        self.claims().get(name)
     }
 }
 
 /// Builds an [`AuthInfo`] (for custom verifiers).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct AuthInfoBuilder {
+    token: String,
     inner: Inner,
+}
+
+impl fmt::Debug for AuthInfoBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token is a credential: never in logs.
+        fmt::Debug::fmt(&self.inner, f)
+    }
 }
 
 impl fmt::Debug for Inner {
@@ -191,7 +253,16 @@ impl AuthInfoBuilder {
 
     /// Sets the claims.
     pub fn claims(mut self, claims: Map<String, Value>) -> Self {
-        self.inner.claims = claims;
+        self.inner.claims = Claims::Map(claims);
+        self
+    }
+
+    /// Sets the claims as the JSON object `payload` (parsed again only when asked for).
+    pub(crate) fn claims_json(mut self, payload: Vec<u8>) -> Self {
+        self.inner.claims = Claims::Json {
+            payload: payload.into_boxed_slice(),
+            parsed: OnceLock::new(),
+        };
         self
     }
 
@@ -199,6 +270,7 @@ impl AuthInfoBuilder {
     pub fn build(self) -> AuthInfo {
         AuthInfo {
             inner: Arc::new(self.inner),
+            token: self.token.into(),
         }
     }
 }
@@ -251,5 +323,39 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthInfo {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<AuthInfo>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claims_kept_as_json_read_like_a_map_and_the_token_never_shows_in_debug() {
+        let payload = br#"{"iss":"https://as.example.com","sub":"alice","n":1}"#.to_vec();
+        let lazy = AuthInfo::builder("secret-token", "https://as.example.com", "alice")
+            .claims_json(payload)
+            .build();
+        assert_eq!(lazy.claim("n"), Some(&json!(1)));
+        assert_eq!(lazy.claims().len(), 3);
+
+        let Value::Object(map) = json!({"iss": "https://as.example.com", "sub": "alice", "n": 1})
+        else {
+            unreachable!()
+        };
+        let eager = AuthInfo::builder("secret-token", "https://as.example.com", "alice")
+            .claims(map)
+            .build();
+        assert_eq!(lazy, eager);
+
+        // Another request with the same token shares the identity, not a copy of it.
+        let again = AuthInfo::new(&lazy.identity(), "secret-token");
+        assert!(Arc::ptr_eq(&again.inner, &lazy.inner));
+        assert_eq!(again.token(), "secret-token");
+
+        let builder = AuthInfo::builder("secret-token", "https://as.example.com", "alice");
+        assert!(!format!("{builder:?}").contains("secret-token"));
+        assert!(!format!("{lazy:?}").contains("secret-token"));
     }
 }

@@ -50,34 +50,49 @@ pub(crate) fn now_seconds() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Checks `exp` (required) and `nbf` (when present) against `now` with `leeway`; returns `exp`.
+/// A token's validity period: `exp` (required) and `nbf` (when present).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Validity {
+    pub(crate) exp: f64,
+    pub(crate) nbf: Option<f64>,
+}
+
+/// Checks `exp` (required) and `nbf` (when present) against `now` with `leeway`.
 pub(crate) fn check_times(
     claims: &Map<String, Value>,
     now: f64,
     leeway: Duration,
-) -> Result<f64, AuthError> {
-    let leeway = leeway.as_secs_f64();
+) -> Result<Validity, AuthError> {
     let Some(exp) = numeric_date(claims, "exp")? else {
         return Err(AuthError::invalid_token(
             AuthErrorReason::MissingExpiry,
             "The token has no exp claim; tokens without expiry are refused.",
         ));
     };
-    if now > exp + leeway {
+    if now > exp + leeway.as_secs_f64() {
         return Err(AuthError::invalid_token(
             AuthErrorReason::Expired,
             format!("The token expired {:.0} s ago.", now - exp),
         ));
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")?
-        && now + leeway < nbf
-    {
-        return Err(AuthError::invalid_token(
+    let nbf = numeric_date(claims, "nbf")?;
+    check_not_before(nbf, now, leeway)?;
+    Ok(Validity { exp, nbf })
+}
+
+/// Checks `nbf` (when present) against `now` with `leeway`.
+pub(crate) fn check_not_before(
+    nbf: Option<f64>,
+    now: f64,
+    leeway: Duration,
+) -> Result<(), AuthError> {
+    match nbf {
+        Some(nbf) if now + leeway.as_secs_f64() < nbf => Err(AuthError::invalid_token(
             AuthErrorReason::NotYetValid,
             format!("The token is not valid for another {:.0} s.", nbf - now),
-        ));
+        )),
+        _ => Ok(()),
     }
-    Ok(exp)
 }
 
 /// The canonical form of a resource URI for audience comparison (MCP, "Canonical Server URI"):
@@ -200,11 +215,15 @@ mod tests {
         let leeway = Duration::from_secs(60);
         let now = 1_000_000.0;
         assert_eq!(
-            check_times(&claims(json!({"exp": 1_000_100})), now, leeway).unwrap(),
+            check_times(&claims(json!({"exp": 1_000_100})), now, leeway)
+                .unwrap()
+                .exp,
             1_000_100.0
         );
         assert_eq!(
-            check_times(&claims(json!({"exp": 999_950.5})), now, leeway).unwrap(),
+            check_times(&claims(json!({"exp": 999_950.5})), now, leeway)
+                .unwrap()
+                .exp,
             999_950.5
         );
         let reason = |c: Value| check_times(&claims(c), now, leeway).unwrap_err().reason();

@@ -73,8 +73,8 @@ pub(crate) struct UnverifiedJwt<'a> {
     pub(crate) kid: Option<String>,
     pub(crate) typ: Option<String>,
     pub(crate) claims: Map<String, Value>,
-    /// The decoded payload's length.
-    pub(crate) payload_bytes: usize,
+    /// The decoded payload (the JSON of `claims`).
+    pub(crate) payload: Vec<u8>,
     /// `base64url(header) . base64url(payload)`: what the signature covers.
     pub(crate) signing_input: &'a str,
     pub(crate) signature: &'a str,
@@ -159,7 +159,7 @@ pub(crate) fn decode_unverified(
         kid: header.kid,
         typ: header.typ,
         claims,
-        payload_bytes: payload.len(),
+        payload,
         signing_input,
         signature,
     })

@@ -352,7 +352,7 @@ impl BearerAuthLayer {
                     None => {
                         verify_jwt(token, servers, &config.rules, retry_after)
                             .await?
-                            .info
+                            .0
                     }
                 }
             }

@@ -289,7 +289,7 @@ impl McpAuthBuilder {
     }
 
     /// Bounds the verified-token cache of each resource, or turns it off with
-    /// [`TokenCacheOptions::disabled`] (on by default: 10,000 tokens, about 8 MiB).
+    /// [`TokenCacheOptions::disabled`] (on by default: 10,000 tokens, about 4 MiB).
     ///
     /// A JWT whose signature and claims verified is remembered until its `exp` (never longer),
     /// and only while the key that verified it is still published, so a repeated token skips

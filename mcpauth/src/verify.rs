@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth_error::{AuthError, AuthErrorReason};
-use crate::auth_info::{AuthInfo, system_time};
+use crate::auth_info::{AuthInfo, Identity, system_time};
 use crate::auth_server::AuthServerHandle;
 use crate::claims::{self, ExpectedAudience};
 use crate::jwks::{KeyCache, Lookup, Refresh, VerificationKey};
@@ -29,8 +29,12 @@ pub(crate) struct JwtRules {
 /// passes the strict policy (the rules of each route are checked again on every use).
 #[derive(Debug)]
 pub(crate) struct VerifiedToken {
-    pub(crate) info: AuthInfo,
+    /// What the token says, without the token itself (the cache's key holds that).
+    pub(crate) identity: Identity,
+    /// The audiences, also in `identity`, kept here for the check on every hit.
+    audience: Vec<String>,
     pub(crate) exp: f64,
+    nbf: Option<f64>,
     /// The header's `typ`.
     pub(crate) typ: Option<String>,
     pub(crate) server: Arc<AuthServerHandle>,
@@ -50,12 +54,13 @@ impl VerifiedToken {
         now: f64,
     ) -> Result<(), AuthError> {
         if !servers.iter().any(|s| Arc::ptr_eq(s, &self.server)) {
-            return Err(untrusted_issuer(self.info.issuer()));
+            return Err(untrusted_issuer(self.server.issuer()));
         }
         rules.type_policy.check(self.typ.as_deref())?;
-        claims::check_times(self.info.claims(), now, rules.leeway)?;
+        // `exp` needs no check here: an entry is only used before it.
+        claims::check_not_before(self.nbf, now, rules.leeway)?;
         if let Some(expected) = &rules.audience {
-            expected.check(self.info.audience())?;
+            expected.check(&self.audience)?;
         }
         Ok(())
     }
@@ -163,13 +168,14 @@ async fn check_signature(
     }
 }
 
-/// Verifies `token` as a JWT issued by one of `servers`, under `rules`.
+/// Verifies `token` as a JWT issued by one of `servers`, under `rules`: its `AuthInfo`, and
+/// what the verified-token cache keeps of it.
 pub(crate) async fn verify_jwt(
     token: &str,
     servers: &[Arc<AuthServerHandle>],
     rules: &JwtRules,
     retry_after: Duration,
-) -> Result<VerifiedToken, AuthError> {
+) -> Result<(AuthInfo, VerifiedToken), AuthError> {
     let jwt = decode_unverified(token, rules.type_policy)?;
     let Some(issuer) = claims::string_claim(&jwt.claims, "iss")? else {
         return Err(AuthError::invalid_token(
@@ -183,7 +189,7 @@ pub(crate) async fn verify_jwt(
     let keys = server.key_cache().await?;
     let key = check_signature(&keys, &jwt, retry_after).await?;
 
-    let exp = claims::check_times(&jwt.claims, claims::now_seconds(), rules.leeway)?;
+    let validity = claims::check_times(&jwt.claims, claims::now_seconds(), rules.leeway)?;
     let audience = claims::audiences(&jwt.claims)?;
     if let Some(expected) = &rules.audience {
         expected.check(&audience)?;
@@ -202,21 +208,26 @@ pub(crate) async fn verify_jwt(
 
     let issuer = server.issuer().to_owned();
     let mut info = AuthInfo::builder(token, issuer, subject)
-        .audience(audience)
+        .audience(audience.iter().cloned())
         .scopes(scopes);
     if let Some(client_id) = client_id {
         info = info.client_id(client_id);
     }
-    if let Some(expires_at) = system_time(exp) {
+    if let Some(expires_at) = system_time(validity.exp) {
         info = info.expires_at(expires_at);
     }
-    Ok(VerifiedToken {
-        info: info.claims(jwt.claims).build(),
-        exp,
+    let payload_bytes = jwt.payload.len();
+    let info = info.claims_json(jwt.payload).build();
+    let verified = VerifiedToken {
+        identity: info.identity(),
+        audience,
+        exp: validity.exp,
+        nbf: validity.nbf,
         typ: jwt.typ,
         server: server.clone(),
         keys,
         key,
-        payload_bytes: jwt.payload_bytes,
-    })
+        payload_bytes,
+    };
+    Ok((info, verified))
 }
