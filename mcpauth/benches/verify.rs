@@ -5,6 +5,9 @@
 //! cargo bench -p mcpauth --features dev-server --bench verify
 //! ```
 //!
+//! With `--features dev-server,rust-crypto` every case (and the development server's signing)
+//! runs on the pure-Rust backend instead of aws-lc, to measure the difference.
+//!
 //! - `bare`: `jsonwebtoken::decode` with a `DecodingKey` made once from the same JWK and a
 //!   `Validation` checking the same issuer, audience, `exp` and `nbf`.
 //! - `miss`: `BearerAuthLayer::authenticate` on a request's headers, the key set cached, every
@@ -59,6 +62,10 @@ fn bearer(token: &str) -> HeaderMap {
 }
 
 fn verification(c: &mut Criterion) {
+    #[cfg(feature = "rust-crypto")]
+    jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
+        .install_default()
+        .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
