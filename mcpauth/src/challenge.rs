@@ -6,12 +6,13 @@
 //! becomes `?`); other values are escaped as RFC 7235 quoted-strings. Nothing from the request
 //! reaches a header unescaped. The challenges that do not depend on the request are built once.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use crate::auth_error::AuthError;
 
@@ -176,34 +177,38 @@ impl Challenges {
 
     /// The complete response for `error`.
     pub(crate) fn response(&self, error: &AuthError) -> Response {
-        let (generic, detail) = match error {
-            AuthError::MissingCredentials => (GENERIC_MISSING, String::new()),
-            AuthError::InvalidRequest { detail, .. } => (GENERIC_INVALID_REQUEST, detail.clone()),
-            AuthError::InvalidToken { detail, .. } => (GENERIC_INVALID_TOKEN, detail.clone()),
+        let (generic, detail): (&str, Cow<'_, str>) = match error {
+            AuthError::MissingCredentials => (GENERIC_MISSING, Cow::Borrowed("")),
+            AuthError::InvalidRequest { detail, .. } => (GENERIC_INVALID_REQUEST, detail.into()),
+            AuthError::InvalidToken { detail, .. } => (GENERIC_INVALID_TOKEN, detail.into()),
             AuthError::InsufficientScope { missing, .. } => (
                 GENERIC_INSUFFICIENT_SCOPE,
-                format!("The access token lacks the scopes: {}.", missing.join(" ")),
+                format!("The access token lacks the scopes: {}.", missing.join(" ")).into(),
             ),
             AuthError::BodyTooLarge { limit } => (
                 GENERIC_BODY_TOO_LARGE,
-                format!("The request body is larger than {limit} bytes."),
+                format!("The request body is larger than {limit} bytes.").into(),
             ),
-            AuthError::Unavailable { detail, .. } => (GENERIC_UNAVAILABLE, detail.clone()),
-            AuthError::ServerError { detail, .. } => (GENERIC_SERVER_ERROR, detail.clone()),
+            AuthError::Unavailable { detail, .. } => (GENERIC_UNAVAILABLE, detail.into()),
+            AuthError::ServerError { detail, .. } => (GENERIC_SERVER_ERROR, detail.into()),
         };
         let description = self.description(generic, &detail);
 
-        let mut body = Map::new();
-        if let Some(code) = error.error_code() {
-            body.insert("error".into(), code.into());
-        }
-        body.insert("error_description".into(), description.into());
-        body.insert("reason".into(), error.reason().as_str().into());
-        if let AuthError::InsufficientScope { required, missing } = error {
-            body.insert("scope".into(), required.join(" ").into());
-            body.insert("missing_scopes".into(), missing.clone().into());
-        }
-        let body = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+        let (scope, missing_scopes) = match error {
+            AuthError::InsufficientScope { required, missing } => {
+                (Some(required.join(" ")), Some(missing.as_slice()))
+            }
+            _ => (None, None),
+        };
+        // Serialized straight from borrowed fields: refusals are answered at full rate too.
+        let body = ErrorBody {
+            error: error.error_code(),
+            error_description: description,
+            reason: error.reason().as_str(),
+            scope: scope.as_deref(),
+            missing_scopes,
+        };
+        let body = serde_json::to_vec(&body).unwrap_or_default();
 
         let mut response = (error.status(), Bytes::from(body)).into_response();
         let headers = response.headers_mut();
@@ -224,6 +229,19 @@ impl Challenges {
         }
         response
     }
+}
+
+/// The JSON body of a refusal.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    error_description: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing_scopes: Option<&'a [String]>,
 }
 
 fn retry_after_value(retry_after: Duration) -> HeaderValue {
