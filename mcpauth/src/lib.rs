@@ -104,6 +104,11 @@
 //! handler an [`AuthInfo`], and answers refusals with the RFC 6750 status and
 //! `WWW-Authenticate` challenge (see [`AuthError`]).
 //!
+//! A verified JWT is remembered per resource until its `exp` (never longer) while the key that
+//! verified it is still published, so a repeated token costs a cache lookup (about 0.25 µs)
+//! instead of a signature check (16–40 µs); each use still gets the route's checks. Bound or
+//! disable it with [`McpAuthBuilder::token_cache`].
+//!
 //! ## Test without an identity provider
 //!
 //! With the `dev-server` feature, [`dev::DevAuthServer`] starts a real authorization server
@@ -113,7 +118,9 @@
 //! ## Features
 //!
 //! - `aws-lc-rs` (default): signature checks through aws-lc.
-//! - `rust-crypto`: pure-Rust signature checks, for targets that cannot build aws-lc.
+//! - `rust-crypto`: pure-Rust signature checks, for targets that cannot build aws-lc (measured
+//!   7.7× slower for RS256 and 5.2× for ES256 on a cache miss; the same on hits — see
+//!   `BENCHMARKS.md`).
 //! - `macros` (default): the declarative configuration macros.
 //! - `dev-server`: the development authorization server.
 //! - `rmcp`: [`AuthInfo`] as a parameter of `rmcp` tool and prompt handlers.
