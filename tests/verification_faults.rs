@@ -278,6 +278,62 @@ async fn random_kids_cannot_make_the_cache_fetch_more_often_than_the_interval() 
     );
 }
 
+/// Found by the soak run: a token of a new key arriving while the fetch that brings its key is
+/// under way (a slow authorization server) must wait for that fetch, not be told the key is
+/// unknown because a fetch "started less than the interval ago".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_arriving_during_a_slow_key_fetch_joins_it() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let jwks = || async {
+        reqwest::get(dev.jwks_uri())
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let old_keys = jwks().await;
+    let app_token = |resource: &str| {
+        dev.token()
+            .audience(resource)
+            .scopes(["read:notes"])
+            .sign()
+            .unwrap()
+    };
+    let stub = StubServer::start().await;
+    let mut config = dev.config();
+    config.metadata.jwks_uri = Some(stub.url("/jwks"));
+    let app = Arc::new(Protected::start(AuthServer::new(config), interval(300), |l| l).await);
+    let old = app_token(&app.resource);
+    dev.rotate_keys(KeyRotation::NewKeyIds).await.unwrap();
+    let new_keys = jwks().await;
+    let (a, b) = (app_token(&app.resource), app_token(&app.resource));
+    stub.on_sequence(
+        "/jwks",
+        vec![
+            Reply::Json(old_keys),
+            Reply::SlowJson(Duration::from_millis(1500), new_keys),
+        ],
+    );
+    assert_eq!(app.get_with(&old).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // A starts the (slow) fetch; B arrives while it is under way.
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { app.get_with(&a).await.status() }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    assert_eq!(app.get_with(&b).await.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "B waited for the fetch"
+    );
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(stub.hits("/jwks"), 2);
+}
+
 #[tokio::test]
 async fn an_oversized_key_set_is_refused() {
     let dev = DevAuthServer::start().await.unwrap();

@@ -338,8 +338,11 @@ impl KeyCache {
     /// is returned), a fetch ran less than the minimum interval ago (`NotNow`), or one is under
     /// way (joined).
     pub(crate) async fn refresh(self: &Arc<Self>, seen: Option<u64>) -> Refresh {
-        // A storm of unknown `kid`s or bad signatures mostly ends here, without a flight.
-        if let Err(early) = self.may_refresh(seen, false) {
+        // A storm of unknown `kid`s or bad signatures mostly ends here, without a flight. Not
+        // while a fetch is under way: that one may bring the key, so it is joined below.
+        if self.flight.is_idle()
+            && let Err(early) = self.may_refresh(seen, false)
+        {
             return early;
         }
         let this = self.clone();

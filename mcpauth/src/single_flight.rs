@@ -40,6 +40,16 @@ impl<T: Clone> Default for SingleFlight<T> {
     }
 }
 
+impl<T: Clone> SingleFlight<T> {
+    /// Whether no flight is under way now.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+    }
+}
+
 impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
     /// Joins the flight under way, or starts one with `start` (called with the slot locked, so
     /// it may re-check a cache without racing a flight that just finished).
