@@ -428,7 +428,7 @@ impl KeyCache {
         }
     }
 
-    fn decode(&self, document: &Value, headers: &HeaderMap) -> Result<KeySet, String> {
+    pub(crate) fn decode(&self, document: &Value, headers: &HeaderMap) -> Result<KeySet, String> {
         let Some(values) = document.get("keys").and_then(Value::as_array) else {
             return Err(format!(
                 "{} is not a JWKS (no \"keys\" array)",

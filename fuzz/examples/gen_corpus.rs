@@ -1,0 +1,361 @@
+//! Writes the seed corpora in `fuzz/corpus/<target>/` from real inputs: tokens minted by the
+//! development authorization server, its metadata and JWKS as served over HTTP, the
+//! protected-resource metadata the crate serves, MCP JSON-RPC bodies, and (with `--oidc DIR`)
+//! an oidc-provider's `openid-configuration.json`, `jwks.json` and `token.json` (a
+//! client-credentials token response), fetched as `fuzz/README.md` shows.
+//!
+//! ```text
+//! cargo run --manifest-path fuzz/Cargo.toml --example gen_corpus -- [--oidc DIR]
+//! ```
+//!
+//! Minted tokens carry their `exp` (30 days): seeds made from them stay valid a month after
+//! generation, and are still useful as shapes afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::Request;
+use mcpauth::dev::{DevAlgorithm, DevAuthServer};
+use mcpauth::{AuthServer, McpAuth, ProtectedResource};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const RESOURCE: &str = "http://127.0.0.1:3001/notes";
+
+struct Corpus {
+    root: PathBuf,
+}
+
+impl Corpus {
+    fn write(&self, target: &str, name: &str, bytes: impl AsRef<[u8]>) {
+        let dir = self.root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn pretty(value: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let oidc = args
+        .iter()
+        .position(|a| a == "--oidc")
+        .map(|i| PathBuf::from(&args[i + 1]));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let corpus = Corpus { root };
+
+    let dev = DevAuthServer::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let issuer = dev.issuer().to_owned();
+    let origin = format!("http://{}", dev.local_addr());
+    let openid = get(format!("{issuer}/.well-known/openid-configuration")).await;
+    let oauth = get(format!("{origin}/.well-known/oauth-authorization-server")).await;
+    let jwks = get(dev.jwks_uri()).await;
+
+    let life = Duration::from_secs(30 * 24 * 3600);
+    let token = |algorithm| {
+        dev.token()
+            .algorithm(algorithm)
+            .expires_in(life)
+            .audience(RESOURCE)
+            .scopes(["read:notes"])
+            .sign()
+            .unwrap()
+    };
+    let rs256 = token(DevAlgorithm::Rs256);
+    let es256 = token(DevAlgorithm::Es256);
+    let eddsa = token(DevAlgorithm::EdDsa);
+    let oidc_token = oidc.as_ref().map(|dir| {
+        let response: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("token.json")).unwrap()).unwrap();
+        response["access_token"].as_str().unwrap().to_owned()
+    });
+
+    // authorization_header: header values, `\n` between several.
+    let t = "authorization_header";
+    corpus.write(t, "dev-rs256", format!("Bearer {rs256}"));
+    corpus.write(t, "dev-es256-lowercase-scheme", format!("bearer {es256}"));
+    corpus.write(t, "dev-eddsa-extra-spaces", format!("Bearer   {eddsa}  "));
+    if let Some(token) = &oidc_token {
+        corpus.write(t, "oidc-provider", format!("Bearer {token}"));
+    }
+    corpus.write(t, "basic", "Basic d3JpdGVyOndyaXRlci1zZWNyZXQ=");
+    corpus.write(t, "padded-b64token", "Bearer mF_9.B5f-4.1JqM+/==");
+    corpus.write(t, "two-headers", format!("Bearer {eddsa}\nBearer abc"));
+    corpus.write(t, "two-tokens", "Bearer abc def");
+    corpus.write(t, "empty-token", "Bearer ");
+    corpus.write(t, "over-64-bytes", format!("Bearer {}", "a".repeat(70)));
+
+    // jwt_verify: mode byte, then the mode's input (see the target).
+    let t = "jwt_verify";
+    corpus.write(t, "raw-dev-rs256", cat(&[&[0], rs256.as_bytes()]));
+    corpus.write(t, "raw-dev-es256", cat(&[&[0], es256.as_bytes()]));
+    corpus.write(t, "raw-dev-eddsa", cat(&[&[0], eddsa.as_bytes()]));
+    if let Some(token) = &oidc_token {
+        corpus.write(t, "raw-oidc-provider", cat(&[&[0], token.as_bytes()]));
+    }
+    corpus.write(
+        t,
+        "raw-alg-none",
+        cat(&[
+            &[0],
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+                rs256.split('.').nth(1).unwrap()
+            )
+            .as_bytes(),
+        ]),
+    );
+    corpus.write(t, "flip-signature-byte", [1, 0, 0x40, 0x01, 0x01]);
+    corpus.write(t, "flip-payload-byte", [1, 3, 0x30, 0x00, 0x20]);
+    let forged = URL_SAFE_NO_PAD.encode(json!({"iss": issuer, "sub": "mallory", "aud": RESOURCE, "exp": 4_000_000_000u64, "scope": "read:notes write:notes"}).to_string());
+    corpus.write(
+        t,
+        "forged-payload-real-signature",
+        cat(&[&[2, 1, 1, 0], forged.as_bytes()]),
+    );
+    corpus.write(t, "splice-header-payload-signature", [3, 0, 2, 4]);
+    let claims = |value: Value| value.to_string().into_bytes();
+    corpus.write(
+        t,
+        "sign-es256",
+        cat(&[&[4, 4], &claims(json!({"sub": "alice"}))]),
+    );
+    corpus.write(
+        t,
+        "sign-eddsa-scp-azp",
+        cat(&[
+            &[4, 5],
+            &claims(json!({"scp": ["read:notes", "x"], "azp": "app", "nbf": 1_700_000_000})),
+        ]),
+    );
+    corpus.write(
+        t,
+        "sign-rs256-aud-array",
+        cat(&[
+            &[4, 2],
+            &claims(json!({"aud": [RESOURCE, "https://other.example"], "scope": "a b"})),
+        ]),
+    );
+    corpus.write(
+        t,
+        "sign-header-alg-hs256",
+        cat(&[&[4, 4], &claims(json!({"!header": {"alg": "HS256"}}))]),
+    );
+    if let Some(token) = &oidc_token {
+        // The oidc-provider token's header and claims, signed here (its iss and aud replaced).
+        let segment = |i: usize| -> Value {
+            serde_json::from_slice(
+                &URL_SAFE_NO_PAD
+                    .decode(token.split('.').nth(i).unwrap())
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        let (mut header, mut claims) = (segment(0), segment(1));
+        header.as_object_mut().unwrap().remove("kid");
+        header.as_object_mut().unwrap().remove("alg");
+        claims["!header"] = header;
+        claims["exp"] = json!(4_000_000_000u64);
+        corpus.write(
+            t,
+            "sign-rs256-oidc-provider-claims",
+            cat(&[&[4, 2 | 32 | 64], &claims.to_string().into_bytes()]),
+        );
+    }
+    corpus.write(
+        t,
+        "sign-header-crit-jku",
+        cat(&[
+            &[4, 5],
+            &claims(json!({"!header": {"crit": ["exp"], "jku": "https://evil.example/jwks"}})),
+        ]),
+    );
+
+    // jwks_document: key bound byte, Cache-Control line, document.
+    let t = "jwks_document";
+    corpus.write(
+        t,
+        "dev-jwks",
+        cat(&[&[0], b"public, max-age=300\n", jwks.as_bytes()]),
+    );
+    corpus.write(
+        t,
+        "dev-jwks-bound-1",
+        cat(&[&[1], b"no-store\n", jwks.as_bytes()]),
+    );
+    if let Some(dir) = &oidc {
+        let text = std::fs::read(dir.join("jwks.json")).unwrap();
+        corpus.write(
+            t,
+            "oidc-provider-jwks",
+            cat(&[&[0], b"max-age=\"60\"\n", &text]),
+        );
+    }
+    let mut dev_jwks: Value = serde_json::from_str(&jwks).unwrap();
+    for key in dev_jwks["keys"].as_array_mut().unwrap() {
+        key.as_object_mut().unwrap().remove("kid");
+    }
+    corpus.write(
+        t,
+        "dev-jwks-no-kids",
+        cat(&[&[0], b"\n", &pretty(&dev_jwks)]),
+    );
+    let skipped = json!({"keys": [
+        {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+        {"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-521", "kid": "p521", "x": "AA", "y": "AA"},
+        {"kty": "RSA", "alg": "ES256", "kid": "mismatch", "n": "AQAB", "e": "AQAB"},
+        "not a key"
+    ]});
+    corpus.write(
+        t,
+        "skipped-keys",
+        cat(&[&[0], b"max-age=99999999999999999999\n", &pretty(&skipped)]),
+    );
+    corpus.write(t, "no-keys-array", cat(&[&[0], b"\n", b"{\"keys\":{}}"]));
+
+    // as_metadata / pr_metadata: documents as served.
+    let t = "as_metadata";
+    corpus.write(t, "dev-openid-configuration.json", &openid);
+    corpus.write(t, "dev-oauth-authorization-server.json", &oauth);
+    if let Some(dir) = &oidc {
+        corpus.write(
+            t,
+            "oidc-provider-openid-configuration.json",
+            std::fs::read(dir.join("openid-configuration.json")).unwrap(),
+        );
+    }
+    corpus.write(t, "minimal.json", pretty(&json!({"issuer": "https://a.example", "authorization_endpoint": "https://a.example/authorize", "token_endpoint": "https://a.example/token", "response_types_supported": ["code"], "x-extra": {"nested": [1, 2.5, null, true]}})));
+
+    let t = "pr_metadata";
+    let auth = McpAuth::builder()
+        .protected_resource(
+            ProtectedResource::new(RESOURCE)
+                .authorization_server(AuthServer::new(dev.config()))
+                .scopes(["read:notes", "write:notes"])
+                .resource_name("Notes")
+                .resource_documentation("https://docs.example/notes"),
+        )
+        .build()
+        .unwrap();
+    let response = auth
+        .resource_metadata_router()
+        .unwrap()
+        .oneshot(
+            Request::get("/.well-known/oauth-protected-resource/notes")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let served = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    corpus.write(t, "served-by-mcpauth.json", &served);
+    corpus.write(
+        t,
+        "minimal.json",
+        br#"{"resource":"https://api.example.com/notes"}"#,
+    );
+    corpus.write(t, "language-tags-and-nulls.json", pretty(&json!({"resource": "https://api.example.com/notes", "resource_name": "Notes", "resource_name#fr": "Notes (fr)", "jwks_uri": null, "bearer_methods_supported": ["header"], "tls_client_certificate_bound_access_tokens": false, "dpop_bound_access_tokens_required": true})));
+
+    // mcp_operation: flags, Mcp-Method line, Mcp-Name line, body.
+    let t = "mcp_operation";
+    let rpc = |flags: u8, method: &str, name: &str, body: Value| {
+        cat(&[
+            &[flags],
+            method.as_bytes(),
+            b"\n",
+            name.as_bytes(),
+            b"\n",
+            &body.to_string().into_bytes(),
+        ])
+    };
+    corpus.write(t, "initialize", rpc(0, "", "", json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "1"}}})));
+    corpus.write(t, "tools-call-create-with-headers", rpc(3, "tools/call", "create", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "create", "arguments": {"title": "x"}}})));
+    corpus.write(t, "tools-call-header-mismatch", rpc(3, "tools/call", "delete", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "create"}})));
+    corpus.write(t, "batch", rpc(8 | 0x30, "", "", json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete"}}, {"jsonrpc": "2.0", "method": "notifications/initialized"}])));
+    corpus.write(t, "resources-read", rpc(1, "resources/read", "", json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "file:///notes/1"}})));
+    corpus.write(
+        t,
+        "headers-only",
+        rpc(3, "prompts/get", "summary", json!(null)),
+    );
+    corpus.write(
+        t,
+        "name-without-method",
+        rpc(
+            2,
+            "",
+            "create",
+            json!({"jsonrpc": "2.0", "id": 4, "result": {}}),
+        ),
+    );
+    corpus.write(t, "over-bound", rpc(0, "", "", json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "create", "arguments": {"text": "x".repeat(300)}}})));
+
+    // www_authenticate: flags, then description, scopes, metadata URL, detail (NUL-separated).
+    let t = "www_authenticate";
+    let fields = |flags: u8, parts: [&str; 4]| cat(&[&[flags], parts.join("\0").as_bytes()]);
+    let prm = "http://127.0.0.1:3001/.well-known/oauth-protected-resource/notes";
+    corpus.write(
+        t,
+        "missing-credentials",
+        fields(
+            0x0f,
+            [
+                "This resource requires a bearer access token.",
+                "read:notes write:notes",
+                prm,
+                "",
+            ],
+        ),
+    );
+    corpus.write(
+        t,
+        "invalid-token-details",
+        fields(
+            0x5f,
+            [
+                "say \"hi\" \\ now",
+                "read:notes",
+                prm,
+                "The token's kid \"k\\1\" is unknown.",
+            ],
+        ),
+    );
+    corpus.write(
+        t,
+        "insufficient-scope",
+        fields(0x8f, ["", "read:notes", prm, "read:notes write:notes"]),
+    );
+    corpus.write(
+        t,
+        "unicode-and-controls",
+        fields(0x3f, ["é\r\n\u{7}", "a\"b", "https://r.example/\"x", "ü\t"]),
+    );
+    corpus.write(
+        t,
+        "unavailable",
+        fields(0xcf, ["", "", prm, "keys cannot be fetched"]),
+    );
+
+    dev.shutdown().await;
+    println!("corpora written under {}", corpus.root.display());
+}

@@ -1,0 +1,16 @@
+//! Protected-resource metadata (RFC 9728) as a client or the configuration reads it:
+//! `serde_json::from_slice::<mcpauth::ProtectedResourceMetadata>`.
+//!
+//! Invariants (see `mcpauth_fuzz::check_round_trip`): a parsed document re-serializes and
+//! re-parses to an equal value, and the re-serialization is the input document minus the
+//! `null` members the type has a field for: nothing invented, nothing else dropped (unknown
+//! members, such as language-tagged `resource_name#fr`, are kept and written back).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mcpauth::ProtectedResourceMetadata;
+use mcpauth_fuzz::check_round_trip;
+
+fuzz_target!(|data: &[u8]| {
+    check_round_trip::<ProtectedResourceMetadata>(data);
+});
