@@ -500,6 +500,33 @@ mod tests {
         assert_eq!(serde_json::to_value(&metadata).unwrap(), document);
     }
 
+    /// Found by the `as_metadata` / `pr_metadata` fuzz targets: a number in an unknown member
+    /// changed on a round trip (serde_json's default float parsing is not correctly rounded,
+    /// so the shortest form written back read as another number).
+    #[test]
+    fn numbers_in_unknown_members_round_trip_exactly() {
+        for number in [
+            "88888888888888888888888888888888888888888888",
+            "3333333666666666666666666666666666666666666666",
+            "0.30000000000000004",
+            "1.7976931348623157e308",
+        ] {
+            let text = format!(r#"{{"resource":"https://x.example","x":[{number}]}}"#);
+            let parsed: ProtectedResourceMetadata = serde_json::from_str(&text).unwrap();
+            let written = serde_json::to_string(&parsed).unwrap();
+            let again: ProtectedResourceMetadata = serde_json::from_str(&written).unwrap();
+            assert_eq!(again, parsed, "{number} became {written}");
+
+            let text = format!(
+                r#"{{"issuer":"https://a.example","authorization_endpoint":"https://a.example/a","token_endpoint":"https://a.example/t","response_types_supported":["code"],"x":{number}}}"#
+            );
+            let parsed: AuthorizationServerMetadata = serde_json::from_str(&text).unwrap();
+            let written = serde_json::to_string(&parsed).unwrap();
+            let again: AuthorizationServerMetadata = serde_json::from_str(&written).unwrap();
+            assert_eq!(again, parsed, "{number} became {written}");
+        }
+    }
+
     #[test]
     fn unset_members_are_omitted() {
         let json =
