@@ -62,6 +62,27 @@ impl ServerHandler for Whoami {
     }
 }
 
+/// The `Whoami` MCP server over rmcp's streamable HTTP (no SSE keep-alive, for quick tests).
+fn whoami_service() -> StreamableHttpService<Whoami, LocalSessionManager> {
+    StreamableHttpService::new(
+        || Ok(Whoami::new()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
+    )
+}
+
+/// A listener on an ephemeral loopback port, the resource `http://<it>/mcp`, and an `McpAuth`
+/// for it with `scopes`, trusting `dev`.
+async fn mcp_resource(dev: &DevAuthServer, scopes: &[&str]) -> (TcpListener, String, McpAuth) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
+        .authorization_server(dev.config())
+        .scopes(scopes.iter().copied())])
+    .unwrap();
+    (listener, resource, auth)
+}
+
 /// An rmcp client of `url` sending `token`, after the legacy `initialize` handshake.
 async fn connect(url: &str, token: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
@@ -73,12 +94,8 @@ async fn connect(url: &str, token: String) -> rmcp::service::RunningService<rmcp
 #[tokio::test]
 async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     let dev = DevAuthServer::start().await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
-        .authorization_server(dev.config())
-        .scopes(["mcp:use", "mcp:admin", "mcp:root"])])
-    .unwrap();
+    let (listener, resource, auth) =
+        mcp_resource(&dev, &["mcp:use", "mcp:admin", "mcp:root"]).await;
     let layer = auth
         .bearer_auth(&resource)
         .unwrap()
@@ -88,11 +105,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
                 .tool("purge", ["mcp:admin"]),
         )
         .unwrap();
-    let service = StreamableHttpService::new(
-        || Ok(Whoami::new()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
-    );
+    let service = whoami_service();
     let app = axum::Router::new()
         .nest_service("/mcp", service)
         .layer(layer)
@@ -174,22 +187,13 @@ async fn clients_of_every_protocol_version_pass_the_per_operation_check() {
     use rmcp::service::ClientLifecycleMode;
 
     let dev = DevAuthServer::start().await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
-    let auth = McpAuth::resource_server([ProtectedResource::new(&resource)
-        .authorization_server(dev.config())
-        .scopes(["mcp:use", "mcp:admin"])])
-    .unwrap();
+    let (listener, resource, auth) = mcp_resource(&dev, &["mcp:use", "mcp:admin"]).await;
     let layer = auth
         .bearer_auth(&resource)
         .unwrap()
         .operation_scopes(OperationScopes::new().tool("purge", ["mcp:admin"]))
         .unwrap();
-    let service = StreamableHttpService::new(
-        || Ok(Whoami::new()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_sse_keep_alive(None),
-    );
+    let service = whoami_service();
     // Record the MCP headers of every POST, outside the bearer layer.
     let seen = Arc::new(std::sync::Mutex::new(Vec::<SeenHeaders>::new()));
     let record = {

@@ -301,32 +301,24 @@ async fn refusals_are_not_cached_and_cannot_displace_a_valid_token() {
     assert_eq!(app.stats().entries, 1);
 }
 
-#[tokio::test]
-async fn the_entry_and_byte_bounds_hold() {
-    let app = App::start(
-        TokenCacheOptions::default().max_entries(4),
-        KeyCacheOptions::default(),
-    )
-    .await;
+/// The stats after 40 requests, each with a new token, to an app whose cache has `options`.
+async fn after_forty_new_tokens(options: TokenCacheOptions) -> TokenCacheStats {
+    let app = App::start(options, KeyCacheOptions::default()).await;
     for i in 0..40 {
         let token = app.token().subject(format!("user-{i}")).sign().unwrap();
         assert_eq!(app.get("/read", &token).await.0, StatusCode::OK);
     }
-    let stats = app.stats();
+    app.stats()
+}
+
+#[tokio::test]
+async fn the_entry_and_byte_bounds_hold() {
+    let stats = after_forty_new_tokens(TokenCacheOptions::default().max_entries(4)).await;
     assert!(stats.entries >= 1 && stats.entries <= 4, "{stats:?}");
     assert_eq!(stats.verifications, 40);
 
     let budget = 8 * 1024;
-    let app = App::start(
-        TokenCacheOptions::default().max_bytes(budget),
-        KeyCacheOptions::default(),
-    )
-    .await;
-    for i in 0..40 {
-        let token = app.token().subject(format!("user-{i}")).sign().unwrap();
-        assert_eq!(app.get("/read", &token).await.0, StatusCode::OK);
-    }
-    let stats = app.stats();
+    let stats = after_forty_new_tokens(TokenCacheOptions::default().max_bytes(budget)).await;
     assert!(stats.estimated_bytes <= budget as u64, "{stats:?}");
     assert!(stats.entries >= 1 && stats.entries < 40, "{stats:?}");
 }

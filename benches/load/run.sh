@@ -36,6 +36,8 @@ done
 
 # Paths relative to the repository root, wherever the script is started from.
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=benches/common.sh
+source benches/common.sh
 LUA_SCRIPT=benches/load/wrk.lua
 
 WORK=$(mktemp -d)
@@ -75,9 +77,6 @@ fi
 echo "run.sh: building notes and load-reference (release)" >&2
 cargo build --release -p notes -p load-reference --message-format=json-render-diagnostics \
   >"$WORK/build.json"
-executable() {
-  grep -o "\"executable\":\"[^\"]*/$1\"" "$WORK/build.json" | tail -n 1 | sed 's/.*:"//; s/"$//'
-}
 NOTES_BIN=$(executable notes)
 REFERENCE_BIN=$(executable load-reference)
 [[ -x $NOTES_BIN && -x $REFERENCE_BIN ]] || die "cargo did not report the notes/load-reference binaries"
@@ -86,13 +85,6 @@ REFERENCE_BIN=$(executable load-reference)
 # The servers get one CPU and wrk another, so the load generator never competes with the
 # server it measures; a tokio runtime started on one CPU has one worker thread. The first two
 # CPUs this script may use, from its own affinity list (e.g. "0-3,6").
-allowed_cpus() {
-  local list part
-  list=$(taskset -cp $$ 2>/dev/null | sed 's/.*: *//') || return 0
-  for part in ${list//,/ }; do
-    if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
-  done
-}
 SERVER_PIN=()
 LOAD_PIN=()
 PINNING="not pinned (fewer than 2 CPUs or no taskset): server and wrk share the CPUs"

@@ -21,6 +21,8 @@ SETTINGS=$(env | grep -E '^(PHASE_SECONDS|HEAD_SECONDS|TOKENS_PER_PHASE|HEAD_TOK
 
 # Paths relative to the repository root, wherever the script is started from.
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 die() {
   echo "run.sh: $*" >&2
@@ -47,9 +49,6 @@ command -v wrk >/dev/null || die "wrk is not installed (Debian: apt-get install 
 # --- binaries -------------------------------------------------------------------------------
 echo "run.sh: building notes and soak (release)" >&2
 cargo build --release -p notes -p soak --message-format=json-render-diagnostics >"$WORK/build.json"
-executable() {
-  grep -o "\"executable\":\"[^\"]*/$1\"" "$WORK/build.json" | tail -n 1 | sed 's/.*:"//; s/"$//'
-}
 NOTES_BIN=$(executable notes)
 SOAK_BIN=$(executable soak)
 [[ -x $NOTES_BIN && -x $SOAK_BIN ]] || die "cargo did not report the notes/soak binaries"
@@ -58,13 +57,6 @@ SOAK_BIN=$(executable soak)
 # notes gets one CPU; wrk and the harness (authorization server, proxy, checker, token minting)
 # the other, so the load never competes with the server it loads. The first two CPUs this
 # script may use, from its own affinity list (e.g. "0-3,6").
-allowed_cpus() {
-  local list part
-  list=$(taskset -cp $$ 2>/dev/null | sed 's/.*: *//') || return 0
-  for part in ${list//,/ }; do
-    if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
-  done
-}
 HARNESS_PIN=()
 PINNING="not pinned (fewer than 2 CPUs or no taskset): notes, wrk and the harness share the CPUs"
 export NOTES_CPU= LOAD_CPU=

@@ -56,6 +56,21 @@ impl PartialEq for Claims {
 #[derive(Clone)]
 pub(crate) struct Identity(Arc<Inner>);
 
+impl Identity {
+    /// The audiences (`aud`).
+    pub(crate) fn audience(&self) -> &[String] {
+        &self.0.audience
+    }
+
+    /// The size of the claims kept as JSON (0 for claims given as a map).
+    pub(crate) fn claims_json_len(&self) -> usize {
+        match &self.0.claims {
+            Claims::Json { payload, .. } => payload.len(),
+            Claims::Map(_) => 0,
+        }
+    }
+}
+
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)

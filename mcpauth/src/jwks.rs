@@ -348,7 +348,8 @@ impl KeyCache {
         let this = self.clone();
         self.flight
             .run(move || {
-                let start = this.start_refresh(seen);
+                // Decided under the single-flight lock, so only one fetch starts.
+                let start = this.may_refresh(seen, true);
                 async move {
                     match start {
                         Ok(()) => this.fetch().await,
@@ -357,11 +358,6 @@ impl KeyCache {
                 }
             })
             .await
-    }
-
-    /// Decides, under the single-flight lock, whether a fetch starts now.
-    fn start_refresh(&self, seen: Option<u64>) -> Result<(), Refresh> {
-        self.may_refresh(seen, true)
     }
 
     /// Whether a fetch may start now: not when a newer set than `seen` is there, nor within

@@ -25,14 +25,12 @@ pub(crate) struct JwtRules {
 }
 
 /// A token whose signature verified, with what the verified-token cache needs to serve it
-/// again: when it expires, the key and server that vouched for it, and whether its `typ`
-/// passes the strict policy (the rules of each route are checked again on every use).
+/// again: when it expires, the key and server that vouched for it, and its `typ` and `nbf`
+/// (the rules of each route are checked again on every use).
 #[derive(Debug)]
 pub(crate) struct VerifiedToken {
     /// What the token says, without the token itself (the cache's key holds that).
     pub(crate) identity: Identity,
-    /// The audiences, also in `identity`, kept here for the check on every hit.
-    audience: Vec<String>,
     pub(crate) exp: f64,
     nbf: Option<f64>,
     /// The header's `typ`.
@@ -40,8 +38,6 @@ pub(crate) struct VerifiedToken {
     pub(crate) server: Arc<AuthServerHandle>,
     pub(crate) keys: Arc<KeyCache>,
     pub(crate) key: Arc<VerificationKey>,
-    /// The decoded payload's size in bytes, for the cache's memory estimate.
-    pub(crate) payload_bytes: usize,
 }
 
 impl VerifiedToken {
@@ -60,7 +56,7 @@ impl VerifiedToken {
         // `exp` needs no check here: an entry is only used before it.
         claims::check_not_before(self.nbf, now, rules.leeway)?;
         if let Some(expected) = &rules.audience {
-            expected.check(&self.audience)?;
+            expected.check(self.identity.audience())?;
         }
         Ok(())
     }
@@ -208,7 +204,7 @@ pub(crate) async fn verify_jwt(
 
     let issuer = server.issuer().to_owned();
     let mut info = AuthInfo::builder(token, issuer, subject)
-        .audience(audience.iter().cloned())
+        .audience(audience)
         .scopes(scopes);
     if let Some(client_id) = client_id {
         info = info.client_id(client_id);
@@ -216,18 +212,15 @@ pub(crate) async fn verify_jwt(
     if let Some(expires_at) = system_time(validity.exp) {
         info = info.expires_at(expires_at);
     }
-    let payload_bytes = jwt.payload.len();
     let info = info.claims_json(jwt.payload).build();
     let verified = VerifiedToken {
         identity: info.identity(),
-        audience,
         exp: validity.exp,
         nbf: validity.nbf,
         typ: jwt.typ,
         server: server.clone(),
         keys,
         key,
-        payload_bytes,
     };
     Ok((info, verified))
 }

@@ -174,6 +174,38 @@ async fn status_of(url: &str, token: &str) -> u16 {
         .as_u16()
 }
 
+/// oidc-provider (its process, issuer and signing `kid`) and a todo-manager using it (its
+/// process and MCP URL), both started.
+struct Deployment {
+    provider: Process,
+    issuer: String,
+    kid: String,
+    _server: Process,
+    url: String,
+}
+
+async fn deploy() -> Deployment {
+    tokio::task::spawn_blocking(ensure_node_modules)
+        .await
+        .unwrap();
+    let (provider, issuer, kid) = tokio::task::spawn_blocking(|| provider(None, None))
+        .await
+        .unwrap();
+    let (server, url) = {
+        let issuer = issuer.clone();
+        tokio::task::spawn_blocking(move || todo_manager(&issuer))
+            .await
+            .unwrap()
+    };
+    Deployment {
+        provider,
+        issuer,
+        kid,
+        _server: server,
+        url,
+    }
+}
+
 /// oidc-provider and a todo-manager using it, then `program script <mcp-url> <issuer> args…` run
 /// to completion; returns the issuer, the MCP URL and the JSON object the script printed last.
 async fn run_client(
@@ -182,18 +214,8 @@ async fn run_client(
     args: &[&str],
 ) -> (String, String, Value) {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
-    let (_provider, issuer, _) = tokio::task::spawn_blocking(|| provider(None, None))
-        .await
-        .unwrap();
-    let (_server, url) = {
-        let issuer = issuer.clone();
-        tokio::task::spawn_blocking(move || todo_manager(&issuer))
-            .await
-            .unwrap()
-    };
+    let deployment = deploy().await;
+    let (issuer, url) = (deployment.issuer.clone(), deployment.url.clone());
     let output = {
         let (url, issuer) = (url.clone(), issuer.clone());
         tokio::task::spawn_blocking(move || {
@@ -219,12 +241,13 @@ async fn run_client(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations() {
-    tokio::task::spawn_blocking(ensure_node_modules)
-        .await
-        .unwrap();
-    let (provider_process, issuer, kid) = tokio::task::spawn_blocking(|| provider(None, None))
-        .await
-        .unwrap();
+    let deployment = deploy().await;
+    let (issuer, kid, url) = (
+        deployment.issuer.clone(),
+        deployment.kid.clone(),
+        deployment.url.clone(),
+    );
+    let provider_process = deployment.provider;
     let port: u16 = issuer
         .rsplit(':')
         .next()
@@ -232,12 +255,6 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
         .trim_end_matches("/oidc")
         .parse()
         .unwrap();
-    let (_server, url) = {
-        let issuer = issuer.clone();
-        tokio::task::spawn_blocking(move || todo_manager(&issuer))
-            .await
-            .unwrap()
-    };
 
     // Discovered through the appended OpenID Connect form (the RFC 8414 form is 404 there).
     let writer = token(&issuer, "writer", "read:todos create:todos", &url).await;
