@@ -38,15 +38,9 @@ async fn protect(
 }
 
 async fn get(server: &TestServer, token: &str) -> (StatusCode, String) {
-    let response = reqwest::Client::new()
-        .get(server.url("/api"))
-        .bearer_auth(token)
-        .send()
+    server
+        .get_with_bearer(&reqwest::Client::new(), "/api", token)
         .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, text)
 }
 
 fn introspection(dev: &DevAuthServer) -> RemoteVerifier {

@@ -2,10 +2,12 @@
 //! real HTTP with rmcp's own streamable-HTTP server and client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource, Require, ScopeMarker};
+use mcpauth_tests::parse_challenge;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{CallToolRequestParams, ServerCapabilities, ServerConfig};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -83,6 +85,104 @@ async fn mcp_resource(dev: &DevAuthServer, scopes: &[&str]) -> (TcpListener, Str
     (listener, resource, auth)
 }
 
+/// The MCP headers of one request the server received.
+#[derive(Debug, Clone, PartialEq)]
+struct SeenHeaders {
+    protocol_version: Option<String>,
+    method: Option<String>,
+    name: Option<String>,
+}
+
+impl SeenHeaders {
+    fn of(headers: &http::HeaderMap) -> Self {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("?").to_owned())
+        };
+        Self {
+            protocol_version: header("mcp-protocol-version"),
+            method: header("mcp-method"),
+            name: header("mcp-name"),
+        }
+    }
+}
+
+/// One POST as it crossed the wire, outside the bearer layer: what it declared, and the status
+/// and `WWW-Authenticate` challenge it was answered with.
+#[derive(Debug, Clone)]
+struct Exchange {
+    headers: SeenHeaders,
+    status: u16,
+    challenge: Option<String>,
+}
+
+type Exchanges = Arc<std::sync::Mutex<Vec<Exchange>>>;
+
+/// `app` with every POST recorded into `exchanges`.
+fn recorded(app: axum::Router, exchanges: &Exchanges) -> axum::Router {
+    let exchanges = exchanges.clone();
+    app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let exchanges = exchanges.clone();
+            async move {
+                if request.method() != http::Method::POST {
+                    return next.run(request).await;
+                }
+                let headers = SeenHeaders::of(request.headers());
+                let response = next.run(request).await;
+                exchanges.lock().unwrap().push(Exchange {
+                    headers,
+                    status: response.status().as_u16(),
+                    challenge: response
+                        .headers()
+                        .get(http::header::WWW_AUTHENTICATE)
+                        .map(|v| v.to_str().unwrap().to_owned()),
+                });
+                response
+            }
+        },
+    ))
+}
+
+/// Asserts that exactly one of `exchanges` was refused, with HTTP 403 and the
+/// `insufficient_scope` challenge naming `scope` and the resource's metadata, and that every
+/// other one succeeded.
+fn assert_one_step_up_challenge(exchanges: &[Exchange], resource: &str, scope: &str) {
+    let refused: Vec<&Exchange> = exchanges.iter().filter(|e| e.status >= 300).collect();
+    assert_eq!(refused.len(), 1, "{exchanges:?}");
+    assert_eq!(refused[0].status, 403, "{exchanges:?}");
+    let (scheme, params) = parse_challenge(refused[0].challenge.as_deref().unwrap());
+    assert_eq!(scheme, "Bearer");
+    let metadata = resource.replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(
+        params,
+        BTreeMap::from(
+            [
+                ("error", "insufficient_scope"),
+                (
+                    "error_description",
+                    "The access token does not grant the scopes this request needs.",
+                ),
+                ("resource_metadata", metadata.as_str()),
+                ("scope", scope),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        )
+    );
+    assert!(
+        exchanges
+            .iter()
+            .all(|e| e.status >= 300 || e.challenge.is_none()),
+        "{exchanges:?}"
+    );
+}
+
+/// The text of a tool's result.
+fn result_text(result: &rmcp::model::CallToolResult) -> String {
+    serde_json::to_value(result).unwrap().to_string()
+}
+
 /// An rmcp client of `url` sending `token`, after the legacy `initialize` handshake.
 async fn connect(url: &str, token: String) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     let config = StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(token);
@@ -105,11 +205,11 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
                 .tool("purge", ["mcp:admin"]),
         )
         .unwrap();
-    let service = whoami_service();
+    let exchanges = Exchanges::default();
     let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(layer)
-        .merge(auth.resource_metadata_router().unwrap());
+        .nest_service("/mcp", whoami_service())
+        .layer(layer);
+    let app = recorded(app, &exchanges).merge(auth.resource_metadata_router().unwrap());
     let _server = mcpauth_tests::TestServer::serve(listener, app);
 
     let token = dev
@@ -125,16 +225,14 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
         .call_tool(CallToolRequestParams::new("whoami"))
         .await
         .unwrap();
-    let text = serde_json::to_value(&result).unwrap();
-    assert!(text.to_string().contains("alice via inspector"), "{text}");
+    let text = result_text(&result);
+    assert!(text.contains("alice via inspector"), "{text}");
 
-    // `purge` needs mcp:admin: the HTTP layer answers 403 before the tool runs.
+    // `purge` needs mcp:admin: the HTTP layer answers 403 before the tool runs, naming every
+    // scope the operation needs.
     let refused = client.call_tool(CallToolRequestParams::new("purge")).await;
-    let error = refused.unwrap_err().to_string();
-    assert!(
-        error.contains("403") || error.to_lowercase().contains("insufficient"),
-        "{error}"
-    );
+    assert!(refused.is_err(), "{refused:?}");
+    assert_one_step_up_challenge(&exchanges.lock().unwrap(), &resource, "mcp:use mcp:admin");
     // `audit` has no HTTP-level rule: the typed parameter refuses the call inside the server.
     let error = client
         .call_tool(CallToolRequestParams::new("audit"))
@@ -157,21 +255,8 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
         .call_tool(CallToolRequestParams::new("audit"))
         .await
         .unwrap();
-    assert!(
-        serde_json::to_value(&result)
-            .unwrap()
-            .to_string()
-            .contains("audited by root")
-    );
+    assert!(result_text(&result).contains("audited by root"));
     client.cancel().await.unwrap();
-}
-
-/// The MCP headers of one request the server received.
-#[derive(Debug, Clone, PartialEq)]
-struct SeenHeaders {
-    protocol_version: Option<String>,
-    method: Option<String>,
-    name: Option<String>,
 }
 
 /// Every protocol version the layer must serve, each with a client that speaks it: the rmcp
@@ -193,45 +278,18 @@ async fn clients_of_every_protocol_version_pass_the_per_operation_check() {
         .unwrap()
         .operation_scopes(OperationScopes::new().tool("purge", ["mcp:admin"]))
         .unwrap();
-    let service = whoami_service();
-    // Record the MCP headers of every POST, outside the bearer layer.
-    let seen = Arc::new(std::sync::Mutex::new(Vec::<SeenHeaders>::new()));
-    let record = {
-        let seen = seen.clone();
-        axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let seen = seen.clone();
-                async move {
-                    if request.method() == http::Method::POST {
-                        let header = |name: &str| {
-                            request
-                                .headers()
-                                .get(name)
-                                .map(|v| v.to_str().unwrap_or("?").to_owned())
-                        };
-                        seen.lock().unwrap().push(SeenHeaders {
-                            protocol_version: header("mcp-protocol-version"),
-                            method: header("mcp-method"),
-                            name: header("mcp-name"),
-                        });
-                    }
-                    next.run(request).await
-                }
-            },
-        )
-    };
+    let exchanges = Exchanges::default();
     let app = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(layer)
-        .layer(record);
-    let _server = mcpauth_tests::TestServer::serve(listener, app);
+        .nest_service("/mcp", whoami_service())
+        .layer(layer);
+    let _server = mcpauth_tests::TestServer::serve(listener, recorded(app, &exchanges));
 
     for version in [
         ProtocolVersion::V_2025_06_18,
         ProtocolVersion::V_2025_11_25,
         ProtocolVersion::V_2026_07_28,
     ] {
-        seen.lock().unwrap().clear();
+        exchanges.lock().unwrap().clear();
         let token = dev
             .token()
             .subject("carol")
@@ -269,31 +327,20 @@ async fn clients_of_every_protocol_version_pass_the_per_operation_check() {
             .call_tool(CallToolRequestParams::new("whoami"))
             .await
             .unwrap();
-        assert!(
-            serde_json::to_value(&result)
-                .unwrap()
-                .to_string()
-                .contains("carol"),
-            "{version}"
-        );
-        let refused = client
-            .call_tool(CallToolRequestParams::new("purge"))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("403") || refused.to_lowercase().contains("insufficient"),
-            "{version}: {refused}"
-        );
+        assert!(result_text(&result).contains("carol"), "{version}");
+        let refused = client.call_tool(CallToolRequestParams::new("purge")).await;
+        assert!(refused.is_err(), "{version}: {refused:?}");
         client.cancel().await.unwrap();
 
-        let seen = seen.lock().unwrap().clone();
-        let calls: Vec<&SeenHeaders> = seen
+        let exchanges = exchanges.lock().unwrap().clone();
+        assert_one_step_up_challenge(&exchanges, &resource, "mcp:admin");
+        let seen: Vec<&SeenHeaders> = exchanges.iter().map(|e| &e.headers).collect();
+        let declaring = seen
             .iter()
             .filter(|h| h.protocol_version.as_deref() == Some(version.as_str()))
-            .collect();
+            .count();
         assert!(
-            calls.len() >= 2,
+            declaring >= 2,
             "{version}: requests declaring the version: {seen:?}"
         );
         // The 2026-07-28 requests name their operation in headers; the older ones do not.
@@ -302,7 +349,8 @@ async fn clients_of_every_protocol_version_pass_the_per_operation_check() {
             method: modern.then(|| "tools/call".to_owned()),
             name: modern.then(|| tool.to_owned()),
         };
-        assert!(seen.contains(&named("whoami")), "{version}: {seen:?}");
-        assert!(seen.contains(&named("purge")), "{version}: {seen:?}");
+        assert!(seen.contains(&&named("whoami")), "{version}: {seen:?}");
+        let refused = exchanges.iter().find(|e| e.status == 403).unwrap();
+        assert_eq!(refused.headers, named("purge"), "{version}: {seen:?}");
     }
 }

@@ -4,6 +4,7 @@
 //! bounds hold, and the cache can be turned off.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +14,7 @@ use mcpauth::{
     AuthInfo, AuthServer, KeyCacheOptions, McpAuth, ProtectedResource, TokenCacheOptions,
     TokenCacheStats,
 };
-use mcpauth_tests::TestServer;
+use mcpauth_tests::{TestServer, parse_challenge};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -89,7 +90,17 @@ impl App {
             .scopes(["read:notes"])
     }
 
+    /// The status and the body (JSON, or the text as a JSON string).
     async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let (status, text) = self.server.get_with_bearer(&self.client, path, token).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The parameters of the `WWW-Authenticate` challenge a refused request gets.
+    async fn challenge(&self, path: &str, token: &str) -> BTreeMap<String, String> {
         let response = self
             .client
             .get(self.server.url(path))
@@ -97,12 +108,10 @@ impl App {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let (scheme, params) =
+            parse_challenge(response.headers()["www-authenticate"].to_str().unwrap());
+        assert_eq!(scheme, "Bearer");
+        params
     }
 
     fn stats(&self) -> TokenCacheStats {
@@ -133,10 +142,19 @@ async fn a_repeated_token_is_verified_once_and_every_hit_still_checks_scopes() {
     assert_eq!(stats.entries, 1);
     assert!(stats.estimated_bytes > 2 * token.len() as u64, "{stats:?}");
 
-    // A hit on another route gets that route's scope check.
+    // A hit on another route gets that route's scope check, and its challenge.
     let (status, body) = app.get("/write", &token).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "insufficient_scope");
+    assert_eq!(body["missing_scopes"], serde_json::json!(["write:notes"]));
+    let challenge = app.challenge("/write", &token).await;
+    assert_eq!(challenge["error"], "insufficient_scope");
+    assert_eq!(challenge["scope"], "write:notes");
+    assert_eq!(
+        challenge["resource_metadata"],
+        app.server
+            .url("/.well-known/oauth-protected-resource/notes")
+    );
     assert_eq!(app.stats().verifications, 1, "answered from the cache");
 }
 
@@ -177,6 +195,10 @@ async fn a_hit_gets_each_routes_audience_and_type_rules() {
     let (status, body) = app.get("/read", &foreign).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["reason"], "invalid_audience");
+    assert_eq!(
+        app.challenge("/read", &foreign).await["error"],
+        "invalid_token"
+    );
 
     // `typ: JWT` passes the lenient routes, never the strict one.
     let plain = app.token().header_type(Some("JWT")).sign().unwrap();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Guard};
 use http::HeaderMap;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
@@ -309,13 +309,8 @@ impl KeyCache {
     /// The current key set, fetching the first one if there is none yet. A stale set is
     /// returned as is and refreshed in the background.
     pub(crate) async fn keys(self: &Arc<Self>) -> Refresh {
-        match self.current.load_full() {
-            Some(set) => {
-                if set.fresh_until <= Instant::now() {
-                    self.refresh_in_background(set.generation);
-                }
-                Refresh::Fresh(set)
-            }
+        match Guard::into_inner(self.current_set()) {
+            Some(set) => Refresh::Fresh(set),
             None => self.refresh(None).await,
         }
     }
@@ -324,14 +319,20 @@ impl KeyCache {
     /// which is refreshed in the background when stale (so a key the server dropped stops
     /// counting within the TTL even when every request is answered from the token cache).
     pub(crate) fn holds(self: &Arc<Self>, key: &Arc<VerificationKey>) -> bool {
+        self.current_set()
+            .as_ref()
+            .is_some_and(|set| set.holds(key))
+    }
+
+    /// The current set (a lock-free read), refreshed in the background when it is stale.
+    fn current_set(self: &Arc<Self>) -> Guard<Option<Arc<KeySet>>> {
         let current = self.current.load();
-        let Some(set) = current.as_ref() else {
-            return false;
-        };
-        if set.fresh_until <= Instant::now() {
+        if let Some(set) = current.as_ref()
+            && set.fresh_until <= Instant::now()
+        {
             self.refresh_in_background(set.generation);
         }
-        set.holds(key)
+        current
     }
 
     /// Fetches a newer key set than generation `seen`, unless one already arrived (then that one

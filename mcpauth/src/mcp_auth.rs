@@ -335,9 +335,11 @@ impl McpAuthBuilder {
                     resource: resource.metadata.resource,
                 });
             }
-            let mut state = check_resource(resource, self.key_cache_options)?;
-            state.token_cache = TokenCache::new(self.token_cache_options);
-            states.push(state);
+            states.push(check_resource(
+                resource,
+                self.key_cache_options,
+                self.token_cache_options,
+            )?);
         }
         Ok(McpAuth {
             inner: Arc::new(Inner {
@@ -353,6 +355,7 @@ impl McpAuthBuilder {
 fn check_resource(
     resource: ProtectedResource,
     key_cache_options: KeyCacheOptions,
+    token_cache_options: TokenCacheOptions,
 ) -> Result<ResourceState, ConfigError> {
     let ProtectedResource {
         mut metadata,
@@ -440,7 +443,7 @@ fn check_resource(
         metadata_body,
         scope_hierarchy,
         auth_servers: handles,
-        token_cache: None,
+        token_cache: TokenCache::new(token_cache_options),
     })
 }
 

@@ -44,6 +44,24 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// `GET path` with `token` as the bearer credential, sent by `client`: the status and the
+    /// body as text.
+    pub async fn get_with_bearer(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        token: &str,
+    ) -> (StatusCode, String) {
+        let response = client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
 }
 
 impl Drop for TestServer {
