@@ -14,3 +14,19 @@ allowed_cpus() {
     if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
   done
 }
+
+# Stops the script: the run could not be made.
+die() {
+  echo "run.sh: $*" >&2
+  exit 2
+}
+
+# The commit measured, and whether the work tree differed from it.
+commit_label() {
+  local commit
+  commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    commit="$commit (with uncommitted changes)"
+  fi
+  echo "$commit"
+}

@@ -24,11 +24,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=benches/common.sh
 source benches/common.sh
 
-die() {
-  echo "run.sh: $*" >&2
-  exit 2
-}
-
 WORK=$(mktemp -d)
 SOAK_PID=
 # Stop the harness (it kills notes and wrk, its children, when it stops), whatever way this
@@ -49,9 +44,8 @@ command -v wrk >/dev/null || die "wrk is not installed (Debian: apt-get install 
 # --- binaries -------------------------------------------------------------------------------
 echo "run.sh: building notes and soak (release)" >&2
 cargo build --release -p notes -p soak --message-format=json-render-diagnostics >"$WORK/build.json"
-NOTES_BIN=$(executable notes)
-SOAK_BIN=$(executable soak)
-[[ -x $NOTES_BIN && -x $SOAK_BIN ]] || die "cargo did not report the notes/soak binaries"
+NOTES_BIN=$(executable notes) || die "cargo did not report the notes binary"
+SOAK_BIN=$(executable soak) || die "cargo did not report the soak binary"
 
 # --- pinning --------------------------------------------------------------------------------
 # notes gets one CPU; wrk and the harness (authorization server, proxy, checker, token minting)
@@ -59,23 +53,19 @@ SOAK_BIN=$(executable soak)
 # script may use, from its own affinity list (e.g. "0-3,6").
 HARNESS_PIN=()
 PINNING="not pinned (fewer than 2 CPUs or no taskset): notes, wrk and the harness share the CPUs"
-export NOTES_CPU= LOAD_CPU=
+export NOTES_CPU=
 if command -v taskset >/dev/null; then
   mapfile -t CPUS < <(allowed_cpus)
   if ((${#CPUS[@]} >= 2)); then
     NOTES_CPU=${CPUS[0]}
-    LOAD_CPU=${CPUS[1]}
-    HARNESS_PIN=(taskset -c "$LOAD_CPU")
-    PINNING="notes on CPU $NOTES_CPU; wrk and the harness on CPU $LOAD_CPU"
+    # wrk, started by the harness, inherits its CPU.
+    HARNESS_PIN=(taskset -c "${CPUS[1]}")
+    PINNING="notes on CPU $NOTES_CPU; wrk and the harness on CPU ${CPUS[1]}"
   fi
 fi
 
 # --- the run --------------------------------------------------------------------------------
-COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain --untracked-files=no 2>/dev/null) ]]; then
-  COMMIT="$COMMIT (with uncommitted changes)"
-fi
-echo "mcpauth soak run — commit $COMMIT, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "mcpauth soak run — commit $(commit_label), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "command: ${SETTINGS}${COMMAND}"
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)), load average $(cut -d' ' -f1-3 /proc/loadavg); $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2)"
 echo "pinning: $PINNING"
@@ -83,7 +73,8 @@ echo "harness: ${HARNESS_PIN[*]} $SOAK_BIN $NOTES_BIN benches/soak/wrk.lua"
 echo
 
 status=0
-"${HARNESS_PIN[@]}" "$SOAK_BIN" "$NOTES_BIN" benches/soak/wrk.lua &
+# The harness's scratch files go to $WORK, which the trap removes however the run ends.
+TMPDIR=$WORK "${HARNESS_PIN[@]}" "$SOAK_BIN" "$NOTES_BIN" benches/soak/wrk.lua &
 SOAK_PID=$!
 wait "$SOAK_PID" || status=$?
 SOAK_PID=

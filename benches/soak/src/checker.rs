@@ -1,5 +1,6 @@
 //! The checker: every `CHECK_INTERVAL_MS` one request to notes with a token of a known kind,
-//! judged against the timeline when its answer arrives.
+//! judged against the timeline: what notes had to know when the request was sent, and what it
+//! may have known by the time it answered.
 //!
 //! Outcomes:
 //! - **correct**: what the token deserves (200 for a valid token; 401 with the precise reason
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use mcpauth::AuthErrorReason;
 use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 use tokio::task::JoinSet;
@@ -97,72 +99,46 @@ fn describe(status: u16, reason: &str) -> String {
     }
 }
 
-fn is_key_refusal(status: u16, reason: &str) -> bool {
-    matches!(
-        (status, reason),
-        (401, "unknown_key" | "invalid_signature") | (503, "keys_unavailable")
-    )
+/// Whether an answer is one of the refusals a token gets while notes lacks its key.
+pub(crate) fn is_key_refusal(status: u16, reason: &str) -> bool {
+    let is = |r: AuthErrorReason| reason == r.as_str();
+    (status == 401 && (is(AuthErrorReason::UnknownKey) || is(AuthErrorReason::InvalidSignature)))
+        || (status == 503 && is(AuthErrorReason::KeysUnavailable))
 }
 
-/// The verdict on one answer (`None`: no answer) to a `kind` token signed by `epoch`'s keys
-/// and sent at `sent`.
+/// The verdict on one answer (`None`: no answer) to a `kind` token signed by `epoch`'s keys,
+/// sent at `sent` and answered at `answered` (notes judged it somewhere in between).
 fn judge(
     timeline: &Timeline,
     kind: CheckKind,
     epoch: usize,
-    sent: Instant,
+    (sent, answered): (Instant, Instant),
     answer: Option<(u16, &str)>,
 ) -> (Verdict, &'static str) {
     let Some((status, reason)) = answer else {
         return (Verdict::Wrong, "notes did not answer");
     };
     let accepted = (200..300).contains(&status);
-    // The token's keys were rotated away before it was sent (a rotation between minting and
-    // sending, or a retired token): notes may accept it until it has seen a newer key set.
-    let retired = epoch < timeline.current_epoch();
-    if retired {
-        return match (accepted, timeline.newer_keys_delivered(epoch, sent)) {
-            (true, true) => (
-                Verdict::Wrong,
-                "token of a rotated-away key accepted after notes had the new keys",
-            ),
-            (true, false) => (Verdict::Allowed, "rotated-away key, notes not yet told"),
-            (false, _) if is_key_refusal(status, reason) => (Verdict::Correct, ""),
-            (false, _) if kind.is_valid() || kind == CheckKind::Retired => (
-                Verdict::Wrong,
-                "rotated-away key refused for another reason",
-            ),
-            (false, _) => (Verdict::Correct, ""),
-        };
-    }
-    let available = timeline.keys_available(epoch, sent);
     let expected = match kind {
-        CheckKind::ValidFresh | CheckKind::ValidReused => {
-            return match (accepted, available) {
-                (true, _) => (Verdict::Correct, ""),
-                (false, true) => (Verdict::Wrong, "valid token refused while keys available"),
-                (false, false) if is_key_refusal(status, reason) => (
-                    Verdict::Allowed,
-                    "valid token refused, key not yet available",
-                ),
-                (false, false) => (Verdict::Wrong, "valid token refused for another reason"),
-            };
+        // Signed by a key the server published, for this resource, unexpired.
+        CheckKind::ValidFresh | CheckKind::ValidReused | CheckKind::Retired => {
+            return judge_well_formed(timeline, epoch, (sent, answered), status, reason);
         }
-        CheckKind::NoToken => return correct_if(status == 401 && reason == "missing_credentials"),
-        CheckKind::Expired => "expired",
-        CheckKind::Tampered | CheckKind::Forged => "invalid_signature",
-        CheckKind::ForeignAudience => "invalid_audience",
-        // A retired token of the current epoch cannot be: handled above.
-        CheckKind::Retired => "",
+        CheckKind::NoToken => AuthErrorReason::MissingCredentials,
+        CheckKind::Expired => AuthErrorReason::Expired,
+        CheckKind::Tampered | CheckKind::Forged => AuthErrorReason::InvalidSignature,
+        CheckKind::ForeignAudience => AuthErrorReason::InvalidAudience,
     };
     if accepted {
         return (Verdict::Wrong, "invalid token accepted");
     }
-    if status == 401 && reason == expected {
+    if status == 401 && reason == expected.as_str() {
         return (Verdict::Correct, "");
     }
-    if !available && is_key_refusal(status, reason) {
-        // Refused before its key could be looked at: right, for want of the key.
+    // Refused before its key could be looked at: right, for want of the key.
+    let keyless =
+        !timeline.keys_available(epoch, sent) || timeline.may_know_newer_keys(epoch, answered);
+    if kind != CheckKind::NoToken && keyless && is_key_refusal(status, reason) {
         return (Verdict::Correct, "");
     }
     (
@@ -171,11 +147,45 @@ fn judge(
     )
 }
 
-fn correct_if(ok: bool) -> (Verdict, &'static str) {
-    if ok {
+/// The verdict on a token that is valid but for its key, which may have been rotated away
+/// (before it was sent: a retired token, or a rotation between minting and sending; or while
+/// notes was judging it).
+fn judge_well_formed(
+    timeline: &Timeline,
+    epoch: usize,
+    (sent, answered): (Instant, Instant),
+    status: u16,
+    reason: &str,
+) -> (Verdict, &'static str) {
+    let retired = epoch < timeline.epoch_at(sent);
+    if (200..300).contains(&status) {
+        return if !retired {
+            (Verdict::Correct, "")
+        } else if timeline.must_know_newer_keys(epoch, sent) {
+            (
+                Verdict::Wrong,
+                "token of a rotated-away key accepted after notes had the new keys",
+            )
+        } else {
+            (Verdict::Allowed, "rotated-away key, notes not yet told")
+        };
+    }
+    if !is_key_refusal(status, reason) {
+        return (
+            Verdict::Wrong,
+            "well-formed token refused for another reason",
+        );
+    }
+    if timeline.may_know_newer_keys(epoch, answered) {
+        // Notes had a newer key set, without this key, before it answered.
         (Verdict::Correct, "")
+    } else if !timeline.keys_available(epoch, sent) {
+        (
+            Verdict::Allowed,
+            "valid token refused, key not yet available",
+        )
     } else {
-        (Verdict::Wrong, "no token: not 401 missing_credentials")
+        (Verdict::Wrong, "valid token refused while keys available")
     }
 }
 
@@ -277,12 +287,13 @@ async fn check(context: Arc<Context>, kind: CheckKind, sequence: usize) {
         }
         Err(_) => None,
     };
-    let latency = sent.elapsed();
+    let answered = Instant::now();
+    let latency = answered - sent;
     let (verdict, why) = judge(
         &context.timeline,
         kind,
         epoch,
-        sent,
+        (sent, answered),
         answer.as_ref().map(|(s, r)| (*s, r.as_str())),
     );
     let described = answer.as_ref().map_or_else(

@@ -12,16 +12,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcpauth::dev::{DevAuthServer, KeyRotation};
-use reqwest::header::AUTHORIZATION;
-use serde_json::Value;
-use tokio::sync::RwLock;
-
-use crate::notes::Notes;
-use crate::proxy::Proxy;
 use crate::timeline::{Mode, Timeline};
 use crate::tokens::{CheckKind, Minter};
-use crate::{BoxError, Settings};
+use crate::{BoxError, Rig, Settings};
+use mcpauth::dev::KeyRotation;
+use reqwest::header::AUTHORIZATION;
+use serde_json::Value;
 
 /// How long the slow authorization server takes to answer.
 const DELAY_MS: u64 = 4000;
@@ -57,25 +53,13 @@ pub(crate) async fn run(settings: &Settings) -> Result<bool, BoxError> {
     settings.slow_min_ms = DELAY_MS;
     settings.slow_max_ms = DELAY_MS;
     let timeline = Arc::new(Timeline::new(Duration::ZERO, Duration::ZERO));
-    let keys_lock = Arc::new(RwLock::new(()));
-    let dev = Arc::new(DevAuthServer::builder().start().await?);
-    let proxy = Proxy::start(
-        dev.local_addr(),
-        timeline.clone(),
-        keys_lock.clone(),
-        &settings,
-    )
-    .await?;
-    let notes = Notes::start(&settings.notes_bin, None, &proxy.issuer(), timeline.clone()).await?;
+    let Rig {
+        proxy,
+        notes,
+        minter,
+        ..
+    } = Rig::start(&settings, &timeline, None).await?;
     let url = format!("{}/notes", notes.url);
-    let minter = Minter::new(
-        dev,
-        proxy.issuer(),
-        notes.resource.clone(),
-        keys_lock,
-        timeline,
-    )
-    .await?;
     let client = reqwest::Client::builder().no_proxy().build()?;
 
     println!(

@@ -228,7 +228,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
     let is_jwks = request.uri().path() == "/jwks";
     let mode = shared.mode();
     if is_jwks {
-        shared.timeline.jwks_request(mode);
+        shared.timeline.jwks_request();
     } else {
         shared.timeline.other_request(&path);
     }

@@ -3,7 +3,7 @@
 //! judged against it: "keys are available" is a statement about this record.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How the authorization server (as notes sees it, through the fault proxy) behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +43,13 @@ pub(crate) struct JwksCounts {
     pub(crate) failed: usize,
 }
 
-#[derive(Debug)]
-struct Epoch {
-    at: Instant,
-}
-
 #[derive(Debug, Default)]
 struct Records {
-    epochs: Vec<Epoch>,
+    /// When each key epoch began (the first at the start; one more per rotation).
+    epochs: Vec<Instant>,
     modes: Vec<(Instant, Mode)>,
     deliveries: Vec<(Instant, usize)>,
-    jwks_requests: Vec<(Instant, Mode)>,
+    jwks_requests: Vec<Instant>,
     other_requests: Vec<(Instant, String)>,
     fetch_failures: Vec<Instant>,
 }
@@ -61,7 +57,9 @@ struct Records {
 /// The shared record.
 #[derive(Debug)]
 pub(crate) struct Timeline {
-    pub(crate) start: Instant,
+    start: Instant,
+    /// The wall clock at `start`, in seconds since the Unix epoch (wrk reports in those).
+    start_unix: f64,
     /// A delivered key set counts as known to notes this long after the proxy answered.
     grace: Duration,
     /// How long the server must have been up (and the key published) before notes must have
@@ -73,13 +71,17 @@ pub(crate) struct Timeline {
 impl Timeline {
     pub(crate) fn new(grace: Duration, settle: Duration) -> Self {
         let start = Instant::now();
+        let start_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let records = Records {
-            epochs: vec![Epoch { at: start }],
+            epochs: vec![start],
             modes: vec![(start, Mode::Up)],
             ..Records::default()
         };
         Self {
             start,
+            start_unix,
             grace,
             settle,
             records: Mutex::new(records),
@@ -95,6 +97,16 @@ impl Timeline {
         at.saturating_duration_since(self.start).as_secs_f64()
     }
 
+    /// The instant at which the wall clock read `unix_seconds`.
+    pub(crate) fn instant_at_unix(&self, unix_seconds: u64) -> Instant {
+        let since_start = unix_seconds as f64 - self.start_unix;
+        if since_start >= 0.0 {
+            self.start + Duration::from_secs_f64(since_start)
+        } else {
+            self.start
+        }
+    }
+
     pub(crate) fn set_mode(&self, mode: Mode) {
         self.records().modes.push((Instant::now(), mode));
     }
@@ -102,7 +114,7 @@ impl Timeline {
     /// Records a rotation that just happened; the new epoch's number.
     pub(crate) fn new_epoch(&self) -> usize {
         let mut records = self.records();
-        records.epochs.push(Epoch { at: Instant::now() });
+        records.epochs.push(Instant::now());
         records.epochs.len() - 1
     }
 
@@ -110,12 +122,24 @@ impl Timeline {
         self.records().epochs.len() - 1
     }
 
+    /// The epoch whose keys the server published at `at`.
+    pub(crate) fn epoch_at(&self, at: Instant) -> usize {
+        let records = self.records();
+        records
+            .epochs
+            .iter()
+            .filter(|began| **began <= at)
+            .count()
+            .max(1)
+            - 1
+    }
+
     pub(crate) fn delivered(&self, epoch: usize) {
         self.records().deliveries.push((Instant::now(), epoch));
     }
 
-    pub(crate) fn jwks_request(&self, mode: Mode) {
-        self.records().jwks_requests.push((Instant::now(), mode));
+    pub(crate) fn jwks_request(&self) {
+        self.records().jwks_requests.push(Instant::now());
     }
 
     pub(crate) fn other_request(&self, path: &str) {
@@ -145,11 +169,11 @@ impl Timeline {
         let Some(since) = at.checked_sub(self.settle) else {
             return false;
         };
-        let published = records.epochs.get(epoch).is_some_and(|e| e.at <= since)
-            && records
-                .epochs
-                .get(epoch + 1)
-                .is_none_or(|next| next.at > at);
+        let published = records
+            .epochs
+            .get(epoch)
+            .is_some_and(|began| *began <= since)
+            && records.epochs.get(epoch + 1).is_none_or(|next| *next > at);
         let mode_then = records
             .modes
             .iter()
@@ -165,13 +189,23 @@ impl Timeline {
         published && up_since
     }
 
-    /// Whether a key set newer than `epoch` had been delivered to notes before `at` (less the
-    /// grace): from then on, a token of `epoch`'s keys must be refused.
-    pub(crate) fn newer_keys_delivered(&self, epoch: usize, at: Instant) -> bool {
+    /// Whether notes must know a key set newer than `epoch` at `at` (one was delivered before
+    /// `at`, less the grace): from then on, a token of `epoch`'s keys must be refused.
+    pub(crate) fn must_know_newer_keys(&self, epoch: usize, at: Instant) -> bool {
+        self.newer_keys_delivered_by(epoch, at, self.grace)
+    }
+
+    /// Whether notes may know a key set newer than `epoch` at `at` (one was delivered before
+    /// `at`): from then on, a token of `epoch`'s keys may be refused for want of its key.
+    pub(crate) fn may_know_newer_keys(&self, epoch: usize, at: Instant) -> bool {
+        self.newer_keys_delivered_by(epoch, at, Duration::ZERO)
+    }
+
+    fn newer_keys_delivered_by(&self, epoch: usize, at: Instant, grace: Duration) -> bool {
         self.records()
             .deliveries
             .iter()
-            .any(|(d, e)| *e > epoch && *d + self.grace <= at)
+            .any(|(d, e)| *e > epoch && *d + grace <= at)
     }
 
     /// When `epoch`'s key set was first delivered.
@@ -188,14 +222,15 @@ impl Timeline {
         let records = self.records();
         let within = |t: &Instant| *t >= from && *t < to;
         JwksCounts {
-            requests: records
-                .jwks_requests
-                .iter()
-                .filter(|(t, _)| within(t))
-                .count(),
+            requests: records.jwks_requests.iter().filter(|t| within(t)).count(),
             delivered: records.deliveries.iter().filter(|(t, _)| within(t)).count(),
             failed: records.fetch_failures.iter().filter(|t| within(t)).count(),
         }
+    }
+
+    /// JWKS traffic over the whole run so far.
+    pub(crate) fn jwks_totals(&self) -> JwksCounts {
+        self.jwks_counts(self.start, Instant::now())
     }
 
     /// The shortest time between two JWKS requests that reached the proxy.
@@ -204,7 +239,7 @@ impl Timeline {
         records
             .jwks_requests
             .windows(2)
-            .map(|pair| pair[1].0.saturating_duration_since(pair[0].0))
+            .map(|pair| pair[1].saturating_duration_since(pair[0]))
             .min()
     }
 

@@ -64,7 +64,12 @@ impl Minter {
     }
 
     fn base(&self, subject: &str) -> TokenBuilder {
-        self.dev
+        self.signed_by(&self.dev, subject)
+    }
+
+    /// A token for notes from `server`, as notes' issuer names it.
+    fn signed_by(&self, server: &DevAuthServer, subject: &str) -> TokenBuilder {
+        server
             .token()
             .issuer(&self.issuer)
             .audience(&self.resource)
@@ -174,13 +179,7 @@ impl Minter {
             }
             CheckKind::Forged => {
                 let kid = self.dev.key_ids().into_iter().next().unwrap_or_default();
-                self.forger
-                    .token()
-                    .issuer(&self.issuer)
-                    .audience(&self.resource)
-                    .scopes([READ_SCOPE])
-                    .client_id("soak")
-                    .subject("soak-check")
+                self.signed_by(&self.forger, "soak-check")
                     .key_id(kid)
                     .sign()?
             }
@@ -260,9 +259,5 @@ impl CheckKind {
             Self::Retired => "rotated-away key",
             Self::NoToken => "no token",
         }
-    }
-
-    pub(crate) fn is_valid(self) -> bool {
-        matches!(self, Self::ValidFresh | Self::ValidReused)
     }
 }

@@ -7,6 +7,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use crate::checker::is_key_refusal;
+use crate::timeline::Timeline;
 use crate::{BoxError, Settings};
 
 /// What one wrk run measured.
@@ -20,38 +22,41 @@ pub(crate) struct WrkRun {
     pub(crate) socket_errors: u64,
     /// `200`, or `status:reason` for refusals → count.
     pub(crate) outcomes: BTreeMap<String, u64>,
-    /// Whether every request had to succeed (notes held the keys when it started).
-    pub(crate) strict: bool,
+    /// Refusals by the second of the wall clock they arrived in: (second, status, reason) →
+    /// count.
+    refusals: BTreeMap<(u64, u16, String), u64>,
+    /// Refusals for want of a key in seconds when notes could not have the key yet.
+    allowed: u64,
 }
-
-/// The refusals a valid token may get while notes does not have its key yet.
-pub(crate) const ALLOWED_REFUSALS: [&str; 3] = [
-    "401:unknown_key",
-    "401:invalid_signature",
-    "503:keys_unavailable",
-];
 
 impl WrkRun {
     pub(crate) fn ok(&self) -> u64 {
         self.outcomes.get("200").copied().unwrap_or(0)
     }
 
-    /// Refusals allowed in a non-strict segment.
-    pub(crate) fn allowed(&self) -> u64 {
-        if self.strict {
-            return 0;
-        }
-        ALLOWED_REFUSALS
+    /// Refusals allowed: for want of the key, in a second that started while notes could not
+    /// have the key of `epoch` yet (see [`Timeline::keys_available`]; judged per second, so
+    /// up to one second after the key became available is allowed too).
+    fn judge(&mut self, timeline: &Timeline, epoch: usize) {
+        self.allowed = self
+            .refusals
             .iter()
-            .filter_map(|k| self.outcomes.get(*k))
-            .sum()
+            .filter(|((second, status, reason), _)| {
+                is_key_refusal(*status, reason)
+                    && !timeline.keys_available(epoch, timeline.instant_at_unix(*second))
+            })
+            .map(|(_, n)| n)
+            .sum();
     }
 
-    /// Wrong answers: every refusal in a strict segment, refusals of another kind in the
-    /// others, and requests notes did not answer.
+    pub(crate) fn allowed(&self) -> u64 {
+        self.allowed
+    }
+
+    /// Wrong answers: every refusal but the allowed ones, and requests notes did not answer.
     pub(crate) fn wrong(&self) -> u64 {
         let answered: u64 = self.outcomes.values().sum();
-        answered - self.ok() - self.allowed() + self.socket_errors
+        answered - self.ok() - self.allowed + self.socket_errors
     }
 
     pub(crate) fn requests_per_second(&self) -> f64 {
@@ -62,23 +67,16 @@ impl WrkRun {
     }
 }
 
-/// Runs wrk for `seconds` with the tokens of `tokens_file`.
+/// Runs wrk for `seconds` with the tokens of `tokens_file` (valid tokens of `epoch`'s keys),
+/// and judges its refusals against `timeline`.
 pub(crate) async fn run(
     settings: &Settings,
     url: &str,
     tokens_file: &Path,
     seconds: u64,
-    strict: bool,
+    (timeline, epoch): (&Timeline, usize),
 ) -> Result<WrkRun, BoxError> {
-    let mut command = match &settings.load_cpu {
-        Some(cpu) => {
-            let mut command = Command::new("taskset");
-            command.args(["-c", cpu, "wrk"]);
-            command
-        }
-        None => Command::new("wrk"),
-    };
-    command
+    let output = Command::new("wrk")
         .arg(format!("-t{}", settings.threads))
         .arg(format!("-c{}", settings.connections))
         .arg(format!("-d{seconds}s"))
@@ -89,8 +87,7 @@ pub(crate) async fn run(
         .arg(url)
         .env("TOKENS_FILE", tokens_file)
         .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = command
+        .kill_on_drop(true)
         .output()
         .await
         .map_err(|e| format!("cannot run wrk: {e}"))?;
@@ -104,15 +101,15 @@ pub(crate) async fn run(
         )
         .into());
     };
-    let pairs = |text: &str| -> BTreeMap<String, u64> {
+    let pairs = |text: &str| -> Vec<(String, u64)> {
         text.split_whitespace()
             .filter_map(|pair| pair.rsplit_once('='))
             .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
             .collect()
     };
-    let numbers = pairs(result);
+    let numbers: BTreeMap<String, u64> = pairs(result).into_iter().collect();
     let get = |name: &str| numbers.get(name).copied().unwrap_or(0);
-    Ok(WrkRun {
+    let mut run = WrkRun {
         seconds,
         requests: get("requests"),
         duration_us: get("duration_us"),
@@ -122,7 +119,22 @@ pub(crate) async fn run(
             + get("read_errors")
             + get("write_errors")
             + get("timeouts"),
-        outcomes: pairs(outcomes),
-        strict,
-    })
+        ..WrkRun::default()
+    };
+    // `200=n`, or `status:reason@second=n` for refusals.
+    for (key, count) in pairs(outcomes) {
+        let (outcome, second) = match key.split_once('@') {
+            Some((outcome, second)) => (outcome, second.parse().ok()),
+            None => (key.as_str(), None),
+        };
+        *run.outcomes.entry(outcome.to_owned()).or_default() += count;
+        if let (Some(second), Some((status, reason))) = (second, outcome.split_once(':')) {
+            let status = status.parse().unwrap_or(0);
+            *run.refusals
+                .entry((second, status, reason.to_owned()))
+                .or_default() += count;
+        }
+    }
+    run.judge(timeline, epoch);
+    Ok(run)
 }
