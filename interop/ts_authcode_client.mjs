@@ -92,10 +92,14 @@ async function withLogin(transport, provider, action) {
   }
 }
 
-const results = { statuses: [] };
+const results = { statuses: [], challenges: [] };
 const fetchAndRecord = async (input, init) => {
   const response = await fetch(input, init);
-  if (String(input) === url && (init?.method ?? 'GET') === 'POST') results.statuses.push(response.status);
+  if (String(input) === url && (init?.method ?? 'GET') === 'POST') {
+    results.statuses.push(response.status);
+    const challenge = response.headers.get('www-authenticate');
+    if (challenge) results.challenges.push(challenge);
+  }
   return response;
 };
 

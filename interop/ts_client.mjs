@@ -5,7 +5,8 @@
 // Prints one JSON object with what happened, for the Rust test to assert on: the 401
 // challenge, the SDK's own discovery of our metadata and of the authorization server, a
 // `get_todos` call with a client-credentials provider, and a `create_todo` call without the
-// scope (refused with our 403 challenge).
+// scope (refused with our 403 challenge), with the status and challenge of every MCP request the
+// SDK sent.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
@@ -16,7 +17,16 @@ import {
 } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const [url, issuer] = process.argv.slice(2);
-const results = {};
+const results = { exchanges: [] };
+
+// The SDK's fetch, recording the status and challenge of each MCP request.
+const fetchAndRecord = async (input, init) => {
+  const response = await fetch(input, init);
+  if (String(input) === url && (init?.method ?? 'GET') === 'POST') {
+    results.exchanges.push({ status: response.status, challenge: response.headers.get('www-authenticate') });
+  }
+  return response;
+};
 
 const anonymous = await fetch(url, {
   method: 'POST',
@@ -42,7 +52,7 @@ async function connect(clientId, scope) {
     expectedIssuer: issuer,
   });
   const client = new Client({ name: 'mcpauth-interop', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider });
+  const transport = new StreamableHTTPClientTransport(new URL(url), { authProvider, fetch: fetchAndRecord });
   await client.connect(transport);
   results.protocolVersion = transport.protocolVersion;
   return client;

@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,7 +22,7 @@ use mcpauth::{AuthServer, McpAuth, ProtectedResource};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const RESOURCE: &str = "http://127.0.0.1:3001/notes";
+use mcpauth_fuzz::{PRM_URL, RESOURCE, SEED_TOKEN_LIFETIME};
 
 struct Corpus {
     root: PathBuf,
@@ -67,11 +66,10 @@ async fn main() {
     let oauth = get(format!("{origin}/.well-known/oauth-authorization-server")).await;
     let jwks = get(dev.jwks_uri()).await;
 
-    let life = Duration::from_secs(30 * 24 * 3600);
     let token = |algorithm| {
         dev.token()
             .algorithm(algorithm)
-            .expires_in(life)
+            .expires_in(SEED_TOKEN_LIFETIME)
             .audience(RESOURCE)
             .scopes(["read:notes"])
             .sign()
@@ -313,7 +311,7 @@ async fn main() {
     // www_authenticate: flags, then description, scopes, metadata URL, detail (NUL-separated).
     let t = "www_authenticate";
     let fields = |flags: u8, parts: [&str; 4]| cat(&[&[flags], parts.join("\0").as_bytes()]);
-    let prm = "http://127.0.0.1:3001/.well-known/oauth-protected-resource/notes";
+    let prm = PRM_URL;
     corpus.write(
         t,
         "missing-credentials",

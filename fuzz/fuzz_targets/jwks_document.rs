@@ -116,24 +116,15 @@ fuzz_target!(|data: &[u8]| {
             if !keys.finds(kid, algorithm) {
                 continue;
             }
-            assert!(
-                !matches!(
-                    algorithm,
-                    Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-                ),
-                "an HMAC key found"
-            );
-            match kid {
-                None => assert_eq!(
+            if kid.is_none() {
+                assert_eq!(
                     keys.len(),
                     1,
                     "a token without kid found a key among several"
-                ),
-                Some(kid) => assert!(
-                    !kid.starts_with('\u{0}'),
-                    "a kid the document lacks was found"
-                ),
+                );
             }
+            // Also covers a kid the document lacks (the probe above) and HMAC algorithms
+            // (no JWK can verify those).
             let possible = jwks.iter().any(|jwk| {
                 kid.is_none_or(|kid| jwk.get("kid").and_then(Value::as_str) == Some(kid))
                     && could_verify(jwk, algorithm)

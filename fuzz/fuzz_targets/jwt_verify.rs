@@ -47,24 +47,20 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use mcpauth::dev::{DevAlgorithm, DevAuthServer};
 use mcpauth::{
     AuthError, AuthErrorReason, AuthInfo, AuthServer, BearerAuthLayer, McpAuth, ProtectedResource,
 };
-use mcpauth_fuzz::parse_challenge;
+use mcpauth_fuzz::{PRM_URL, RESOURCE, SEED_TOKEN_LIFETIME, body_json, parse_challenge};
 use serde_json::{Map, Value, json};
 use tokio::runtime::Runtime;
 
-const RESOURCE: &str = "http://127.0.0.1:3001/notes";
-const PRM_URL: &str = "http://127.0.0.1:3001/.well-known/oauth-protected-resource/notes";
 const LEEWAY: f64 = 60.0;
-const LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 struct Setup {
     runtime: Runtime,
@@ -109,7 +105,11 @@ fn setup() -> &'static Setup {
             .expect("scoped layer");
         let loud = quiet.clone().show_error_details(true);
 
-        let long = |algorithm| dev.token().algorithm(algorithm).expires_in(LIFETIME);
+        let long = |algorithm| {
+            dev.token()
+                .algorithm(algorithm)
+                .expires_in(SEED_TOKEN_LIFETIME)
+        };
         let sign = |builder: mcpauth::dev::TokenBuilder| builder.sign().expect("sign");
         let mut valid = Vec::new();
         for algorithm in [
@@ -161,18 +161,11 @@ fn setup() -> &'static Setup {
                 .header_type(Some("id+jwt")),
         ));
 
-        let kids = [
-            ("RS256", DevAlgorithm::Rs256),
-            ("ES256", DevAlgorithm::Es256),
-            ("EdDSA", DevAlgorithm::EdDsa),
-        ]
-        .into_iter()
-        .map(|(name, algorithm)| {
-            let token = sign(dev.token().algorithm(algorithm));
-            let header = segment_json(&token, 0).expect("header");
-            (name, header["kid"].as_str().expect("kid").to_owned())
-        })
-        .collect();
+        // `key_ids` lists the RSA, P-256 and Ed25519 keys, in that order.
+        let kids = ["RS256", "ES256", "EdDSA"]
+            .into_iter()
+            .zip(dev.key_ids())
+            .collect();
 
         // Warm the key cache, and check the seeds are what they claim to be.
         for token in &valid {
@@ -254,17 +247,6 @@ fn bearer(token: &[u8]) -> Option<HeaderMap> {
 fn segment_json(token: &str, index: usize) -> Option<Map<String, Value>> {
     let segment = token.split('.').nth(index)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).ok()?).ok()
-}
-
-fn body_json(response: Response<Body>) -> Value {
-    let body =
-        setup_free_block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).expect("body");
-    serde_json::from_slice(&body).expect("the refusal body is JSON")
-}
-
-/// Reads a full body without the shared runtime (it is ready at once).
-fn setup_free_block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures_util::FutureExt::now_or_never(future).expect("a full body is ready at once")
 }
 
 fn now() -> f64 {
@@ -412,10 +394,33 @@ fn check_not_forged(setup: &Setup, token: &str) {
         header.get("alg") == Some(&json!("ES256"))
             && ours.len() == 64
             && theirs.len() == 64
-            && ours[..32] == theirs[..32],
+            && ours[..32] == theirs[..32]
+            && ours[32..] == p256_negate(&theirs[32..]),
         "FORGERY: a minted token's signing input accepted with another signature: {token}"
     );
     eprintln!("note: ECDSA signature malleability (r, n - s) accepted: {token}");
+}
+
+/// The order n of P-256's group, big-endian.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// `n − s` for a P-256 scalar `s` (32 bytes, big-endian, below n): the other `s` that makes the
+/// same `r` a valid ECDSA signature.
+fn p256_negate(s: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut digit = i16::from(P256_ORDER[i]) - i16::from(s[i]) - borrow;
+        borrow = i16::from(digit < 0);
+        if digit < 0 {
+            digit += 256;
+        }
+        out[i] = digit as u8;
+    }
+    out
 }
 
 /// Checks a refusal's responses: no echo with details hidden, a valid challenge with them shown.

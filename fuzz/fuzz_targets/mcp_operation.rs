@@ -90,11 +90,12 @@ fn setup() -> &'static Setup {
             )
             .build()
             .expect("config");
+        let operations = operations();
         let layer = auth
             .bearer_auth(RESOURCE)
             .expect("layer")
             .optional()
-            .operation_scopes(operations().max_body_bytes(BOUND))
+            .operation_scopes(operations.clone().max_body_bytes(BOUND))
             .expect("operation scopes");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -102,7 +103,7 @@ fn setup() -> &'static Setup {
             .expect("runtime");
         Setup {
             runtime,
-            operations: operations(),
+            operations,
             layer,
         }
     })

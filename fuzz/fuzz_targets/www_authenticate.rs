@@ -3,9 +3,9 @@
 //! (any Unicode) as description, scopes, metadata URL and error detail.
 //!
 //! Input: a flags byte (bits 0–3: which of `error`, `error_description`, `resource_metadata`,
-//! `scope` are given; bit 4: details shown; bits 5–7: the kind of refusal), then four fields
-//! separated by NUL: description, scopes (space-separated), metadata URL, detail (for an
-//! `insufficient_scope` refusal, the required scopes, space-separated).
+//! `scope` are given; bit 4: details shown; bits 5–7: the kind of refusal, see `refusal`), then
+//! four fields separated by NUL: description, scopes (space-separated), metadata URL, detail
+//! (for an `insufficient_scope` refusal, the required scopes, space-separated).
 //!
 //! Invariants, checked with a strict parser written from RFC 7235 §2.1 / §4.1 and RFC 6750 §3
 //! (`mcpauth_fuzz::parse_challenge`):
@@ -19,8 +19,9 @@
 //!   `error_description`, replaced);
 //! - a refusal's challenge has the parameters its kind needs (RFC 6750 §3, RFC 9728 §5.1, the
 //!   design's table), the `error` code of the refusal, the specific description only when
-//!   details are shown and the generic sentence otherwise, and no challenge for 413 / 503 /
-//!   500; the JSON body carries the same description.
+//!   details are shown and otherwise the generic sentence, which (like the challenge) is the
+//!   same whatever the detail; no challenge for 413 / 503 / 500; the JSON body carries the same
+//!   description.
 #![no_main]
 
 use std::time::Duration;
@@ -32,9 +33,8 @@ use libfuzzer_sys::fuzz_target;
 use mcpauth::__fuzzing::{bearer_challenge, challenge_response};
 use mcpauth::{AuthError, AuthErrorReason};
 use mcpauth_fuzz::{
-    Param, description_model, fields, is_rfc6750_text, parse_challenge, quoted_model,
+    Param, body_json, description_model, fields, is_rfc6750_text, parse_challenge, quoted_model,
 };
-use serde_json::Value;
 
 fn checked(value: &[u8]) -> Vec<Param> {
     parse_challenge(value).unwrap_or_else(|why| {
@@ -70,17 +70,47 @@ fn check_param(param: &Param, name: &str, input: &str) {
 }
 
 fn body_description(response: Response<Body>) -> String {
-    let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
-        response.into_body(),
-        usize::MAX,
-    ))
-    .expect("a full body is ready at once")
-    .expect("body");
-    let body: Value = serde_json::from_slice(&body).expect("the refusal body is JSON");
-    body["error_description"]
+    body_json(response)["error_description"]
         .as_str()
         .expect("error_description")
         .to_owned()
+}
+
+/// The refusal of kind `kind` (0–7) with `detail` (for `insufficient_scope`, the required
+/// scopes, space-separated; the first half of them missing).
+fn refusal(kind: u8, detail: &str) -> AuthError {
+    match kind {
+        0 => AuthError::MissingCredentials,
+        1 => AuthError::InvalidRequest {
+            reason: AuthErrorReason::MalformedAuthorizationHeader,
+            detail: detail.to_owned(),
+        },
+        2 => AuthError::InvalidToken {
+            reason: AuthErrorReason::InvalidSignature,
+            detail: detail.to_owned(),
+        },
+        3 => AuthError::BodyTooLarge {
+            limit: detail.len(),
+        },
+        4 | 5 => {
+            let required: Vec<String> = detail
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let missing = required[..required.len() / 2].to_vec();
+            AuthError::InsufficientScope { required, missing }
+        }
+        6 => AuthError::Unavailable {
+            reason: AuthErrorReason::KeysUnavailable,
+            detail: detail.to_owned(),
+            retry_after: Duration::from_secs(3),
+        },
+        _ => AuthError::ServerError {
+            reason: AuthErrorReason::MissingJwksUri,
+            detail: detail.to_owned(),
+        },
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -124,41 +154,33 @@ fuzz_target!(|data: &[u8]| {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let error = match flags >> 5 {
-        0 => AuthError::MissingCredentials,
-        1 => AuthError::InvalidRequest {
-            reason: AuthErrorReason::MalformedAuthorizationHeader,
-            detail: detail.clone(),
-        },
-        2 | 3 => AuthError::InvalidToken {
-            reason: AuthErrorReason::InvalidSignature,
-            detail: detail.clone(),
-        },
-        4 | 5 => {
-            let required: Vec<String> = detail
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            let missing = required[..required.len() / 2].to_vec();
-            AuthError::InsufficientScope { required, missing }
-        }
-        6 => AuthError::Unavailable {
-            reason: AuthErrorReason::KeysUnavailable,
-            detail: detail.clone(),
-            retry_after: Duration::from_secs(3),
-        },
-        _ => AuthError::ServerError {
-            reason: AuthErrorReason::MissingJwksUri,
-            detail: detail.clone(),
-        },
-    };
+    let kind = flags >> 5;
+    let error = refusal(kind, &detail);
+    // With details hidden, nothing of the detail may show: the description is the one a fixed
+    // detail gets, and so is the challenge (built once per route; `insufficient_scope` names the
+    // scopes the request needed, which come with the detail here).
+    let fixed = challenge_response(&url, &route_scopes, false, &refusal(kind, "a fixed detail"));
     let quiet = challenge_response(&url, &route_scopes, false, &error);
-    let generic = body_description(challenge_response(&url, &route_scopes, false, &error));
+    if !matches!(error, AuthError::InsufficientScope { .. }) {
+        assert_eq!(
+            quiet.headers().get(WWW_AUTHENTICATE),
+            fixed.headers().get(WWW_AUTHENTICATE),
+            "the challenge depends on the detail"
+        );
+    }
+    let generic = body_description(fixed);
     assert!(is_rfc6750_text(&generic));
+    assert_eq!(
+        body_description(quiet),
+        generic,
+        "the description depends on the detail with details hidden"
+    );
     let specific = match &error {
         AuthError::InsufficientScope { missing, .. } => {
             format!("The access token lacks the scopes: {}.", missing.join(" "))
+        }
+        AuthError::BodyTooLarge { limit } => {
+            format!("The request body is larger than {limit} bytes.")
         }
         AuthError::InvalidRequest { detail, .. }
         | AuthError::InvalidToken { detail, .. }
@@ -217,9 +239,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(names, wanted, "the challenge's parameters");
         for (param, (name, input)) in params.iter().zip(&expected) {
             check_param(param, name, input);
-        }
-        if !show_details {
-            assert_eq!(quiet.headers().get(WWW_AUTHENTICATE), Some(&challenge));
         }
     }
     assert_eq!(body_description(response), description);

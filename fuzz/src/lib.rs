@@ -5,6 +5,13 @@
 //! Written from the RFCs' ABNF, independently of the crate's own code, so that a target checks
 //! the crate against the grammar rather than against itself.
 
+/// The protected resource of the targets that run the real layer, and of the seed tokens.
+pub const RESOURCE: &str = "http://127.0.0.1:3001/notes";
+/// Its RFC 9728 metadata URL.
+pub const PRM_URL: &str = "http://127.0.0.1:3001/.well-known/oauth-protected-resource/notes";
+/// How long seed tokens stay valid (the corpus outlives a fuzzing campaign).
+pub const SEED_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// One auth-param of a challenge: its name, the value unescaped, and the value as sent (without
 /// the quotes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,4 +232,15 @@ mod tests {
         assert!(!is_b64token(b"=="));
         assert!(!is_b64token(b"a=b"));
     }
+}
+
+/// The JSON body of a refusal response (ready at once: the crate builds it whole).
+pub fn body_json(response: http::Response<axum::body::Body>) -> serde_json::Value {
+    let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+        response.into_body(),
+        usize::MAX,
+    ))
+    .expect("a full body is ready at once")
+    .expect("body");
+    serde_json::from_slice(&body).expect("the refusal body is JSON")
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response};
 use jsonwebtoken::Algorithm;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use url::Url;
 
 use crate::KeyCacheOptions;
@@ -17,45 +17,12 @@ use crate::auth_error::AuthError;
 use crate::challenge::Challenges;
 use crate::http_client::{BoundedClient, Limits};
 use crate::jwks::{KeyCache, KeySet, Lookup};
-use crate::jwt::TokenTypePolicy;
 use crate::operations::OperationScopes;
 
 /// The bearer token of a request's headers (`bearer::bearer_token`), with the header bound
 /// `max_len`.
 pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {
     crate::bearer::bearer_token(headers, max_len)
-}
-
-/// A JWT split and decoded before its signature is checked (`jwt::UnverifiedJwt`).
-#[derive(Debug)]
-pub struct DecodedJwt<'a> {
-    /// The header's `alg`.
-    pub algorithm: Algorithm,
-    /// The header's `kid`.
-    pub kid: Option<String>,
-    /// The header's `typ`.
-    pub typ: Option<String>,
-    /// The payload's claims.
-    pub claims: Map<String, Value>,
-    /// The decoded payload.
-    pub payload: Vec<u8>,
-    /// What the signature covers: `header.payload` as sent.
-    pub signing_input: &'a str,
-    /// The signature segment as sent.
-    pub signature: &'a str,
-}
-
-/// Decodes `token` under the header rules of `type_policy` (`jwt::decode_unverified`).
-pub fn decode_jwt(token: &str, type_policy: TokenTypePolicy) -> Result<DecodedJwt<'_>, AuthError> {
-    crate::jwt::decode_unverified(token, type_policy).map(|jwt| DecodedJwt {
-        algorithm: jwt.algorithm,
-        kid: jwt.kid,
-        typ: jwt.typ,
-        claims: jwt.claims,
-        payload: jwt.payload,
-        signing_input: jwt.signing_input,
-        signature: jwt.signature,
-    })
 }
 
 /// Decodes JWKS documents as a key cache does when a fetch answers (`KeyCache::decode`).

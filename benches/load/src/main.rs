@@ -135,11 +135,19 @@ async fn jwt(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Respo
 }
 
 async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, Error> {
+    json_answer(url, client.get(url).send().await).await
+}
+
+/// The JSON body of a successful answer from `url`.
+async fn json_answer<T: DeserializeOwned>(
+    url: &str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, Error> {
     let fetch = |source| Error::Fetch {
         url: url.to_owned(),
         source,
     };
-    let response = client.get(url).send().await.map_err(fetch)?;
+    let response = sent.map_err(fetch)?;
     let status = response.status();
     if !status.is_success() {
         return Err(Error::Status {
@@ -220,34 +228,14 @@ async fn mint(client: &reqwest::Client, endpoint: &str, resource: &str) -> Resul
     struct TokenResponse {
         access_token: String,
     }
-    let fetch = |source| Error::Fetch {
-        url: endpoint.to_owned(),
-        source,
-    };
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", CLIENT_ID),
         ("scope", READ_SCOPE),
         ("resource", resource),
     ];
-    let response = client
-        .post(endpoint)
-        .form(&form)
-        .send()
-        .await
-        .map_err(fetch)?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(Error::Status {
-            url: endpoint.to_owned(),
-            status,
-        });
-    }
-    let body = response.bytes().await.map_err(fetch)?;
-    let token: TokenResponse = serde_json::from_slice(&body).map_err(|source| Error::Body {
-        url: endpoint.to_owned(),
-        source,
-    })?;
+    let sent = client.post(endpoint).form(&form).send().await;
+    let token: TokenResponse = json_answer(endpoint, sent).await?;
     Ok(token.access_token)
 }
 

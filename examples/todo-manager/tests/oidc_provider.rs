@@ -213,22 +213,15 @@ async fn run_client(
     script: &'static str,
     args: &[&str],
 ) -> (String, String, Value) {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     let deployment = deploy().await;
-    let (issuer, url) = (deployment.issuer.clone(), deployment.url.clone());
-    let output = {
-        let (url, issuer) = (url.clone(), issuer.clone());
-        tokio::task::spawn_blocking(move || {
-            Command::new(program)
-                .args([script, &url, &issuer])
-                .args(&args)
-                .current_dir(interop_dir())
-                .output()
-                .unwrap()
-        })
+    let mut command = Command::new(program);
+    command
+        .args([script, &deployment.url, &deployment.issuer])
+        .args(args)
+        .current_dir(interop_dir());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
-        .unwrap()
-    };
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -236,18 +229,18 @@ async fn run_client(
         String::from_utf8_lossy(&output.stderr)
     );
     let results = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    (issuer, url, results)
+    (deployment.issuer, deployment.url, results)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations() {
-    let deployment = deploy().await;
-    let (issuer, kid, url) = (
-        deployment.issuer.clone(),
-        deployment.kid.clone(),
-        deployment.url.clone(),
-    );
-    let provider_process = deployment.provider;
+    let Deployment {
+        provider: provider_process,
+        issuer,
+        kid,
+        _server,
+        url,
+    } = deploy().await;
     let port: u16 = issuer
         .rsplit(':')
         .next()
@@ -322,12 +315,8 @@ async fn the_todo_manager_works_with_oidc_provider_tokens_across_key_rotations()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_challenge() {
     let (issuer, url, results) = run_client(PathBuf::from("node"), "ts_client.mjs", &[]).await;
-    let base = url.trim_end_matches("/mcp");
     assert_eq!(results["challengeStatus"], 401);
-    assert_eq!(
-        results["resourceMetadataUrl"],
-        format!("{base}/.well-known/oauth-protected-resource/mcp")
-    );
+    assert_eq!(results["resourceMetadataUrl"], metadata_url(&url));
     assert_eq!(results["resource"], url);
     assert_eq!(results["authorizationServers"], json!([issuer]));
     assert_eq!(results["issuer"], issuer);
@@ -336,6 +325,40 @@ async fn the_official_typescript_client_discovers_calls_and_meets_the_step_up_ch
     assert_eq!(results["getTodos"], json!({"todos": []}));
     let refused = results["createTodo"].as_str().unwrap();
     assert!(refused.contains("403"), "{refused}");
+    // What crossed the wire: the login challenge first, then successes without a challenge,
+    // and the write refused (also when the SDK retries it) with our step-up challenge.
+    let exchanges = results["exchanges"].as_array().unwrap();
+    let login = json!({"status": 401, "challenge": login_challenge(&url)});
+    let step_up = json!({"status": 403, "challenge": step_up_challenge(&url)});
+    assert_eq!(exchanges.first(), Some(&login), "{exchanges:?}");
+    assert!(exchanges.contains(&step_up), "{exchanges:?}");
+    for exchange in &exchanges[1..] {
+        let succeeded = [200, 202].contains(&exchange["status"].as_u64().unwrap())
+            && exchange["challenge"].is_null();
+        assert!(succeeded || *exchange == step_up, "{exchanges:?}");
+    }
+}
+
+/// The challenge the todo-manager at `url` answers a request without a token with.
+fn login_challenge(url: &str) -> String {
+    format!(
+        "Bearer resource_metadata=\"{}\", scope=\"read:todos\"",
+        metadata_url(url)
+    )
+}
+
+/// The challenge the todo-manager at `url` answers a `create_todo` without `create:todos` with.
+fn step_up_challenge(url: &str) -> String {
+    format!(
+        "Bearer error=\"insufficient_scope\", error_description=\"The access token does not grant \
+         the scopes this request needs.\", resource_metadata=\"{}\", scope=\"create:todos\"",
+        metadata_url(url)
+    )
+}
+
+/// The RFC 9728 metadata URL of the MCP resource `url` (`http://host:port/mcp`).
+fn metadata_url(url: &str) -> String {
+    url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
 }
 
 /// The authorization code flow with PKCE, as an interactive MCP client runs it: the TypeScript
@@ -372,6 +395,17 @@ async fn the_typescript_client_logs_in_with_the_authorization_code_flow_and_step
     assert_eq!(statuses.first(), Some(&json!(401)), "{statuses:?}");
     assert!(statuses.contains(&json!(403)), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&json!(200)), "{statuses:?}");
+    // The challenges the SDK acted on: the 401's baseline scope, then the 403's step-up.
+    let challenges = results["challenges"].as_array().unwrap();
+    assert_eq!(
+        challenges.first(),
+        Some(&json!(login_challenge(&url))),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges.contains(&json!(step_up_challenge(&url))),
+        "{challenges:?}"
+    );
 }
 
 /// The Python SDK speaking `version`: 401, a read-only token, `get_todos`, 403 for
