@@ -2,7 +2,7 @@
 //! kinds the checker sends. Every token names the proxy's issuer (the one notes trusts).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mcpauth::dev::{DevAlgorithm, DevAuthServer, KeyRotation, TokenBuilder};
 use tokio::sync::RwLock;
@@ -67,10 +67,12 @@ impl Minter {
         self.signed_by(&self.dev, subject)
     }
 
-    /// A token for notes from `server`, as notes' issuer names it.
+    /// A token for notes from `server`, as notes' issuer names it; valid for a day, so that
+    /// the carried tokens outlive any run (the default hour would not, with long phases).
     fn signed_by(&self, server: &DevAuthServer, subject: &str) -> TokenBuilder {
         server
             .token()
+            .expires_in(Duration::from_secs(24 * 3600))
             .issuer(&self.issuer)
             .audience(&self.resource)
             .scopes([READ_SCOPE])
