@@ -287,3 +287,268 @@ fn the_spare_bits_of_each_segments_last_character_count() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Audiences: only the differences MCP allows
+
+/// A resource identifier in canonical form, as parts: https on a registered name, or http on
+/// the loopback IPv4 address (so numeric-host spellings can be tried).
+#[derive(Debug, Clone)]
+struct ResourceParts {
+    https: bool,
+    host: String,
+    port: Option<u16>,
+    /// Empty, or `/`-led segments of unreserved characters, none of them `.` or `..`.
+    path: String,
+}
+
+impl ResourceParts {
+    fn render(&self, scheme: &str, host: &str, port: &str, path: &str) -> String {
+        let _ = self;
+        format!("{scheme}://{host}{port}{path}")
+    }
+
+    fn identifier(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        self.render(scheme, &self.host, &port, &self.path)
+    }
+}
+
+fn resource_parts() -> impl Strategy<Value = ResourceParts> {
+    let segment = "[a-z0-9_~-][a-zA-Z0-9._~-]{0,6}";
+    (
+        prop::bool::ANY,
+        "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9-]{0,8}){1,2}",
+        prop::option::of(1024u16..),
+        prop::collection::vec(segment, 0..4),
+    )
+        .prop_map(|(https, name, port, segments)| ResourceParts {
+            https,
+            host: if https { name } else { "127.0.0.1".to_owned() },
+            port,
+            path: segments.iter().map(|s| format!("/{s}")).collect(),
+        })
+}
+
+/// Changes MCP's comparison ignores, each applied or not.
+#[derive(Debug, Clone)]
+struct Allowed {
+    upper_scheme: Vec<bool>,
+    upper_host: Vec<bool>,
+    explicit_default_port: bool,
+    trailing_slash: bool,
+}
+
+fn allowed() -> impl Strategy<Value = Allowed> {
+    (
+        prop::collection::vec(prop::bool::ANY, 5),
+        prop::collection::vec(prop::bool::ANY, 32),
+        prop::bool::ANY,
+        prop::bool::ANY,
+    )
+        .prop_map(
+            |(upper_scheme, upper_host, explicit_default_port, trailing_slash)| Allowed {
+                upper_scheme,
+                upper_host,
+                explicit_default_port,
+                trailing_slash,
+            },
+        )
+}
+
+/// Changes that make another string, which a URL parser may or may not read as the same
+/// resource: never a match.
+#[derive(Debug, Clone)]
+enum Disallowed {
+    /// `/x/..` inserted before segment `at`.
+    DotDotSegment { at: usize, encoded: u8 },
+    /// `/.` inserted before segment `at`.
+    DotSegment { at: usize, encoded: bool },
+    /// A whitespace or control character inserted at a byte position.
+    Control { at: usize, which: u8 },
+    /// A path `/` written as `\`.
+    Backslash { at: usize },
+    /// `user@` or `user:pw@` before the host.
+    Userinfo { password: bool },
+    /// `#` or `#x` after the path.
+    Fragment { empty: bool },
+    /// `?` or `?x` after the path.
+    Query { empty: bool },
+    /// An IPv4 host in another notation (integer, hexadecimal, short, zero-padded).
+    NumericHost { form: u8 },
+    /// A trailing dot on a registered name.
+    HostTrailingDot,
+    /// An unreserved path character percent-encoded.
+    EncodedPathCharacter { at: usize },
+    /// A path letter in the other case.
+    PathCase { at: usize },
+    /// Two trailing slashes.
+    DoubleSlash,
+    /// An extra segment, or the last one cut short (prefix matches).
+    ExtraSegment,
+    /// A port written with a leading zero.
+    PaddedPort,
+}
+
+fn disallowed() -> impl Strategy<Value = Disallowed> {
+    let at = 0usize..64;
+    prop_oneof![
+        (at.clone(), 0u8..4).prop_map(|(at, encoded)| Disallowed::DotDotSegment { at, encoded }),
+        (at.clone(), prop::bool::ANY)
+            .prop_map(|(at, encoded)| Disallowed::DotSegment { at, encoded }),
+        (at.clone(), 0u8..6).prop_map(|(at, which)| Disallowed::Control { at, which }),
+        at.clone().prop_map(|at| Disallowed::Backslash { at }),
+        prop::bool::ANY.prop_map(|password| Disallowed::Userinfo { password }),
+        prop::bool::ANY.prop_map(|empty| Disallowed::Fragment { empty }),
+        prop::bool::ANY.prop_map(|empty| Disallowed::Query { empty }),
+        (0u8..4).prop_map(|form| Disallowed::NumericHost { form }),
+        Just(Disallowed::HostTrailingDot),
+        at.clone()
+            .prop_map(|at| Disallowed::EncodedPathCharacter { at }),
+        at.prop_map(|at| Disallowed::PathCase { at }),
+        Just(Disallowed::DoubleSlash),
+        Just(Disallowed::ExtraSegment),
+        Just(Disallowed::PaddedPort),
+    ]
+}
+
+/// The audience: the resource with the allowed changes, then the disallowed one (`None` when
+/// it does not apply to this resource, e.g. a numeric host for a registered name).
+fn audience(
+    resource: &ResourceParts,
+    allowed: &Allowed,
+    disallowed: Option<&Disallowed>,
+) -> Option<String> {
+    let flip = |text: &str, upper: &[bool]| -> String {
+        text.chars()
+            .zip(upper.iter().chain(std::iter::repeat(&false)))
+            .map(|(c, up)| if *up { c.to_ascii_uppercase() } else { c })
+            .collect()
+    };
+    let scheme = flip(
+        if resource.https { "https" } else { "http" },
+        &allowed.upper_scheme,
+    );
+    let mut host = flip(&resource.host, &allowed.upper_host);
+    let default = if resource.https { 443 } else { 80 };
+    let mut port = match resource.port {
+        Some(port) => format!(":{port}"),
+        None if allowed.explicit_default_port => format!(":{default}"),
+        None => String::new(),
+    };
+    let mut path = resource.path.clone();
+    let mut userinfo = "";
+    let mut suffix = "";
+    let segment_starts: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+    let pick = |at: usize, among: &[usize]| among.get(at % among.len().max(1)).copied();
+    match disallowed {
+        None => {}
+        Some(Disallowed::DotDotSegment { at, encoded }) => {
+            let dots = ["..", "%2e%2e", ".%2E", "%2E."][usize::from(*encoded)];
+            let i = pick(*at, &segment_starts).unwrap_or(path.len());
+            path.insert_str(i, &format!("/x/{dots}"));
+        }
+        Some(Disallowed::DotSegment { at, encoded }) => {
+            let dot = if *encoded { "%2e" } else { "." };
+            let i = pick(*at, &segment_starts).unwrap_or(path.len());
+            path.insert_str(i, &format!("/{dot}"));
+        }
+        Some(Disallowed::Control { at, which }) => {
+            let c = ['\t', '\n', '\r', ' ', '\0', '\u{7f}'][usize::from(*which)];
+            let whole = format!("{scheme}://{host}{port}{path}");
+            let i = at % (whole.len() + 1);
+            let mut whole = whole;
+            whole.insert(i, c);
+            return Some(whole);
+        }
+        Some(Disallowed::Backslash { at }) => {
+            let i = pick(*at, &segment_starts)?;
+            path.replace_range(i..=i, "\\");
+        }
+        Some(Disallowed::Userinfo { password }) => {
+            userinfo = if *password { "user:pw@" } else { "user@" };
+        }
+        Some(Disallowed::Fragment { empty }) => suffix = if *empty { "#" } else { "#x" },
+        Some(Disallowed::Query { empty }) => suffix = if *empty { "?" } else { "?x" },
+        Some(Disallowed::NumericHost { form }) => {
+            if resource.https {
+                return None;
+            }
+            host = ["2130706433", "0x7f.1", "127.1", "127.000.0.1"][usize::from(*form)].to_owned();
+        }
+        Some(Disallowed::HostTrailingDot) => host.push('.'),
+        Some(Disallowed::EncodedPathCharacter { at }) => {
+            let candidates: Vec<usize> = path
+                .char_indices()
+                .filter(|(_, c)| c.is_ascii_alphanumeric())
+                .map(|(i, _)| i)
+                .collect();
+            let i = pick(*at, &candidates)?;
+            let encoded = format!("%{:02X}", path.as_bytes()[i]);
+            path.replace_range(i..=i, &encoded);
+        }
+        Some(Disallowed::PathCase { at }) => {
+            let letters: Vec<usize> = path
+                .char_indices()
+                .filter(|(_, c)| c.is_ascii_alphabetic())
+                .map(|(i, _)| i)
+                .collect();
+            let i = pick(*at, &letters)?;
+            let c = path.as_bytes()[i] as char;
+            let other = if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            path.replace_range(i..=i, &other.to_string());
+        }
+        Some(Disallowed::DoubleSlash) => {
+            return Some(format!("{scheme}://{host}{port}{path}//"));
+        }
+        Some(Disallowed::ExtraSegment) => match path.pop() {
+            Some(_) if !path.ends_with('/') && !path.is_empty() => {}
+            _ => path = format!("{}/more", resource.path),
+        },
+        Some(Disallowed::PaddedPort) => {
+            let number = resource.port.unwrap_or(default);
+            port = format!(":0{number}");
+        }
+    }
+    if allowed.trailing_slash && !path.ends_with('/') {
+        path.push('/');
+    }
+    Some(format!("{scheme}://{userinfo}{host}{port}{path}{suffix}"))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// A token is accepted exactly when its audience differs from the resource identifier only
+    /// by the changes MCP allows: the rule stated here by construction, not by the code's parser.
+    #[test]
+    fn an_audience_matches_exactly_when_only_allowed_changes_were_made(
+        resource in resource_parts(),
+        allowed in allowed(),
+        disallowed in prop::option::of(disallowed()),
+    ) {
+        let audience = audience(&resource, &allowed, disallowed.as_ref());
+        prop_assume!(audience.is_some());
+        let audience = audience.unwrap_or_default();
+        let identifier = resource.identifier();
+        let (runtime, dev) = dev();
+        let auth = McpAuth::resource_server([ProtectedResource::new(&identifier)
+            .authorization_server(AuthServer::new(dev.config()))])
+        .unwrap();
+        let layer = auth.bearer_auth(&identifier).unwrap();
+        let token = dev.token().audience(&audience).algorithm(DevAlgorithm::Es256).sign().unwrap();
+        let result = runtime.block_on(layer.authenticate(&bearer(&token)));
+        match &disallowed {
+            None => prop_assert!(result.is_ok(), "{:?} refused at {}: {:?}", audience, identifier, result),
+            Some(change) => prop_assert!(
+                matches!(&result, Err(AuthError::InvalidToken { .. })),
+                "{:?} ({:?}) accepted at {}", audience, change, identifier
+            ),
+        }
+    }
+}

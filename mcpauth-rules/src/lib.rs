@@ -3,6 +3,7 @@
 //! same rules and say the same words. Use them through `mcpauth`.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod canonical;
 pub mod compat;
 pub mod hierarchy;
 pub mod scope;

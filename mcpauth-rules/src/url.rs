@@ -8,6 +8,8 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+use crate::canonical::{CanonicalUri, NotCanonical};
+
 /// Why a URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -56,19 +58,26 @@ pub enum UrlError {
         /// The offending URL.
         url: String,
     },
+    /// A resource identifier not written in MCP's canonical form.
+    #[error(
+        "`{url}` is not a canonical resource URI: it {reason}; write it as clients will (e.g. `https://api.example.com/mcp`)"
+    )]
+    NotCanonical {
+        /// The offending URL.
+        url: String,
+        /// What is not canonical.
+        reason: NotCanonical,
+    },
 }
 
-/// Whether `url`'s host is a loopback host: `localhost` (or a name under `.localhost`),
-/// `127.0.0.0/8` or `::1`.
+/// Whether `url`'s host is a loopback host: `localhost`, `127.0.0.0/8` or `::1`.
+///
+/// Names under `.localhost` (and `localhost.` with its trailing dot) are not: whether they
+/// resolve to this machine depends on the resolver, and one that asks DNS could send plain
+/// `http` elsewhere.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(Host::Domain(domain)) => {
-            let domain = domain.trim_end_matches('.');
-            domain.eq_ignore_ascii_case("localhost")
-                || domain
-                    .rsplit_once('.')
-                    .is_some_and(|(_, tld)| tld.eq_ignore_ascii_case("localhost"))
-        }
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
         Some(Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
@@ -118,8 +127,23 @@ pub fn parse_issuer(raw: &str) -> Result<Url, UrlError> {
 /// Checks a protected resource identifier (RFC 9728 §1.2 and MCP's canonical URI: absolute
 /// https, no fragment; this crate also refuses a query, which RFC 9728 says it SHOULD NOT have
 /// and which no well-known route could tell apart) and parses it.
+///
+/// The identifier must be written in canonical form (see [`CanonicalUri`]): audiences are
+/// compared with it allowing only the differences MCP allows, so an identifier that a URL parser
+/// would rewrite (`..` segments, numeric hosts, Unicode hosts…) could never be matched.
 pub fn parse_resource_identifier(raw: &str) -> Result<Url, UrlError> {
-    without_query(raw, parse_secure_url(raw)?)
+    let url = without_query(raw, parse_secure_url(raw)?)?;
+    let not_canonical = |reason| UrlError::NotCanonical {
+        url: raw.to_owned(),
+        reason,
+    };
+    let written = CanonicalUri::parse(raw).map_err(not_canonical)?;
+    // The URL parser must read it as written (nothing it normalises beyond what MCP allows).
+    let parsed = CanonicalUri::parse(url.as_str()).map_err(not_canonical)?;
+    if !written.same_resource(&parsed) {
+        return Err(not_canonical(NotCanonical::Host));
+    }
+    Ok(url)
 }
 
 fn without_query(raw: &str, url: Url) -> Result<Url, UrlError> {
@@ -159,7 +183,6 @@ mod tests {
         for loopback in [
             "http://localhost/",
             "http://LOCALHOST:8080/",
-            "http://api.localhost/",
             "http://127.0.0.1/",
             "http://127.8.9.10/",
             "http://[::1]:3000/",
@@ -169,6 +192,8 @@ mod tests {
         for remote in [
             "http://example.com/",
             "http://localhost.example.com/",
+            "http://api.localhost/",
+            "http://localhost./",
             "http://10.0.0.1/",
             "http://[::2]/",
             "http://0.0.0.0/",
@@ -205,5 +230,38 @@ mod tests {
             parse_issuer("https://a.example/?q"),
             Err(UrlError::HasQuery { .. })
         ));
+    }
+
+    #[test]
+    fn resource_identifiers_must_be_written_canonically() {
+        for canonical in [
+            "https://api.example.com/mcp",
+            "https://api.example.com",
+            "https://API.example.com:443/mcp/",
+            "http://127.0.0.1:3001/notes",
+            "http://[::1]:3001/notes",
+        ] {
+            assert!(parse_resource_identifier(canonical).is_ok(), "{canonical}");
+        }
+        for written in [
+            "https://api.example.com/x/../mcp",
+            "https://api.example.com/%2e%2e/mcp",
+            "https://api.example.com/mcp\t",
+            "https://api.example.com\\mcp",
+            "http://2130706433/mcp",
+            "http://127.1/mcp",
+            "https://bücher.example/mcp",
+            "https://api.example.com./mcp",
+            "https://api.example.com:/mcp",
+        ] {
+            assert!(
+                matches!(
+                    parse_resource_identifier(written),
+                    Err(UrlError::NotCanonical { .. })
+                ),
+                "{written:?}: {:?}",
+                parse_resource_identifier(written)
+            );
+        }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mcpauth_rules::canonical::CanonicalUri;
 use serde_json::{Map, Value};
-use url::Url;
 
 use crate::auth_error::{AuthError, AuthErrorReason};
 
@@ -95,19 +95,6 @@ pub(crate) fn check_not_before(
     }
 }
 
-/// The canonical form of a resource URI for audience comparison (MCP, "Canonical Server URI"):
-/// scheme and host in lower case, the default port dropped, one terminating `/` removed. The
-/// path keeps its case. `None` for anything that is not an absolute http(s) URL without a
-/// fragment.
-pub(crate) fn canonical_resource(uri: &str) -> Option<String> {
-    let url = Url::parse(uri).ok()?;
-    if !matches!(url.scheme(), "https" | "http") || url.fragment().is_some() {
-        return None;
-    }
-    let text = url.as_str();
-    Some(text.strip_suffix('/').unwrap_or(text).to_owned())
-}
-
 /// The audiences of a token (`aud` as a string or an array of strings).
 pub(crate) fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
     match claims.get("aud") {
@@ -122,28 +109,35 @@ pub(crate) fn audiences(claims: &Map<String, Value>) -> Result<Vec<String>, Auth
     }
 }
 
-/// The audience a token must contain: the resource identifier, compared exactly or in
-/// canonical form (never as a prefix).
+/// The audience a token must contain: the resource identifier, compared by MCP's canonical-URI
+/// rule (scheme and host without regard to ASCII case, an explicit default port equal to none,
+/// one trailing `/` ignored — nothing else; see [`CanonicalUri`]). An audience that is not
+/// itself in canonical form (a `..` segment, whitespace, a backslash, userinfo, a numeric host in
+/// another notation…) never matches, and nothing matches by prefix.
 #[derive(Debug, Clone)]
 pub(crate) struct ExpectedAudience {
+    /// The configured identifier, already checked to be canonical.
     exact: String,
-    canonical: Option<String>,
 }
 
 impl ExpectedAudience {
     pub(crate) fn new(resource: &str) -> Self {
         Self {
             exact: resource.to_owned(),
-            canonical: canonical_resource(resource),
         }
     }
 
     pub(crate) fn matches(&self, audience: &str) -> bool {
-        audience == self.exact
-            || self
-                .canonical
-                .as_deref()
-                .is_some_and(|canonical| canonical_resource(audience).as_deref() == Some(canonical))
+        if audience == self.exact {
+            return true;
+        }
+        match (
+            CanonicalUri::parse(&self.exact),
+            CanonicalUri::parse(audience),
+        ) {
+            (Ok(expected), Ok(audience)) => expected.same_resource(&audience),
+            _ => false,
+        }
     }
 
     pub(crate) fn check(&self, audiences: &[String]) -> Result<(), AuthError> {
@@ -274,6 +268,41 @@ mod tests {
         let root = ExpectedAudience::new("https://api.example.com");
         assert!(root.matches("https://api.example.com/"));
         assert!(!root.matches("https://api.example.com/x"));
+    }
+
+    #[test]
+    fn audiences_a_url_parser_would_rewrite_never_match() {
+        let admin = ExpectedAudience::new("https://h.example/admin");
+        let loopback = ExpectedAudience::new("http://127.0.0.1:8080/admin");
+        for aud in [
+            "https://h.example/public/../admin",
+            "https://h.example/public/%2e%2e/admin",
+            "https://h.example/public/%2E./admin",
+            "https://h.example/./admin",
+            "https://h.example/admin/.",
+            "https://h.example/admin/x/..",
+            "https://h.example/ad\tmin",
+            "https://h.example/adm\nin",
+            "https://h.example/admin ",
+            " https://h.example/admin",
+            "https://h.example\\admin",
+            "https://user@h.example/admin",
+            "https://h.example/admin#",
+            "https://h.example./admin",
+            "https://H.EXAMPLE/public/../admin/",
+            "HTTPS://h.example:443/public/%2e%2e/admin/",
+        ] {
+            assert!(!admin.matches(aud), "{aud:?}");
+        }
+        for aud in [
+            "http://2130706433:8080/admin",
+            "http://0x7f.1:8080/admin",
+            "http://127.1:8080/admin",
+            "http://0177.0.0.1:8080/admin",
+            "http://127.0.0.1:08080/admin",
+        ] {
+            assert!(!loopback.matches(aud), "{aud:?}");
+        }
     }
 
     #[test]
