@@ -69,6 +69,13 @@ reasons! {
     InsufficientScope = "insufficient_scope",
     /// The `Mcp-Method` / `Mcp-Name` headers are malformed or disagree with the body.
     InvalidMcpOperation = "invalid_mcp_operation",
+    /// The body of an MCP request is not strict JSON-RPC (not UTF-8, a byte-order mark, not
+    /// JSON, not a message or batch, a method's target missing, a body where none belongs).
+    MalformedMcpBody = "malformed_mcp_body",
+    /// The body of an MCP request gives a deciding member twice, or in another case.
+    AmbiguousMcpBody = "ambiguous_mcp_body",
+    /// The body of an MCP request is content-encoded.
+    UnsupportedContentEncoding = "unsupported_content_encoding",
     /// The body is larger than the bound for reading the MCP operation.
     BodyTooLarge = "body_too_large",
     /// The body could not be read (the connection broke).
@@ -113,6 +120,16 @@ pub enum AuthError {
         /// The precise reason.
         reason: AuthErrorReason,
         /// What exactly is wrong (shown to clients only when details are enabled).
+        detail: String,
+    },
+    /// An MCP request whose operation cannot be read unambiguously (its body, or its
+    /// `Mcp-Method` / `Mcp-Name` headers): 400 `invalid_request` without a challenge, since the
+    /// credentials are not at fault. The description always says what is wrong.
+    #[error("unreadable MCP request ({reason}): {detail}")]
+    InvalidMcpRequest {
+        /// The precise reason.
+        reason: AuthErrorReason,
+        /// What exactly is wrong.
         detail: String,
     },
     /// A valid token without the scopes the request needs: 403 `insufficient_scope`.
@@ -171,6 +188,7 @@ impl AuthError {
             Self::InsufficientScope { .. } => AuthErrorReason::InsufficientScope,
             Self::BodyTooLarge { .. } => AuthErrorReason::BodyTooLarge,
             Self::InvalidRequest { reason, .. }
+            | Self::InvalidMcpRequest { reason, .. }
             | Self::InvalidToken { reason, .. }
             | Self::Unavailable { reason, .. }
             | Self::ServerError { reason, .. } => *reason,
@@ -182,7 +200,7 @@ impl AuthError {
         use http::StatusCode;
         match self {
             Self::MissingCredentials | Self::InvalidToken { .. } => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::InvalidMcpRequest { .. } => StatusCode::BAD_REQUEST,
             Self::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -195,7 +213,9 @@ impl AuthError {
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             Self::MissingCredentials => None,
-            Self::InvalidRequest { .. } | Self::BodyTooLarge { .. } => Some("invalid_request"),
+            Self::InvalidRequest { .. }
+            | Self::InvalidMcpRequest { .. }
+            | Self::BodyTooLarge { .. } => Some("invalid_request"),
             Self::InvalidToken { .. } => Some("invalid_token"),
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::Unavailable { .. } => Some("temporarily_unavailable"),

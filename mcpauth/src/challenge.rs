@@ -169,7 +169,8 @@ impl Challenges {
                 }
             }
             // Not about credentials, or not the client's fault: no challenge.
-            AuthError::BodyTooLarge { .. }
+            AuthError::InvalidMcpRequest { .. }
+            | AuthError::BodyTooLarge { .. }
             | AuthError::Unavailable { .. }
             | AuthError::ServerError { .. } => None,
         }
@@ -181,6 +182,8 @@ impl Challenges {
             AuthError::MissingCredentials => (GENERIC_MISSING, Cow::Borrowed("")),
             AuthError::InvalidRequest { detail, .. } => (GENERIC_INVALID_REQUEST, detail.into()),
             AuthError::InvalidToken { detail, .. } => (GENERIC_INVALID_TOKEN, detail.into()),
+            // About the request's own content, not the token: always said precisely.
+            AuthError::InvalidMcpRequest { detail, .. } => (detail.as_str(), detail.into()),
             AuthError::InsufficientScope { missing, .. } => (
                 GENERIC_INSUFFICIENT_SCOPE,
                 format!("The access token lacks the scopes: {}.", missing.join(" ")).into(),

@@ -73,10 +73,11 @@ impl DecodedKeys {
 pub fn required_scopes(
     operations: &OperationScopes,
     base: &[String],
+    method: &http::Method,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Vec<String>, AuthError> {
-    operations.required(base, headers, body)
+    operations.required(base, method, headers, body)
 }
 
 /// A `WWW-Authenticate: Bearer …` value from the parameters present

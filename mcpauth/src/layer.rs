@@ -413,6 +413,7 @@ impl BearerAuthLayer {
         &self,
         operations: &OperationScopes,
         info: Option<&AuthInfo>,
+        method: &Method,
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Bytes, AuthError> {
@@ -424,7 +425,7 @@ impl BearerAuthLayer {
                 unreadable()
             }
         })?;
-        let required = operations.required(&self.config.static_scopes, headers, &bytes)?;
+        let required = operations.required(&self.config.static_scopes, method, headers, &bytes)?;
         if let Some(info) = info {
             let missing = self.config.missing(info, &required);
             if !missing.is_empty() {
@@ -476,10 +477,10 @@ fn is_preflight<B>(request: &Request<B>) -> bool {
 }
 
 fn unreadable() -> AuthError {
-    AuthError::invalid_request(
-        AuthErrorReason::UnreadableBody,
-        "The request body could not be read.",
-    )
+    AuthError::InvalidMcpRequest {
+        reason: AuthErrorReason::UnreadableBody,
+        detail: "The request body could not be read.".into(),
+    }
 }
 
 impl<S, B, ResBody> Service<Request<B>> for BearerAuthService<S>
@@ -517,8 +518,13 @@ where
                 };
                 if let Some(operations) = &layer.config.operations {
                     let (parts, body) = request.into_parts();
-                    let checked =
-                        layer.check_operation(operations, info.as_ref(), &parts.headers, body);
+                    let checked = layer.check_operation(
+                        operations,
+                        info.as_ref(),
+                        &parts.method,
+                        &parts.headers,
+                        body,
+                    );
                     match checked.await {
                         Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
                         Err(error) => return Ok(refuse(error)),

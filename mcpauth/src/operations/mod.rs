@@ -5,19 +5,27 @@
 //! The operation is read from the JSON-RPC body (`method`, and `params.name` for `tools/call`)
 //! and, for clients of MCP 2026-07-28, from the `Mcp-Method` / `Mcp-Name` headers; when both
 //! name it they must agree. The body is read within a bound and handed on unchanged.
+//!
+//! Fail closed: a request whose operation cannot be read the way any server would read it is
+//! refused with 400, never taken as "no operation". A POST body must be identity-encoded, strict
+//! UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty batch whose
+//! deciding members appear once and in no other case (see `body`); another method's request
+//! carries no body; headers that name an operation must match the single message of the body.
+
+mod body;
+mod headers;
 
 use std::collections::HashMap;
 
-use http::HeaderMap;
-use serde_json::Value;
+use http::header::CONTENT_ENCODING;
+use http::{HeaderMap, Method};
 
 use crate::auth_error::{AuthError, AuthErrorReason};
+use body::{BodyProblem, read_operations};
+use headers::{HeaderError, header_operation};
 
 /// The default bound on a request body read to find the MCP operation.
 pub const DEFAULT_MAX_MCP_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-const MCP_METHOD: &str = "mcp-method";
-const MCP_NAME: &str = "mcp-name";
 
 /// Which scopes each MCP operation needs.
 ///
@@ -128,123 +136,118 @@ impl OperationScopes {
             .chain(self.tools.values().flatten())
     }
 
-    fn operation_scopes(&self, operation: &Operation) -> &[String] {
-        let tool = (operation.method == "tools/call")
-            .then_some(operation.name.as_deref())
+    /// The scopes of one operation: the tool's for a listed `tools/call`, else the method's.
+    fn operation_scopes(&self, method: &str, name: Option<&str>) -> &[String] {
+        let tool = (method == "tools/call")
+            .then_some(name)
             .flatten()
             .and_then(|name| self.tools.get(name));
-        tool.or_else(|| self.methods.get(&operation.method))
+        tool.or_else(|| self.methods.get(method))
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The scopes a request needs, from its headers and body, after `base` (the layer's own
-    /// required scopes), without repeats.
+    /// The scopes a request needs, from its method, headers and body, after `base` (the layer's
+    /// own required scopes), without repeats. A request whose operation cannot be read
+    /// unambiguously is refused (see the module documentation).
     pub(crate) fn required(
         &self,
         base: &[String],
+        method: &Method,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Vec<String>, AuthError> {
-        let operations = operations(headers, body)?;
+        check_identity_encoding(headers)?;
+        let named = header_operation(headers).map_err(|HeaderError(detail)| {
+            mcp_error(AuthErrorReason::InvalidMcpOperation, detail)
+        })?;
         let mut required: Vec<String> = Vec::new();
-        let named = operations.iter().flat_map(|op| self.operation_scopes(op));
-        for scope in base.iter().chain(&self.baseline).chain(named) {
-            if !required.contains(scope) {
-                required.push(scope.clone());
+        let mut add = |scopes: &[String]| {
+            for scope in scopes {
+                if !required.contains(scope) {
+                    required.push(scope.clone());
+                }
+            }
+        };
+        add(base);
+        add(&self.baseline);
+        if method != Method::POST {
+            if !body.is_empty() {
+                return Err(mcp_error(
+                    AuthErrorReason::MalformedMcpBody,
+                    format!("A {method} request to an MCP endpoint carries no body."),
+                ));
+            }
+            // Without a body the headers can only ask for more.
+            if let Some(named) = &named {
+                add(self.operation_scopes(named.method, named.name.as_deref()));
+            }
+            return Ok(required);
+        }
+        let mut count = 0usize;
+        let mut first = None;
+        read_operations(body, &mut |operation| {
+            add(self.operation_scopes(&operation.method, operation.name.as_deref()));
+            count += 1;
+            if count == 1 {
+                first = Some(operation);
+            }
+        })
+        .map_err(|error| {
+            let reason = match error.problem {
+                BodyProblem::Malformed => AuthErrorReason::MalformedMcpBody,
+                BodyProblem::Ambiguous => AuthErrorReason::AmbiguousMcpBody,
+            };
+            mcp_error(reason, error.detail)
+        })?;
+        if let Some(named) = named {
+            let agrees = match (count, &first) {
+                (1, Some(operation)) => {
+                    operation.method == named.method
+                        && (named.name.is_none() || named.name == operation.name)
+                }
+                _ => false,
+            };
+            if !agrees {
+                return Err(mcp_error(
+                    AuthErrorReason::InvalidMcpOperation,
+                    "The Mcp-Method / Mcp-Name headers do not match the operation in the body.",
+                ));
             }
         }
         Ok(required)
     }
 }
 
-/// One MCP operation: a JSON-RPC method and, where it has one, the name it acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Operation {
-    method: String,
-    name: Option<String>,
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    let invalid = || {
-        AuthError::invalid_request(
-            AuthErrorReason::InvalidMcpOperation,
-            format!("The {name} header is malformed or repeated."),
-        )
-    };
-    if values.next().is_some() {
-        return Err(invalid());
+fn mcp_error(reason: AuthErrorReason, detail: impl Into<String>) -> AuthError {
+    AuthError::InvalidMcpRequest {
+        reason,
+        detail: detail.into(),
     }
-    value.to_str().map(Some).map_err(|_| invalid())
 }
 
-/// The operation a JSON-RPC message asks for (`None` for responses and malformed messages,
-/// which carry no operation and are left to the MCP server to answer).
-fn operation_of(message: &Value) -> Option<Operation> {
-    let method = message.get("method")?.as_str()?.to_owned();
-    let name = match method.as_str() {
-        "tools/call" | "prompts/get" => message
-            .get("params")
-            .and_then(|p| p.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => message
-            .get("params")
-            .and_then(|p| p.get("uri"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        _ => None,
-    };
-    Some(Operation { method, name })
-}
-
-/// Every operation of a request: from the body (one message or a batch), checked against the
-/// `Mcp-Method` / `Mcp-Name` headers when present.
-fn operations(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Operation>, AuthError> {
-    let header_method = header(headers, MCP_METHOD)?;
-    let header_name = header(headers, MCP_NAME)?;
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let from_body: Vec<Operation> = match &parsed {
-        Some(Value::Array(batch)) => batch.iter().filter_map(operation_of).collect(),
-        Some(message) => operation_of(message).into_iter().collect(),
-        None => Vec::new(),
-    };
-    let Some(method) = header_method else {
-        if header_name.is_some() {
-            return Err(AuthError::invalid_request(
-                AuthErrorReason::InvalidMcpOperation,
-                "The Mcp-Name header needs an Mcp-Method header.",
+/// Refuses a body that is not identity-encoded: the check must read the bytes the server will
+/// act on, and a decoder inside the layer would hand the server other bytes than were checked.
+fn check_identity_encoding(headers: &HeaderMap) -> Result<(), AuthError> {
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let identity = value.to_str().is_ok_and(|list| {
+            list.split(',')
+                .all(|coding| coding.trim().eq_ignore_ascii_case("identity"))
+        });
+        if !identity {
+            return Err(mcp_error(
+                AuthErrorReason::UnsupportedContentEncoding,
+                "The request body must not be content-encoded (Content-Encoding other than identity).",
             ));
         }
-        return Ok(from_body);
-    };
-    let from_header = Operation {
-        method: method.to_owned(),
-        name: header_name.map(str::to_owned),
-    };
-    match from_body.as_slice() {
-        [] => Ok(vec![from_header]),
-        [only]
-            if only.method == from_header.method
-                && (from_header.name.is_none() || only.name == from_header.name) =>
-        {
-            Ok(from_body)
-        }
-        _ => Err(AuthError::invalid_request(
-            AuthErrorReason::InvalidMcpOperation,
-            "The Mcp-Method / Mcp-Name headers do not match the operation in the body.",
-        )),
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn scopes() -> OperationScopes {
         OperationScopes::new()
@@ -262,7 +265,7 @@ mod tests {
         }
         let body = serde_json::to_vec(&body).unwrap();
         scopes()
-            .required(&["layer".to_owned()], &map, &body)
+            .required(&["layer".to_owned()], &Method::POST, &map, &body)
             .map_err(|e| e.reason())
     }
 
@@ -318,10 +321,54 @@ mod tests {
             required(&[("mcp-name", "create")], call("create")),
             Err(AuthErrorReason::InvalidMcpOperation)
         );
-        // Headers alone (a body that names nothing) decide.
+        // Headers never decide alone when there is a body: a body that names nothing, or that
+        // cannot be read, is refused.
         assert_eq!(
-            required(&headers, json!("not a message")).unwrap(),
-            ["layer", "base", "create"]
+            required(&headers, json!({"jsonrpc": "2.0", "id": 1, "result": {}})),
+            Err(AuthErrorReason::InvalidMcpOperation)
         );
+        assert_eq!(
+            required(&headers, json!("not a message")),
+            Err(AuthErrorReason::MalformedMcpBody)
+        );
+    }
+
+    #[test]
+    fn requests_without_a_body_need_the_baseline_and_what_their_headers_name() {
+        let mut map = HeaderMap::new();
+        assert_eq!(
+            scopes().required(&[], &Method::GET, &map, b"").unwrap(),
+            ["base"]
+        );
+        map.insert("mcp-method", HeaderValue::from_static("tools/list"));
+        assert_eq!(
+            scopes().required(&[], &Method::GET, &map, b"").unwrap(),
+            ["base", "list"]
+        );
+        assert_eq!(
+            scopes()
+                .required(&[], &Method::DELETE, &HeaderMap::new(), b"{}")
+                .map_err(|e| e.reason()),
+            Err(AuthErrorReason::MalformedMcpBody)
+        );
+    }
+
+    #[test]
+    fn encoded_bodies_are_refused() {
+        let body = serde_json::to_vec(&call("create")).unwrap();
+        for encoding in ["gzip", "identity, gzip", "br", "x"] {
+            let mut map = HeaderMap::new();
+            map.insert(CONTENT_ENCODING, HeaderValue::from_str(encoding).unwrap());
+            assert_eq!(
+                scopes()
+                    .required(&[], &Method::POST, &map, &body)
+                    .map_err(|e| e.reason()),
+                Err(AuthErrorReason::UnsupportedContentEncoding),
+                "{encoding}"
+            );
+        }
+        let mut map = HeaderMap::new();
+        map.insert(CONTENT_ENCODING, HeaderValue::from_static("Identity"));
+        assert!(scopes().required(&[], &Method::POST, &map, &body).is_ok());
     }
 }
