@@ -234,4 +234,13 @@ pub enum CustomVerifyError {
     /// The verifier could not reach what it needs (an introspection endpoint…): 503.
     #[error("verifier unavailable: {0}")]
     Unavailable(String),
+    /// The verifier cannot answer now and knows when it can (its own rate limit…): 503 with
+    /// this `Retry-After`.
+    #[error("verifier unavailable for {retry_after:?}: {detail}")]
+    UnavailableFor {
+        /// What is unavailable.
+        detail: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
 }

@@ -366,6 +366,14 @@ impl BearerAuthLayer {
                         detail,
                         retry_after,
                     },
+                    CustomVerifyError::UnavailableFor {
+                        detail,
+                        retry_after,
+                    } => AuthError::Unavailable {
+                        reason: AuthErrorReason::VerifierUnavailable,
+                        detail,
+                        retry_after,
+                    },
                 })?;
                 if !resource
                     .auth_servers

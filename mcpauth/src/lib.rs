@@ -138,6 +138,7 @@ mod auth_error;
 mod auth_info;
 mod auth_server;
 mod bearer;
+mod bounded_cache;
 mod challenge;
 mod claims;
 mod crypto;
@@ -151,6 +152,7 @@ mod layer;
 mod mcp_auth;
 mod metadata;
 mod operations;
+mod rate_limit;
 mod remote_verifier;
 mod resource;
 #[cfg(feature = "rmcp")]
@@ -185,7 +187,11 @@ pub use metadata::{
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
 pub use operations::{DEFAULT_MAX_MCP_BODY_BYTES, OperationScopes};
-pub use remote_verifier::{DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_CACHED_TOKENS, RemoteVerifier};
+pub use remote_verifier::{
+    DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_CACHED_TOKENS,
+    DEFAULT_MAX_CALL_BURST, DEFAULT_MAX_CALLS_PER_SECOND, DEFAULT_MAX_REFUSED_TOKENS,
+    DEFAULT_REFUSAL_TTL, RemoteVerifier, RemoteVerifierStats,
+};
 pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
 pub use rmcp_support::MaybeAuthInfo;

@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use quick_cache::Weighter;
-use quick_cache::sync::Cache;
-
 use crate::auth_error::AuthError;
 use crate::auth_info::AuthInfo;
 use crate::auth_server::AuthServerHandle;
+use crate::bounded_cache::{
+    BoundedCache, EstimatedSize, IDENTITY_FIXED_BYTES, bounded_cache, identity_bytes,
+};
 use crate::claims;
 use crate::verify::{JwtRules, VerifiedToken, verify_jwt};
 
@@ -113,33 +113,16 @@ pub struct TokenCacheStats {
     pub verifications: u64,
 }
 
-/// The estimated memory of one entry, and the share of the byte bound that each entry takes at
-/// least (so that the byte bound also bounds the number of entries).
-#[derive(Debug, Clone)]
-struct EntryWeight {
-    floor: u64,
-}
-
-/// What an entry holds besides the token and its claims: the `VerifiedToken`, the identity's
-/// fixed parts, the allocator's overhead, and the cache's own slot.
-const FIXED_ENTRY_BYTES: usize = size_of::<VerifiedToken>() + 680;
-
-/// An entry's memory: the token (the key), the claims' JSON plus the identity's copies of some
-/// of them (issuer, subject, audience, scopes), and the fixed part. Measured: 1.8 KiB for an
-/// RS256 token of 663 bytes (the development server's), and so estimated.
-fn estimated_bytes(token: &str, entry: &VerifiedToken) -> u64 {
-    (token.len() + 2 * entry.identity.claims_json_len() + FIXED_ENTRY_BYTES) as u64
-}
-
-impl Weighter<String, Arc<VerifiedToken>> for EntryWeight {
-    fn weight(&self, token: &String, entry: &Arc<VerifiedToken>) -> u64 {
-        estimated_bytes(token, entry).max(self.floor)
+impl EstimatedSize for Arc<VerifiedToken> {
+    fn estimated_bytes(&self, token: &str) -> u64 {
+        let fixed = size_of::<VerifiedToken>() + IDENTITY_FIXED_BYTES;
+        (identity_bytes(token, &self.identity) + fixed) as u64
     }
 }
 
 /// One resource's verified tokens.
 pub(crate) struct TokenCache {
-    entries: Cache<String, Arc<VerifiedToken>, EntryWeight>,
+    entries: BoundedCache<Arc<VerifiedToken>>,
     verifications: AtomicU64,
 }
 
@@ -165,13 +148,9 @@ impl TokenCache {
         if !options.enabled {
             return None;
         }
-        let max_bytes = options.max_bytes as u64;
-        let floor = max_bytes.div_ceil(options.max_entries as u64).max(1);
-        // Sized for typical entries (about 2 KiB); the table grows when more fit. (Small caches
-        // get fewer shards: `quick_cache` keeps about 32 estimated entries per shard.)
-        let estimated = (options.max_bytes / 2048).max(16).min(options.max_entries);
         Some(Arc::new(Self {
-            entries: Cache::with_weighter(estimated, max_bytes, EntryWeight { floor }),
+            // Sized for typical entries (about 2 KiB).
+            entries: bounded_cache(options.max_entries, options.max_bytes, 2048),
             verifications: AtomicU64::new(0),
         }))
     }

@@ -1,7 +1,11 @@
 //! `whoami`: the custom-verifier mode. Tokens are not verified locally but by asking the
 //! authorization server — the OpenID Connect userinfo endpoint by default, or RFC 7662
-//! introspection when `MCP_AUTH_INTROSPECTION_CLIENT_ID` and `_SECRET` are set — with each
-//! answer cached until the token's expiry (at most 5 minutes, at most 10,000 tokens).
+//! introspection when `MCP_AUTH_INTROSPECTION_CLIENT_ID` and `_SECRET` are set — with the
+//! `RemoteVerifier` defaults: one call per token however many requests carry it at once, each
+//! answer cached until the token's expiry (at most 5 minutes, 10,000 tokens, 16 MiB), a refusal
+//! remembered for 10 seconds, and at most 50 calls a second to the authorization server (503
+//! with `Retry-After` beyond, for tokens without an answer). The `whoami` tool needs no scope:
+//! in userinfo mode a token has none (the userinfo document is not trusted for them).
 //!
 //! ```text
 //! cargo run -p whoami
