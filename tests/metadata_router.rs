@@ -324,7 +324,9 @@ async fn the_deprecated_mode_answers_503_while_the_metadata_cannot_be_had() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&response, "retry-after"), Some("30"));
+    // The key cache's retry interval (10 s by default), counted from the failed fetch.
+    let retry_after: u64 = header(&response, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
     assert_eq!(header(&response, "cache-control"), Some("no-store"));
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -333,5 +335,34 @@ async fn the_deprecated_mode_answers_503_while_the_metadata_cannot_be_had() {
             "error": "temporarily_unavailable",
             "error_description": "The authorization server metadata cannot be retrieved right now."
         })
+    );
+}
+
+#[tokio::test]
+async fn the_deprecated_mode_does_not_ask_a_failing_server_once_per_request() {
+    let stub = StubServer::start().await;
+    let issuer = stub.url("");
+    let path = "/.well-known/openid-configuration";
+    stub.on(
+        path,
+        Reply::Raw(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            "down".into(),
+        ),
+    );
+    let auth =
+        McpAuth::authorization_server(AuthServer::discover(&issuer, AuthServerType::Oidc)).unwrap();
+    let app = TestServer::start(auth.authorization_server_metadata_router().unwrap()).await;
+    let url = app.url("/.well-known/oauth-authorization-server");
+    for _ in 0..100 {
+        let response = request(Method::GET, &url).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(header(&response, "retry-after").is_some());
+    }
+    assert_eq!(
+        stub.hits(path),
+        1,
+        "one fetch for 100 requests within the retry interval"
     );
 }

@@ -842,44 +842,98 @@ async fn optional_mode_lets_anonymous_requests_through_but_still_verifies_tokens
 }
 
 #[tokio::test]
-async fn cors_preflights_pass_without_credentials() {
+async fn no_request_reaches_a_handler_without_a_valid_token() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let dev = DevAuthServer::start().await.unwrap();
-    let app = Protected::start(
-        AuthServer::new(dev.config()),
-        KeyCacheOptions::default(),
-        |l| l,
-    )
-    .await;
-    let preflight = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, app.notes())
-        .header("origin", "https://inspector.example")
-        .header("access-control-request-method", "GET")
-        .header("access-control-request-headers", "authorization")
-        .send()
-        .await
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let resource = format!("http://{}/any", listener.local_addr().unwrap());
+    let auth = mcpauth::McpAuth::resource_server([
+        mcpauth::ProtectedResource::new(&resource).authorization_server(dev.config())
+    ])
+    .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let app = axum::Router::new()
+        .route(
+            "/any",
+            axum::routing::any(move || async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                "handled"
+            }),
+        )
+        .route_layer(auth.bearer_auth(&resource).unwrap());
+    let server = mcpauth_tests::TestServer::serve(listener, app);
+    let client = reqwest::Client::new();
+    let valid = dev.token().audience(&resource).sign().unwrap();
+    let other_audience = dev
+        .token()
+        .audience("http://127.0.0.1:9/any")
+        .sign()
         .unwrap();
-    assert_eq!(preflight.status(), OK);
-    assert_eq!(
-        preflight.text().await.unwrap(),
-        "preflight answered by the application"
-    );
 
-    // Without an Origin it is no browser preflight: it needs credentials like any other.
-    let no_origin = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, app.notes())
-        .header("access-control-request-method", "GET")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_origin.status(), StatusCode::UNAUTHORIZED);
+    let methods = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "PROPFIND",
+    ];
+    let header_sets: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("origin", "https://inspector.example")],
+        &[
+            ("origin", "https://inspector.example"),
+            ("access-control-request-method", "POST"),
+        ],
+        &[
+            ("origin", "https://inspector.example"),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
+        &[("access-control-request-method", "GET")],
+    ];
+    for method in methods {
+        for headers in header_sets {
+            for token in [None, Some("not-a-token"), Some(other_audience.as_str())] {
+                let mut request = client.request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    server.url("/any"),
+                );
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {headers:?} token {token:?}"
+                );
+                assert!(response.headers().contains_key("www-authenticate"));
+            }
+        }
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "no handler ran");
 
-    // A plain OPTIONS request is not a preflight: it needs credentials like any other.
-    let plain = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, app.notes())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(plain.status(), StatusCode::UNAUTHORIZED);
+    // With a valid token, every method reaches it.
+    for method in methods {
+        let response = client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                server.url("/any"),
+            )
+            .header("origin", "https://inspector.example")
+            .header("access-control-request-method", "POST")
+            .bearer_auth(&valid)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), OK, "{method}");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), methods.len());
 }
 
 #[tokio::test]

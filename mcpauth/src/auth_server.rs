@@ -229,11 +229,16 @@ impl AuthServerHandle {
         &self.server.issuer
     }
 
-    /// The metadata, fetching it if needed (once, shared by concurrent callers). A failure is
-    /// not kept: the next call fetches again.
+    /// The metadata, fetching it if needed (once, shared by concurrent callers). After a failed
+    /// fetch, callers within the retry interval (the key cache's minimum refresh interval) get
+    /// that failure without a new fetch, so a flood of requests cannot hammer a failing server;
+    /// the first call after it fetches again.
     pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
         if let Some(config) = self.resolved.get() {
             return Ok(config.clone());
+        }
+        if let Some((_, error)) = self.recent_failure() {
+            return Err(error);
         }
         let this = self.clone();
         self.flight
@@ -276,6 +281,7 @@ impl AuthServerHandle {
             return keys.clone();
         }
         if let Some((_, error)) = self.recent_failure() {
+            // Answered from the last failure, without logging it again.
             return Err(self.metadata_error(error));
         }
         let config = self.config().await.map_err(|error| {
@@ -309,6 +315,15 @@ impl AuthServerHandle {
             .clone()
     }
 
+    /// How long until the metadata is fetched again after a failure (the retry interval when
+    /// no failure is recent).
+    pub(crate) fn retry_after(&self) -> Duration {
+        self.recent_failure()
+            .map_or(self.key_options.get_min_refresh_interval(), |(wait, _)| {
+                wait
+            })
+    }
+
     fn metadata_error(&self, error: DiscoveryError) -> AuthError {
         let detail = format!("The authorization server metadata is unavailable: {error}");
         if matches!(error, DiscoveryError::Incompatible { .. }) {
@@ -317,15 +332,10 @@ impl AuthServerHandle {
                 detail,
             };
         }
-        let retry_after = self
-            .recent_failure()
-            .map_or(self.key_options.get_min_refresh_interval(), |(wait, _)| {
-                wait
-            });
         AuthError::Unavailable {
             reason: AuthErrorReason::MetadataUnavailable,
             detail,
-            retry_after,
+            retry_after: self.retry_after(),
         }
     }
 

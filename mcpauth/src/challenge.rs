@@ -247,7 +247,7 @@ struct ErrorBody<'a> {
     missing_scopes: Option<&'a [String]>,
 }
 
-fn retry_after_value(retry_after: Duration) -> HeaderValue {
+pub(crate) fn retry_after_value(retry_after: Duration) -> HeaderValue {
     let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
     HeaderValue::from(seconds)
 }

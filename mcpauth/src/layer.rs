@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::body::{Body, HttpBody};
-use axum::http::{HeaderMap, Method, Request, Response, header};
+use axum::http::{HeaderMap, Method, Request, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
@@ -475,15 +475,6 @@ impl<S> fmt::Debug for BearerAuthService<S> {
     }
 }
 
-/// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`): browsers
-/// never send credentials with it, so it must pass to the application's CORS handling.
-fn is_preflight<B>(request: &Request<B>) -> bool {
-    let headers = request.headers();
-    request.method() == Method::OPTIONS
-        && headers.contains_key(header::ORIGIN)
-        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
 fn unreadable() -> AuthError {
     AuthError::InvalidMcpRequest {
         reason: AuthErrorReason::UnreadableBody,
@@ -518,29 +509,30 @@ where
                 tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
                 layer.error_response(&error)
             };
+            // Every request is authenticated, CORS preflights included: a preflight carries no
+            // credentials, so it is refused here like any other request without them. Serve
+            // CORS with a layer outside this one, which answers preflights itself.
             let mut request = request.map(Body::new);
-            if !is_preflight(&request) {
-                let info = match layer.authenticate(request.headers()).await {
-                    Ok(info) => info,
+            let info = match layer.authenticate(request.headers()).await {
+                Ok(info) => info,
+                Err(error) => return Ok(refuse(error)),
+            };
+            if let Some(operations) = &layer.config.operations {
+                let (parts, body) = request.into_parts();
+                let checked = layer.check_operation(
+                    operations,
+                    info.as_ref(),
+                    &parts.method,
+                    &parts.headers,
+                    body,
+                );
+                match checked.await {
+                    Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
                     Err(error) => return Ok(refuse(error)),
-                };
-                if let Some(operations) = &layer.config.operations {
-                    let (parts, body) = request.into_parts();
-                    let checked = layer.check_operation(
-                        operations,
-                        info.as_ref(),
-                        &parts.method,
-                        &parts.headers,
-                        body,
-                    );
-                    match checked.await {
-                        Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
-                        Err(error) => return Ok(refuse(error)),
-                    }
                 }
-                if let Some(info) = info {
-                    request.extensions_mut().insert(info);
-                }
+            }
+            if let Some(info) = info {
+                request.extensions_mut().insert(info);
             }
             let response = inner.call(request).await?;
             Ok(response.map(Body::new))

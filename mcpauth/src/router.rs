@@ -12,6 +12,7 @@ use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use url::Url;
 
+use crate::challenge::retry_after_value;
 use crate::discovery::well_known::{OAUTH_AUTHORIZATION_SERVER, OAUTH_PROTECTED_RESOURCE};
 use crate::mcp_auth::{ConfigError, McpAuth, Mode};
 
@@ -172,7 +173,8 @@ impl McpAuth {
 
     /// The deprecated authorization-server mode's router: serves the authorization server's
     /// metadata at `/.well-known/oauth-authorization-server` (fetched on first request for a
-    /// lazily configured server; 503 with `Retry-After` while it cannot be had).
+    /// lazily configured server; 503 with `Retry-After` while it cannot be had). After a failed
+    /// fetch, requests within the retry interval are answered 503 without asking the server.
     ///
     /// Fails in resource-server mode.
     #[deprecated(
@@ -210,9 +212,10 @@ impl McpAuth {
                             Bytes::from(body.to_string()),
                             HeaderValue::from_static("no-store"),
                         );
-                        response
-                            .headers_mut()
-                            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                        response.headers_mut().insert(
+                            header::RETRY_AFTER,
+                            retry_after_value(handle.retry_after()),
+                        );
                         response
                     }
                 }
