@@ -30,11 +30,13 @@ async fn protect(
         .authorization_server(dev.config())
         .scopes(["read", "write"])])
     .unwrap();
+    // Details shown: the tests read each refusal's precise reason.
     let bearer = layer(
         auth.bearer_auth(RESOURCE)
             .unwrap()
             .required_scopes(["read"])
-            .unwrap(),
+            .unwrap()
+            .show_error_details(true),
     );
     let app = axum::Router::new()
         .route(

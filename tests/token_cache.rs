@@ -45,7 +45,12 @@ impl App {
             .token_cache(cache)
             .build()
             .unwrap();
-        let layer = || auth.bearer_auth(&resource).unwrap();
+        // Details shown: the tests read each refusal's precise reason.
+        let layer = || {
+            auth.bearer_auth(&resource)
+                .unwrap()
+                .show_error_details(true)
+        };
         let subject = || get(|auth: AuthInfo| async move { auth.subject().to_owned() });
         let app = axum::Router::new()
             .route(

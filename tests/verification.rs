@@ -137,7 +137,14 @@ async fn check(app: &Protected, name: &str, request: &Send, expect: &Expect, val
             let description = params
                 .get("error_description")
                 .unwrap_or_else(|| panic!("{name}: no error_description in {challenge}"));
-            assert_eq!(body["error_description"], description.as_str(), "{name}");
+            // The challenge carries the body's description within RFC 6750's characters:
+            // `"` as `'`, `\` as `/`.
+            let in_body = body["error_description"].as_str().unwrap();
+            assert_eq!(
+                in_body.replace('"', "'").replace('\\', "/"),
+                description.as_str(),
+                "{name}"
+            );
             expected.insert("error_description".to_owned(), description.clone());
         }
         assert_eq!(params, expected, "{name}: {challenge}");
@@ -181,7 +188,8 @@ async fn bad_input_table() {
     let app = Protected::start(
         AuthServer::new(dev.config()),
         KeyCacheOptions::default().min_refresh_interval(Duration::from_millis(50)),
-        |layer| layer,
+        // Details shown: each row checks the precise reason.
+        |layer| layer.show_error_details(true),
     )
     .await;
     let resource = app.resource.clone();
@@ -556,13 +564,13 @@ async fn bad_input_table() {
             accepted(),
         ),
         (
-            "scopes via scopes",
+            "scopes via the non-standard scopes claim (not read unless configured)",
             bearer(&sign(
                 token()
                     .without_claim("scope")
                     .claim("scopes", json!(["read:notes"])),
             )),
-            accepted(),
+            forbidden(),
         ),
         (
             "missing sub",
@@ -748,6 +756,63 @@ async fn error_details_are_shown_only_when_enabled_and_stay_escaped() {
         params["error_description"],
         "The access token lacks the scopes: read:notes."
     );
+
+    // Without details: a generic description, and no reason code for a token verdict or a
+    // malformed header (it would say what the description hides); other refusals keep theirs.
+    let quiet = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l,
+    )
+    .await;
+    let foreign = dev
+        .token()
+        .audience("https://other.example")
+        .scopes(["read:notes"])
+        .sign()
+        .unwrap();
+    let expired = dev
+        .token()
+        .audience(&quiet.resource)
+        .scopes(["read:notes"])
+        .expires_at(1_000_000)
+        .sign()
+        .unwrap();
+    for (token, what) in [
+        (foreign.as_str(), "foreign audience"),
+        (expired.as_str(), "expired"),
+        ("a b", "malformed header"),
+    ] {
+        let response = quiet.get_with(token).await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || status == StatusCode::BAD_REQUEST,
+            "{what}"
+        );
+        assert!(body.get("reason").is_none(), "{what}: {body}");
+        assert!(
+            body["error_description"] == "The access token is invalid."
+                || body["error_description"]
+                    == "The request carries a malformed bearer credential.",
+            "{what}: {body}"
+        );
+    }
+    let anonymous: Value = reqwest::get(quiet.notes())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(anonymous["reason"], "missing_credentials");
+    let writer = dev
+        .token()
+        .audience(&quiet.resource)
+        .scopes(["write:notes"])
+        .sign()
+        .unwrap();
+    let refused: Value = quiet.get_with(&writer).await.json().await.unwrap();
+    assert_eq!(refused["reason"], "insufficient_scope");
 }
 
 #[tokio::test]
@@ -787,7 +852,7 @@ async fn strict_token_type_accepts_only_rfc_9068_types() {
     let app = Protected::start(
         AuthServer::new(dev.config()),
         KeyCacheOptions::default(),
-        |l| l.strict_token_type(),
+        |l| l.strict_token_type().show_error_details(true),
     )
     .await;
     let token = || dev.token().audience(&app.resource).scopes(["read:notes"]);
@@ -1038,4 +1103,82 @@ async fn a_broader_scope_satisfies_the_scopes_it_implies() {
             assert_eq!(params["scope"], "read:notes");
         }
     }
+}
+
+#[tokio::test]
+async fn non_standard_scope_claims_are_read_only_when_configured() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let none: &[&str] = &[];
+    for (configured, claim, expected) in [
+        (none, "scopes", StatusCode::FORBIDDEN),
+        (none, "permissions", StatusCode::FORBIDDEN),
+        (none, "scp", OK),
+        (&["scope", "scopes"][..], "scopes", OK),
+        (&["scope", "scopes"][..], "scp", StatusCode::FORBIDDEN),
+        (&["permissions"][..], "permissions", OK),
+        (&["permissions"][..], "scope", StatusCode::FORBIDDEN),
+    ] {
+        let mut server = AuthServer::new(dev.config());
+        if !configured.is_empty() {
+            server = server.scope_claims(configured.iter().copied());
+        }
+        let app = Protected::start(server, KeyCacheOptions::default(), |l| l).await;
+        let token = dev
+            .token()
+            .audience(&app.resource)
+            .without_claim("scope")
+            .claim(claim, json!(["read:notes"]))
+            .sign()
+            .unwrap();
+        assert_eq!(
+            app.get_with(&token).await.status(),
+            expected,
+            "{claim} read from {configured:?}"
+        );
+    }
+}
+
+/// With the lenient `typ` policy (the default: several providers send `JWT` or nothing on
+/// access tokens), an OpenID Connect ID token is kept out by its audience: it is issued to the
+/// client (`aud` = the client id), never to this resource. The strict policy refuses it by type.
+#[tokio::test]
+async fn id_tokens_do_not_pass_as_access_tokens() {
+    let dev = DevAuthServer::start().await.unwrap();
+    let id_token = || {
+        dev.token()
+            .audience("mcp-client")
+            .claim("azp", "mcp-client")
+            .claim("nonce", "n-0S6_WzA2Mj")
+            .claim("auth_time", now() - 60)
+            .claim("at_hash", "77QmUPtjPfzWtF2AnpK9RQ")
+            .scopes(["read:notes"])
+            .header_type(Some("JWT"))
+            .sign()
+            .unwrap()
+    };
+    let lenient = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.show_error_details(true),
+    )
+    .await;
+    let response = lenient.get_with(&id_token()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["reason"],
+        "invalid_audience"
+    );
+
+    let strict = Protected::start(
+        AuthServer::new(dev.config()),
+        KeyCacheOptions::default(),
+        |l| l.strict_token_type().show_error_details(true),
+    )
+    .await;
+    let response = strict.get_with(&id_token()).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["reason"],
+        "invalid_token_type"
+    );
 }

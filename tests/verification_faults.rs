@@ -155,7 +155,10 @@ async fn rotation_to_a_new_kid_costs_one_fetch() {
 #[tokio::test]
 async fn rotation_that_reuses_a_kid_costs_one_fetch() {
     let dev = DevAuthServer::start().await.unwrap();
-    let app = Protected::start(AuthServer::new(dev.config()), interval(200), |l| l).await;
+    let app = Protected::start(AuthServer::new(dev.config()), interval(200), |l| {
+        l.show_error_details(true)
+    })
+    .await;
     let token = || {
         dev.token()
             .audience(&app.resource)
@@ -470,6 +473,7 @@ async fn custom_verifiers_are_still_checked_for_issuer_audience_and_scopes() {
         .unwrap()
         .required_scopes(["read:notes"])
         .unwrap()
+        .show_error_details(true)
         .verifier(verifier);
     let app = TestServer::start(
         axum::Router::new()

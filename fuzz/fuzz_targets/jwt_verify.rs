@@ -31,7 +31,7 @@
 //!   allowed, as it forges nothing;
 //! - for every accepted token (all modes) the `AuthInfo` matches its payload, decoded here
 //!   independently: issuer = the development server's (the token's `iss`), subject = `sub`
-//!   (non-empty string), scopes = `scope` split on spaces then `scp` then `scopes`, without
+//!   (non-empty string), scopes = `scope` split on spaces then `scp`, without
 //!   repeats, client id = `client_id` else `azp`, audience contains the resource (the scheme in
 //!   any case, one trailing `/` allowed, nothing else differing), `exp` not passed and `nbf` reached (with the 60 s leeway), the claims are
 //!   the payload, the raw token is the token; the header's `alg` and `kid` are those of the key
@@ -271,11 +271,11 @@ fn names_the_resource(aud: &str) -> bool {
         )
 }
 
-/// Scopes as RFC 8693 / RFC 9068 tokens carry them: `scope` space-delimited, then `scp` and
-/// `scopes` (arrays or strings), without repeats or empties.
+/// Scopes as RFC 8693 / RFC 9068 tokens carry them: `scope` space-delimited, then `scp` (an
+/// array or a string), without repeats or empties; nothing else is read by default.
 fn expected_scopes(claims: &Map<String, Value>) -> Vec<String> {
     let mut scopes: Vec<String> = Vec::new();
-    for name in ["scope", "scp", "scopes"] {
+    for name in ["scope", "scp"] {
         let items: Vec<&str> = match claims.get(name) {
             None => continue,
             Some(Value::String(list)) => list.split(' ').collect(),

@@ -183,7 +183,8 @@ impl AuthInfo {
         &self.inner.audience
     }
 
-    /// The granted scopes (from `scope`, `scp` and `scopes`, without repeats).
+    /// The granted scopes (from `scope` and `scp`, or the claims the authorization server is
+    /// configured with; see [`AuthServer::scope_claims`](crate::AuthServer::scope_claims)), without repeats.
     pub fn scopes(&self) -> &[String] {
         &self.inner.scopes
     }

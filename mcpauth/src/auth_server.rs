@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::auth_error::{AuthError, AuthErrorReason};
+use crate::claims::DEFAULT_SCOPE_CLAIMS;
 use crate::jwks::{KeyCache, KeyCacheOptions};
 use mcpauth_rules::url as url_rules;
 
@@ -66,6 +67,7 @@ pub struct AuthServer {
     source: Source,
     fetcher: MetadataFetcher,
     check_compatibility: bool,
+    scope_claims: Vec<String>,
 }
 
 impl AuthServer {
@@ -76,6 +78,7 @@ impl AuthServer {
             source: Source::Static(Arc::new(config)),
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
+            scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
         }
     }
 
@@ -109,6 +112,7 @@ impl AuthServer {
             source: Source::Lazy(method),
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
+            scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
         }
     }
 
@@ -126,6 +130,28 @@ impl AuthServer {
     #[must_use]
     pub fn skip_compatibility_check(mut self) -> Self {
         self.check_compatibility = false;
+        self
+    }
+
+    /// Reads the scopes its tokens grant from these claims, in order, instead of `scope` then
+    /// `scp` (each claim a space-delimited string or an array of strings). Name a non-standard
+    /// claim only for a server that puts scopes there (`scopes`, or Auth0's `permissions`): a
+    /// claim read as scopes grants whatever it holds.
+    ///
+    /// ```
+    /// use mcpauth::{AuthServer, AuthServerType};
+    ///
+    /// let auth0 = AuthServer::discover("https://tenant.auth0.com/", AuthServerType::Oidc)
+    ///     .scope_claims(["scope", "permissions"]);
+    /// # let _ = auth0;
+    /// ```
+    #[must_use]
+    pub fn scope_claims<I>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.scope_claims = claims.into_iter().map(Into::into).collect();
         self
     }
 
@@ -229,16 +255,31 @@ impl AuthServerHandle {
         &self.server.issuer
     }
 
-    /// The metadata, fetching it if needed (once, shared by concurrent callers). After a failed
-    /// fetch, callers within the retry interval (the key cache's minimum refresh interval) get
-    /// that failure without a new fetch, so a flood of requests cannot hammer a failing server;
-    /// the first call after it fetches again.
-    pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
+    /// The claims its tokens' scopes are read from.
+    pub(crate) fn scope_claims(&self) -> &[String] {
+        &self.server.scope_claims
+    }
+
+    /// The metadata for a request: after a failed fetch, requests within the retry interval (the
+    /// key cache's minimum refresh interval) get that failure without a new fetch, so a flood of
+    /// requests cannot hammer a failing server; the first one after it fetches again.
+    pub(crate) async fn config_for_request(
+        self: &Arc<Self>,
+    ) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
         if let Some(config) = self.resolved.get() {
             return Ok(config.clone());
         }
         if let Some((_, error)) = self.recent_failure() {
             return Err(error);
+        }
+        self.config().await
+    }
+
+    /// The metadata, fetching it if needed (once, shared by concurrent callers). A failure is
+    /// not kept: the next call fetches again (start-up code retries with it).
+    pub(crate) async fn config(self: &Arc<Self>) -> Result<Arc<AuthServerConfig>, DiscoveryError> {
+        if let Some(config) = self.resolved.get() {
+            return Ok(config.clone());
         }
         let this = self.clone();
         self.flight

@@ -1,6 +1,11 @@
 //! Refusals as HTTP responses: the `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3, RFC 9728
 //! §5.1) and the JSON body.
 //!
+//! Verdicts on the credential (`invalid_token`, and `invalid_request` about the `Authorization`
+//! header) carry a generic description and no `reason` unless details are shown, so a client
+//! probing with tokens learns only that they are refused; other refusals always name their
+//! reason.
+//!
 //! Auth-params are comma-separated quoted-strings. `error_description` is kept inside the RFC
 //! 6750 character set (`"` becomes `'`, `\` becomes `/`, anything else outside printable ASCII
 //! becomes `?`); other values are escaped as RFC 7235 quoted-strings. Nothing from the request
@@ -203,11 +208,19 @@ impl Challenges {
             }
             _ => (None, None),
         };
+        // The precise reason of a verdict on the credential says what the description hides
+        // (which check failed), so it is shown under the same setting; the reasons of other
+        // refusals (scope, the request's own content, this server's state) always are.
+        let verdict = matches!(
+            error,
+            AuthError::InvalidToken { .. } | AuthError::InvalidRequest { .. }
+        );
+        let reason = (self.show_details || !verdict).then(|| error.reason().as_str());
         // Serialized straight from borrowed fields: refusals are answered at full rate too.
         let body = ErrorBody {
             error: error.error_code(),
             error_description: description,
-            reason: error.reason().as_str(),
+            reason,
             scope: scope.as_deref(),
             missing_scopes,
         };
@@ -240,7 +253,8 @@ struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
     error_description: &'a str,
-    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -175,11 +175,19 @@ fn push_scopes(scopes: &mut Vec<String>, value: &Value, name: &str) -> Result<()
     Ok(())
 }
 
-/// The granted scopes: `scope` (space-delimited), `scp` and `scopes` (arrays, or strings),
-/// in that order, without repeats.
-pub(crate) fn scopes(claims: &Map<String, Value>) -> Result<Vec<String>, AuthError> {
+/// The claims scopes are read from unless an authorization server is configured otherwise:
+/// `scope` (RFC 9068, space-delimited) and `scp` (an array, as Entra ID and Okta send it).
+pub(crate) const DEFAULT_SCOPE_CLAIMS: [&str; 2] = ["scope", "scp"];
+
+/// The granted scopes from the claims `names`, in that order (each a space-delimited string or
+/// an array of strings), without repeats.
+pub(crate) fn scopes<S: AsRef<str>>(
+    claims: &Map<String, Value>,
+    names: &[S],
+) -> Result<Vec<String>, AuthError> {
     let mut scopes = Vec::new();
-    for name in ["scope", "scp", "scopes"] {
+    for name in names {
+        let name = name.as_ref();
         if let Some(value) = claims.get(name) {
             push_scopes(&mut scopes, value, name)?;
         }
@@ -308,9 +316,14 @@ mod tests {
     #[test]
     fn scopes_from_every_claim_without_repeats() {
         let c = claims(json!({"scope": "a  b", "scp": ["b", "c"], "scopes": "d"}));
-        assert_eq!(scopes(&c).unwrap(), ["a", "b", "c", "d"]);
-        assert!(scopes(&claims(json!({"scp": [1]}))).is_err());
-        assert!(scopes(&claims(json!({}))).unwrap().is_empty());
+        assert_eq!(scopes(&c, &DEFAULT_SCOPE_CLAIMS).unwrap(), ["a", "b", "c"]);
+        assert_eq!(scopes(&c, &["scopes", "scope"]).unwrap(), ["d", "a", "b"]);
+        assert!(scopes(&claims(json!({"scp": [1]})), &DEFAULT_SCOPE_CLAIMS).is_err());
+        assert!(
+            scopes(&claims(json!({})), &DEFAULT_SCOPE_CLAIMS)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D:
 #[non_exhaustive]
 pub enum TokenTypePolicy {
     /// `at+jwt`, `application/at+jwt`, `JWT` or no `typ` (several providers send the last two).
+    /// An ID token (often `JWT` too) is then kept out by the audience check: its `aud` is the
+    /// client, never the resource.
     #[default]
     Lenient,
     /// RFC 9068 §4: only `at+jwt` or `application/at+jwt`.

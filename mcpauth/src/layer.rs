@@ -303,8 +303,12 @@ impl BearerAuthLayer {
         self.with(|c| c.rules.type_policy = TokenTypePolicy::Strict)
     }
 
-    /// Shows the specific cause of a refusal in `error_description` (default: a generic
-    /// sentence; the reason code is always in the body).
+    /// Shows the specific cause of a refusal in `error_description`, and the precise `reason`
+    /// code of a refused token or malformed `Authorization` header in the body (default: a
+    /// generic sentence and no such code, so a client probing with tokens learns only that they
+    /// are refused; the server's logs always have the reason). The reasons of other refusals —
+    /// missing credentials, insufficient scope, an unreadable MCP request, unavailability — are
+    /// always in the body.
     pub fn show_error_details(self, show: bool) -> Self {
         self.with(|c| c.show_details = show)
     }

@@ -109,6 +109,46 @@
 //! instead of a signature check (16–40 µs); each use still gets the route's checks. Bound or
 //! disable it with [`McpAuthBuilder::token_cache`].
 //!
+//! ## Security rules
+//!
+//! The layer fails closed: input it cannot read unambiguously is refused, never read as
+//! "nothing to check".
+//!
+//! - **Audience.** `aud` must name the resource by MCP's canonical-URI rule and nothing looser:
+//!   scheme and host compared without regard to ASCII case, an explicit default port equal to
+//!   none, one trailing `/` ignored. An audience with a `.`/`..` segment (raw or
+//!   percent-encoded), an encoded `/` or `\`, whitespace, a control character, a backslash,
+//!   userinfo, a query, a fragment, or a host in a non-canonical spelling (`2130706433`,
+//!   `127.1`, a trailing dot, Unicode) never matches, and nothing matches by prefix. Resource
+//!   identifiers must be written in canonical form ([`ConfigError::InvalidResource`] otherwise,
+//!   or a compile error with the macros).
+//! - **MCP operations.** With [`OperationScopes`], a POST body must be identity-encoded, strict
+//!   UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty batch; `jsonrpc`,
+//!   `method`, `id`, `params` and the member naming the target (`params.name`, `params.uri`,
+//!   `params.taskId`) appear once and in no other case, and a method that acts on a target names
+//!   it as a string; other methods' requests carry no body. `Mcp-Method` / `Mcp-Name` (Base64
+//!   wrapping undone) must match the body. Anything else is a 400 naming the reason, without a
+//!   Bearer challenge. The body is read without being built, within a bound (413 beyond it).
+//! - **Every request is authenticated**, CORS preflights included: serve CORS with a layer
+//!   outside the bearer layer.
+//! - **Token types.** By default `typ` may be `at+jwt`, `application/at+jwt`, `JWT` or absent
+//!   (several providers send the last two on access tokens); any other `typ` is refused. An
+//!   OpenID Connect ID token is kept out by its audience (the client id, never the resource).
+//!   If you skip the audience check, also call [`BearerAuthLayer::strict_token_type`] when your
+//!   provider sends `at+jwt`.
+//! - **Scopes** are read from `scope` and `scp`; a non-standard claim (`scopes`, Auth0's
+//!   `permissions`) only when [`AuthServer::scope_claims`] names it.
+//! - **Opaque tokens** ([`RemoteVerifier`]): one call per token under any concurrency,
+//!   refusals remembered for seconds, calls for unknown tokens rate-limited (503 with
+//!   `Retry-After` beyond), caches bounded in entries and bytes. Userinfo mode cannot check the
+//!   audience, and reads scopes only from a member you name.
+//! - **Failing authorization servers** are asked at most once per retry interval, whatever the
+//!   request rate: metadata and key fetches alike.
+//! - **Refusal bodies.** The precise `reason` of a refused token (or malformed `Authorization`
+//!   header) follows [`BearerAuthLayer::show_error_details`], like its description.
+//! - **Loopback** means `localhost`, `127.0.0.0/8` and `::1`: names under `.localhost` are
+//!   resolved by whatever resolver is configured and may leave the machine.
+//!
 //! ## Test without an identity provider
 //!
 //! With the `dev-server` feature, [`dev::DevAuthServer`] starts a real authorization server

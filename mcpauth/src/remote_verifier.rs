@@ -651,7 +651,7 @@ impl RemoteVerifier {
         let scopes = match &settings.scopes_member {
             Some(member) => member_scopes(&claims, member)?,
             None if userinfo => Vec::new(),
-            None => claims::scopes(&claims).map_err(invalid)?,
+            None => claims::scopes(&claims, &claims::DEFAULT_SCOPE_CLAIMS).map_err(invalid)?,
         };
         let mut info = AuthInfo::builder(token, issuer, subject).scopes(scopes);
         if !userinfo {

@@ -196,7 +196,7 @@ impl McpAuth {
             let handle = handle.clone();
             let cache_control = cache_control.clone();
             async move {
-                match handle.config().await {
+                match handle.config_for_request().await {
                     Ok(config) => {
                         let body = serde_json::to_vec(&config.metadata).unwrap_or_default();
                         json_response(StatusCode::OK, Bytes::from(body), cache_control)

@@ -2,8 +2,9 @@
 //!
 //! The flight is a [`Shared`] future kept in a slot and driven by a task of its own, so a caller
 //! that gives up (its future is dropped) does not stall or cancel it, and a caller arriving while
-//! the flight is under way joins it. When the flight ends the slot is emptied, so a failure is not remembered: the next
-//! caller starts a new flight.
+//! the flight is under way joins it. A flight that has ended is never joined — the slot is
+//! emptied by its callers, and a flight whose callers all gave up is replaced by the next one —
+//! so no result, a failure or an old success, is handed to a caller that came after it.
 
 use std::fmt;
 use std::future::Future;
@@ -46,7 +47,8 @@ impl<T: Clone> SingleFlight<T> {
         self.slot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
+            .as_ref()
+            .is_none_or(|flight| flight.peek().is_some())
     }
 }
 
@@ -61,8 +63,11 @@ impl<T: Clone + Send + Sync + 'static> SingleFlight<T> {
         let flight = {
             let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             match &*slot {
-                Some(flight) => flight.clone(),
-                None => {
+                // A flight under way is joined. One that has ended is not: its callers may all
+                // have given up before clearing the slot, and its result is old news (a key set
+                // from before a rotation, say).
+                Some(flight) if flight.peek().is_none() => flight.clone(),
+                _ => {
                     let flight = start().boxed().shared();
                     *slot = Some(flight.clone());
                     // Drive the flight to its end even if every caller gives up, so a later
@@ -116,6 +121,32 @@ mod tests {
         // The failure was not kept: the next caller runs again.
         let again = flight.run(|| async { Ok(7) }).await;
         assert_eq!(again, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_flight_whose_callers_all_gave_up_is_not_joined_after_it_ended() {
+        let flight = Arc::new(SingleFlight::<u32>::default());
+        let caller = {
+            let flight = flight.clone();
+            tokio::spawn(async move {
+                flight
+                    .run(|| async {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        1
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        caller.abort();
+        // The flight runs to its end on its own task; nobody is left to clear the slot.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(flight.is_idle(), "an ended flight is no flight under way");
+        assert_eq!(
+            flight.run(|| async { 2 }).await,
+            2,
+            "a new flight, not the old result"
+        );
     }
 
     #[tokio::test]

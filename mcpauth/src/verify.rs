@@ -199,7 +199,7 @@ pub(crate) async fn verify_jwt(
             ));
         }
     };
-    let scopes = claims::scopes(&jwt.claims)?;
+    let scopes = claims::scopes(&jwt.claims, server.scope_claims())?;
     let client_id = claims::client_id(&jwt.claims)?;
 
     let issuer = server.issuer().to_owned();
