@@ -62,6 +62,8 @@ impl Notes {
             .env_remove("MCP_RESOURCE_IDENTIFIER")
             .env("PORT", "0")
             .env("MCP_AUTH_ISSUER", issuer)
+            // The checker judges refusals by their precise reason.
+            .env("MCP_AUTH_ERROR_DETAILS", "1")
             .env("MCP_AUTH_ISSUER_TYPE", "oidc")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -11,6 +11,8 @@
 //! - `MCP_RESOURCE_IDENTIFIER`: the resource identifier (default `http://127.0.0.1:<port>/notes`,
 //!   that is `http://127.0.0.1:3001/notes` with the default port).
 //! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
+//! - `MCP_AUTH_ERROR_DETAILS=1`: refusals name their precise cause (description and `reason`
+//!   code) — for development and test harnesses; off by default.
 //!
 //! Any start-up failure exits with status 1 and one line on standard error.
 //!
@@ -91,8 +93,9 @@ async fn add_note(
 
 /// The application: the metadata, and `/notes` behind one bearer layer per scope.
 fn notes_app(auth: &McpAuth) -> Result<Router, ConfigError> {
-    let read = notes::require(auth, [notes::Scope::ReadNotes])?;
-    let write = notes::require(auth, [notes::Scope::WriteNotes])?;
+    let details = std::env::var("MCP_AUTH_ERROR_DETAILS").is_ok_and(|v| v == "1" || v == "true");
+    let read = notes::require(auth, [notes::Scope::ReadNotes])?.show_error_details(details);
+    let write = notes::require(auth, [notes::Scope::WriteNotes])?.show_error_details(details);
     let app = Router::new()
         .route("/notes", get(list_notes).route_layer(read))
         .route("/notes", post(add_note).route_layer(write))
