@@ -2,7 +2,6 @@
 //! development authorization server with audiences that a URL parser would rewrite into the
 //! other resource's (or its own) identifier. Only the differences MCP allows — scheme and host
 //! case, an explicit default port, one trailing `/` — make an audience match.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use axum::routing::get;
 use mcpauth::dev::DevAuthServer;

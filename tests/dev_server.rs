@@ -1,7 +1,6 @@
 //! The development authorization server, used the way clients and resource servers use a real
 //! one: discovery, JWKS, signed tokens, key rotation, and the token, authorize and register
 //! endpoints.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! Discovery over real HTTP on loopback: the well-known forms, the probing order, transpile,
 //! issuer checks, bounds and every way a fetch can fail.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,5 @@
 //! The declarative configuration, used as a user would: servers declared with `auth_server!`,
 //! a resource with `#[protected_resource]`, and the generated code's behaviour over real HTTP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![deny(warnings, missing_docs)]
 
 use std::str::FromStr;

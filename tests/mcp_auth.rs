@@ -1,5 +1,4 @@
 //! Every way building an `McpAuth` can be refused, and the configurations that are accepted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(deprecated)] // the deprecated authorization-server mode is tested on purpose
 
 use mcpauth::{

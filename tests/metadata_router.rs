@@ -1,6 +1,5 @@
 //! The protected-resource metadata router over real HTTP: paths, methods, statuses, headers
 //! and exact bodies.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(deprecated)] // the deprecated authorization-server mode is tested on purpose
 
 use axum::Router;

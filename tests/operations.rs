@@ -1,7 +1,6 @@
 //! Scopes per MCP operation at the HTTP layer, over real HTTP: the operation is read from the
 //! JSON-RPC body (and the 2026-07-28 headers), the body reaches the server unchanged, and a
 //! token without the operation's scopes gets a 403 challenge naming all of them.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::Write as _;
 use std::sync::Arc;

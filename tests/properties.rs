@@ -1,7 +1,6 @@
 //! Property tests (proptest): well-known URL derivation stays on the resource's or issuer's
 //! origin and round-trips; scopes round-trip from configuration to the challenge and from the
 //! token to `AuthInfo`; a token altered in any single byte is refused.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::OnceLock;
 

@@ -3,7 +3,6 @@
 //! one call per token under concurrency, refusals remembered briefly, failures never, calls
 //! rate-limited (503 with `Retry-After` beyond), caches bounded in entries and bytes — and
 //! answers are read strictly (token type; userinfo scopes only from a named member).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,5 @@
 //! `AuthInfo` as a parameter of an rmcp tool, behind the bearer layer with per-tool scopes, over
 //! real HTTP with rmcp's own streamable-HTTP server and client.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,6 @@
 //! concurrency), every hit still gets each route's checks (scopes, audience, `typ`, `exp`),
 //! entries end at `exp` and when their key leaves the key set, refusals are never cached, the
 //! bounds hold, and the cache can be turned off.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! Bad input against a real protected server and a real local authorization server: one row
 //! per case, each asserting the status, every `WWW-Authenticate` parameter and the body's codes,
 //! and each followed by a valid request that must still succeed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

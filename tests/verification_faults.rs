@@ -1,7 +1,6 @@
 //! Faults around verification, over real HTTP: the authorization server down before and after
 //! keys were cached, key rotation (new and reused `kid`), concurrent misses, random `kid`
 //! floods, oversized and silent key-set endpoints; custom verifiers and layer configuration.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

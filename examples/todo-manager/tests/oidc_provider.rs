@@ -24,6 +24,25 @@ fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../interop")
 }
 
+/// Fails the test with one line naming what to install when `program` cannot be run.
+fn require(program: &str, debian_packages: &str) {
+    let runs = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        runs,
+        "the interop tests need `{program}`: install it (Debian: apt-get install {debian_packages})"
+    );
+}
+
+fn require_node() {
+    require("node", "nodejs npm");
+    require("npm", "nodejs npm");
+}
+
 /// The Python of `interop/.venv`, with the pinned `mcp` installed (created when missing).
 fn python() -> PathBuf {
     let dir = interop_dir();
@@ -34,12 +53,16 @@ fn python() -> PathBuf {
         .status()
         .is_ok_and(|status| status.success());
     if !ready {
+        require("python3", "python3 python3-venv");
         let venv = Command::new("python3")
             .args(["-m", "venv", ".venv"])
             .current_dir(&dir)
             .status()
-            .expect("python3 is needed for the interop tests");
-        assert!(venv.success());
+            .unwrap();
+        assert!(
+            venv.success(),
+            "python3 -m venv failed: install python3-venv (Debian: apt-get install python3-venv)"
+        );
         let install = Command::new(dir.join(".venv/bin/pip"))
             .args(["install", "--quiet", "-r", "requirements.txt"])
             .current_dir(&dir)
@@ -54,6 +77,7 @@ fn python() -> PathBuf {
 }
 
 fn ensure_node_modules() {
+    require_node();
     let dir = interop_dir();
     if dir.join("node_modules/oidc-provider").exists()
         && dir.join("node_modules/@modelcontextprotocol/sdk").exists()
@@ -64,7 +88,7 @@ fn ensure_node_modules() {
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(&dir)
         .status()
-        .expect("npm is needed for the interop tests");
+        .unwrap();
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
@@ -94,6 +118,7 @@ fn spawn(mut command: Command, count: usize) -> (Process, Vec<String>) {
 }
 
 fn provider(port: Option<u16>, kid: Option<&str>) -> (Process, String, String) {
+    require_node();
     let mut command = Command::new("node");
     command.arg("provider.mjs").current_dir(interop_dir());
     if let Some(port) = port {
