@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use mcpauth::AuthServerType;
 use mcpauth::dev::{DevAlgorithm, DevAuthServer, KeyRotation};
-use mcpauth::{
-    AuthServerType, discover_server_config, fetch_server_config, validate_server_config_verbose,
+use mcpauth::discovery::{
+    discover_server_config, fetch_server_config, validate_server_config_verbose,
 };
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;

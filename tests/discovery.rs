@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use mcpauth::{
-    AuthServer, AuthServerType, DiscoveryError, FetchError, McpAuth, MetadataFetcher,
-    ProtectedResource, UrlError, discover_server_config, fetch_server_config,
+use mcpauth::discovery::{
+    DiscoveryError, FetchError, MetadataFetcher, discover_server_config, fetch_server_config,
     fetch_server_config_by_well_known_url,
 };
+use mcpauth::{AuthServer, AuthServerType, McpAuth, ProtectedResource, UrlError};
 use mcpauth_tests::{Reply, StubServer, closed_port, compatible_metadata, silent_server};
 use serde_json::json;
 
@@ -707,7 +707,7 @@ async fn lazy_servers_are_checked_for_mcp_compatibility_when_fetched() {
     assert_eq!(reported, &issuer);
     assert_eq!(
         validation.errors,
-        [mcpauth::AuthServerConfigErrorCode::PkceNotSupported]
+        [mcpauth::discovery::AuthServerConfigErrorCode::PkceNotSupported]
     );
     assert!(
         error.to_string().contains("(pkce_not_supported)"),

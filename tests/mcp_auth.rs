@@ -1,10 +1,11 @@
 //! Every way building an `McpAuth` can be refused, and the configurations that are accepted.
 #![allow(deprecated)] // the deprecated authorization-server mode is tested on purpose
 
+use mcpauth::discovery::AuthServerConfigErrorCode;
 use mcpauth::{
-    AuthServer, AuthServerConfig, AuthServerConfigErrorCode, AuthServerType,
-    AuthorizationServerMetadata, ConfigError, McpAuth, ProtectedResource,
-    ProtectedResourceMetadata, UrlError,
+    AuthServer, AuthServerConfig, AuthServerType, AuthorizationServerMetadata,
+    AuthorizationServerMode, ConfigError, McpAuth, ProtectedResource, ProtectedResourceMetadata,
+    UrlError,
 };
 
 use mcpauth_tests::compatible_config;
@@ -326,31 +327,16 @@ fn served_metadata_is_derived_from_the_configuration() {
 }
 
 #[test]
-fn one_mode_or_the_other() {
-    let resource_mode = build(vec![resource(RESOURCE)]).unwrap();
-    let error = resource_mode
-        .authorization_server_metadata_router::<()>()
-        .unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "`authorization_server_metadata_router` is not available in resource-server mode"
-    );
+fn the_deprecated_mode_is_its_own_type_and_checks_its_server() {
+    let _router: axum::Router = AuthorizationServerMode::new(server(ISSUER))
+        .unwrap()
+        .router();
 
-    let legacy = McpAuth::authorization_server(server(ISSUER)).unwrap();
-    assert_eq!(legacy.resources().count(), 0);
-    let error = legacy.resource_metadata_router::<()>().unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "`resource_metadata_router` is not available in authorization-server mode"
-    );
-    let _router: axum::Router = legacy.authorization_server_metadata_router().unwrap();
-
-    // The deprecated mode checks its server like the resource mode does.
+    // It checks its server like the resource mode does.
     let mut no_pkce = metadata(ISSUER);
     no_pkce.code_challenge_methods_supported = None;
-    let error =
-        McpAuth::authorization_server(AuthServerConfig::new(AuthServerType::OAuth, no_pkce))
-            .unwrap_err();
+    let error = AuthorizationServerMode::new(AuthServerConfig::new(AuthServerType::OAuth, no_pkce))
+        .unwrap_err();
     assert!(matches!(error, ConfigError::IncompatibleAuthServer { .. }));
 }
 

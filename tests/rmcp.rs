@@ -208,7 +208,7 @@ async fn a_tool_reads_the_verified_identity_and_each_tool_gets_its_scopes() {
     let app = axum::Router::new()
         .nest_service("/mcp", whoami_service())
         .layer(layer);
-    let app = recorded(app, &exchanges).merge(auth.resource_metadata_router().unwrap());
+    let app = recorded(app, &exchanges).merge(auth.resource_metadata_router());
     let _server = mcpauth_tests::TestServer::serve(listener, app);
 
     let token = dev

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use mcpauth::dev::{DevAuthServer, KeyRotation};
+use mcpauth::discovery::MetadataFetcher;
 use mcpauth::{
     AuthInfo, AuthServer, AuthServerType, ConfigError, CustomVerifyError, KeyCacheOptions, McpAuth,
-    MetadataFetcher, ProtectedResource,
+    ProtectedResource,
 };
 use mcpauth_tests::protected::Protected;
 use mcpauth_tests::{Reply, StubServer, TestServer, closed_port, silent_server};
@@ -558,12 +559,5 @@ async fn bearer_layers_are_checked_when_made() {
     assert!(matches!(
         layer.required_scopes(["read notes"]),
         Err(ConfigError::InvalidScope { .. })
-    ));
-
-    #[allow(deprecated)]
-    let legacy = McpAuth::authorization_server(dev.config()).unwrap();
-    assert!(matches!(
-        legacy.bearer_auth("https://api.example.com/notes"),
-        Err(ConfigError::WrongMode { .. })
     ));
 }

@@ -255,7 +255,6 @@ async fn main() {
         .unwrap();
     let response = auth
         .resource_metadata_router()
-        .unwrap()
         .oneshot(
             Request::get("/.well-known/oauth-protected-resource/notes")
                 .body(axum::body::Body::empty())

@@ -263,7 +263,7 @@ fn config_fns(model: &Resource, valid: bool) -> TokenStream {
                         resource: ::std::string::String::from(identifier),
                     })
             },
-            quote!(#krate::McpAuth::resource_server([protected_resource()?])?.resource_metadata_router()),
+            quote!(::core::result::Result::Ok(#krate::McpAuth::resource_server([protected_resource()?])?.resource_metadata_router())),
             quote!(
                 auth.bearer_auth(resource()?)?
                     .required_scopes(scopes.into_iter().map(Scope::as_str))

@@ -52,7 +52,8 @@ enum Source {
 /// says otherwise.
 ///
 /// ```
-/// use mcpauth::{AuthServer, AuthServerType, MetadataFetcher};
+/// use mcpauth::discovery::MetadataFetcher;
+/// use mcpauth::{AuthServer, AuthServerType};
 ///
 /// let logto = AuthServer::discover("https://tenant.logto.app/oidc", AuthServerType::Oidc);
 /// let unknown_type = AuthServer::probe("https://auth.example.com/tenant1");
@@ -304,7 +305,7 @@ impl AuthServerHandle {
 
     /// The last failure and how long until the next try, while the retry interval runs.
     fn recent_failure(&self) -> Option<(Duration, DiscoveryError)> {
-        let interval = self.key_options.get_min_refresh_interval();
+        let interval = self.key_options.min_refresh_interval;
         let guard = self
             .last_failure
             .lock()
@@ -360,9 +361,7 @@ impl AuthServerHandle {
     /// no failure is recent).
     pub(crate) fn retry_after(&self) -> Duration {
         self.recent_failure()
-            .map_or(self.key_options.get_min_refresh_interval(), |(wait, _)| {
-                wait
-            })
+            .map_or(self.key_options.min_refresh_interval, |(wait, _)| wait)
     }
 
     fn metadata_error(&self, error: DiscoveryError) -> AuthError {

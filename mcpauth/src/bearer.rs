@@ -6,7 +6,7 @@ use http::header::AUTHORIZATION;
 use crate::auth_error::{AuthError, AuthErrorReason};
 
 /// The default bound on the `Authorization` header's length.
-pub const DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES: usize = 8 * 1024;
+pub(crate) const DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES: usize = 8 * 1024;
 
 /// Whether `b` may appear in a `b64token` before its padding: `ALPHA / DIGIT / "-" / "." /
 /// "_" / "~" / "+" / "/"`. Written without branches so a whole token is checked in a few

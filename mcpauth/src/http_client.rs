@@ -13,13 +13,13 @@ use url::Url;
 use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// Default time allowed to establish a connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed for a whole request, body included.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default maximum size of a response body.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// How many same-origin redirects are followed before giving up.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// Why a document could not be fetched.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum FetchError {
     InvalidUrl(#[from] UrlError),
     /// The HTTP client could not be built (TLS initialisation failed).
     #[error("cannot build the HTTP client: {0}")]
-    Client(#[source] Arc<reqwest::Error>),
+    Client(#[source] TransportError),
     /// Nothing answered in time.
     #[error("{method} {url} failed: no complete answer within {timeout:?}")]
     Timeout {
@@ -52,7 +52,7 @@ pub enum FetchError {
         reason: String,
         /// The underlying error.
         #[source]
-        source: Arc<reqwest::Error>,
+        source: TransportError,
     },
     /// The server redirected to another origin (or too many times).
     #[error("{method} {url} failed: {reason}")]
@@ -143,10 +143,33 @@ impl fmt::Display for RefusedRedirect {
 
 impl std::error::Error for RefusedRedirect {}
 
+/// An error of the HTTP client underneath, kept opaque so that its type is not part of this
+/// crate's API: read it through `Display` and [`source`](std::error::Error::source).
+#[derive(Debug, Clone)]
+pub struct TransportError(Arc<reqwest::Error>);
+
+impl TransportError {
+    fn new(error: reqwest::Error) -> Self {
+        Self(Arc::new(error))
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// An HTTP client that enforces [`Limits`] and the URL rules.
 #[derive(Clone)]
 pub(crate) struct BoundedClient {
-    client: Result<reqwest::Client, Arc<reqwest::Error>>,
+    client: Result<reqwest::Client, TransportError>,
     limits: Limits,
 }
 
@@ -183,7 +206,7 @@ impl BoundedClient {
             .redirect(redirects)
             .user_agent(concat!("mcpauth/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(Arc::new);
+            .map_err(TransportError::new);
         Self { client, limits }
     }
 
@@ -289,7 +312,7 @@ impl BoundedClient {
             method: method.clone(),
             url: url.to_owned(),
             reason: error_chain(&error),
-            source: Arc::new(error),
+            source: TransportError::new(error),
         }
     }
 }

@@ -26,12 +26,13 @@ use crate::single_flight::SingleFlight;
 /// use mcpauth::KeyCacheOptions;
 ///
 /// let options = KeyCacheOptions::default().min_refresh_interval(Duration::from_secs(30));
-/// assert_eq!(options.get_min_refresh_interval(), Duration::from_secs(30));
+/// assert_ne!(options, KeyCacheOptions::default());
+/// assert_eq!(KeyCacheOptions::DEFAULT_MIN_REFRESH_INTERVAL, Duration::from_secs(10));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct KeyCacheOptions {
-    min_refresh_interval: Duration,
+    pub(crate) min_refresh_interval: Duration,
     default_ttl: Duration,
     min_ttl: Duration,
     max_ttl: Duration,
@@ -41,7 +42,7 @@ pub struct KeyCacheOptions {
 impl Default for KeyCacheOptions {
     fn default() -> Self {
         Self {
-            min_refresh_interval: Duration::from_secs(10),
+            min_refresh_interval: Self::DEFAULT_MIN_REFRESH_INTERVAL,
             default_ttl: Duration::from_secs(600),
             min_ttl: Duration::from_secs(30),
             max_ttl: Duration::from_secs(24 * 3600),
@@ -51,6 +52,9 @@ impl Default for KeyCacheOptions {
 }
 
 impl KeyCacheOptions {
+    /// The default least time between two fetches of a key set: 10 s.
+    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
+
     /// The least time between two fetches of a key set (default 10 s): unknown `kid`s and
     /// signature failures cannot make the cache fetch more often than this.
     pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
@@ -76,11 +80,6 @@ impl KeyCacheOptions {
     pub fn max_keys(mut self, max: usize) -> Self {
         self.max_keys = max;
         self
-    }
-
-    /// The minimum refresh interval in force.
-    pub fn get_min_refresh_interval(&self) -> Duration {
-        self.min_refresh_interval
     }
 
     fn ttl(&self, headers: &HeaderMap) -> Duration {

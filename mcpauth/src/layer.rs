@@ -28,7 +28,7 @@ use crate::operations::OperationScopes;
 use crate::verify::{JwtRules, verify_jwt};
 
 /// The default clock leeway for `exp` and `nbf`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// A token verifier for tokens the layer cannot verify locally (opaque tokens checked by
 /// introspection, a userinfo call…). Its result is still checked: the issuer must be one of the
@@ -150,7 +150,7 @@ impl Config {
 /// let app: Router = Router::new()
 ///     .route("/notes", get(|auth: AuthInfo| async move { auth.subject().to_owned() }))
 ///     .route_layer(read)
-///     .merge(auth.resource_metadata_router()?);
+///     .merge(auth.resource_metadata_router());
 /// # let _ = app; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -181,15 +181,8 @@ impl McpAuth {
             .iter()
             .position(|r| r.identifier == resource)
         else {
-            return Err(if self.resource_states().is_empty() {
-                ConfigError::WrongMode {
-                    operation: "bearer_auth",
-                    mode: self.mode_name(),
-                }
-            } else {
-                ConfigError::UnknownResource {
-                    resource: resource.to_owned(),
-                }
+            return Err(ConfigError::UnknownResource {
+                resource: resource.to_owned(),
             });
         };
         crate::crypto::install_provider();
@@ -218,6 +211,12 @@ impl McpAuth {
 }
 
 impl BearerAuthLayer {
+    /// The default clock leeway for `exp` and `nbf`: 60 s.
+    pub const DEFAULT_LEEWAY: Duration = DEFAULT_LEEWAY;
+    /// The default bound on the `Authorization` header: 8 KiB.
+    pub const DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES: usize =
+        DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES;
+
     fn with(self, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = Arc::unwrap_or_clone(self.config);
         change(&mut config);
@@ -339,11 +338,7 @@ impl BearerAuthLayer {
             };
         };
         let resource = config.resource();
-        let retry_after = config
-            .auth
-            .inner
-            .key_cache_options
-            .get_min_refresh_interval();
+        let retry_after = config.auth.inner.key_cache_options.min_refresh_interval;
         let info = match &config.mode {
             Mode::Jwt => {
                 let servers = &resource.auth_servers;

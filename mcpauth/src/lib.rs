@@ -24,7 +24,7 @@
 //! let app = Router::new()
 //!     .route("/notes", get(|who: AuthInfo| async move { who.subject().to_owned() }))
 //!     .route_layer(read)
-//!     .merge(auth.resource_metadata_router()?);
+//!     .merge(auth.resource_metadata_router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
@@ -35,9 +35,9 @@
 //! An [`AuthServer`] is given either by issuer — fetched lazily with
 //! [`AuthServer::discover`] (a known type), [`AuthServer::probe`] (the MCP probing order) or
 //! [`AuthServer::well_known_url`] — or by metadata you already have ([`AuthServer::new`], from
-//! [`fetch_server_config`] or written by hand). Fetched metadata must name exactly the
+//! [`discovery::fetch_server_config`] or written by hand). Fetched metadata must name exactly the
 //! configured issuer, is fetched over https (http only on loopback) within time and size
-//! bounds, and is checked for MCP compatibility ([`validate_server_config`]): the
+//! bounds, and is checked for MCP compatibility ([`discovery::validate_server_config`]): the
 //! authorization-code flow with PKCE `S256`.
 //!
 //! ## Describe the protected resource
@@ -177,6 +177,7 @@ pub mod __private;
 mod auth_error;
 mod auth_info;
 mod auth_server;
+mod authorization_server_mode;
 mod bearer;
 mod bounded_cache;
 mod challenge;
@@ -206,18 +207,12 @@ mod verify;
 pub use auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
 pub use auth_info::{AuthInfo, AuthInfoBuilder, MissingAuthInfo};
 pub use auth_server::{AuthServer, DiscoveryMethod};
-pub use bearer::DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES;
-pub use discovery::{
-    AuthServerConfigErrorCode, AuthServerConfigSuccessCode, AuthServerConfigValidation,
-    AuthServerConfigWarningCode, DiscoveryError, MetadataFetcher, MetadataFetcherBuilder,
-    Transpile, discover_server_config, fetch_server_config, fetch_server_config_by_well_known_url,
-    validate_server_config, validate_server_config_verbose,
-};
-pub use http_client::FetchError;
+#[allow(deprecated)]
+pub use authorization_server_mode::AuthorizationServerMode;
 pub use jwks::KeyCacheOptions;
 pub use jwt::TokenTypePolicy;
-pub use layer::{BearerAuthLayer, BearerAuthService, DEFAULT_LEEWAY, VerifyToken};
-pub use mcp_auth::{ConfigError, DEFAULT_METADATA_MAX_AGE, McpAuth, McpAuthBuilder};
+pub use layer::{BearerAuthLayer, BearerAuthService, VerifyToken};
+pub use mcp_auth::{ConfigError, McpAuth, McpAuthBuilder};
 #[cfg(feature = "macros")]
 pub use mcpauth_macros::{auth_server, protected_resource};
 pub use mcpauth_rules::scope::is_valid_scope_token;
@@ -226,12 +221,8 @@ pub use metadata::{
     AuthServerConfig, AuthServerType, AuthorizationServerMetadata, ExtraFields,
     ProtectedResourceMetadata, UnknownAuthServerType,
 };
-pub use operations::{DEFAULT_MAX_MCP_BODY_BYTES, OperationScopes};
-pub use remote_verifier::{
-    DEFAULT_MAX_CACHE_BYTES, DEFAULT_MAX_CACHE_TTL, DEFAULT_MAX_CACHED_TOKENS,
-    DEFAULT_MAX_CALL_BURST, DEFAULT_MAX_CALLS_PER_SECOND, DEFAULT_MAX_REFUSED_TOKENS,
-    DEFAULT_REFUSAL_TTL, RemoteVerifier, RemoteVerifierStats,
-};
+pub use operations::OperationScopes;
+pub use remote_verifier::{RemoteVerifier, RemoteVerifierStats};
 pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
 pub use rmcp_support::MaybeAuthInfo;

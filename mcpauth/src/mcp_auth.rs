@@ -1,5 +1,4 @@
-//! [`McpAuth`]: the checked configuration of an MCP server's protected resources (or, in the
-//! deprecated mode, of the one authorization server it fronts).
+//! [`McpAuth`]: the checked configuration of an MCP server's protected resources.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,7 +19,7 @@ use mcpauth_rules::scope::scope_token_problem;
 use mcpauth_rules::url::{self as url_rules, UrlError};
 
 /// The default `Cache-Control: max-age` of served metadata.
-pub const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
+pub(crate) const DEFAULT_METADATA_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// A configuration mistake found when building a [`McpAuth`], or an operation used in the wrong
 /// mode.
@@ -148,14 +147,6 @@ pub enum ConfigError {
         /// The parser's complaint.
         reason: String,
     },
-    /// An operation of one mode was used in the other.
-    #[error("`{operation}` is not available in {mode} mode")]
-    WrongMode {
-        /// The operation attempted.
-        operation: &'static str,
-        /// The mode the `McpAuth` is in.
-        mode: &'static str,
-    },
 }
 
 /// One checked protected resource, with everything the metadata route and the verifier need
@@ -175,14 +166,8 @@ pub(crate) struct ResourceState {
 }
 
 #[derive(Debug)]
-pub(crate) enum Mode {
-    ResourceServer(Vec<ResourceState>),
-    AuthorizationServer(Arc<AuthServerHandle>),
-}
-
-#[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) mode: Mode,
+    pub(crate) resources: Vec<ResourceState>,
     pub(crate) key_cache_options: KeyCacheOptions,
     pub(crate) metadata_at_root: bool,
     pub(crate) metadata_max_age: Duration,
@@ -214,7 +199,7 @@ pub(crate) struct Inner {
 ///     .authorization_server(AuthServerConfig::new(AuthServerType::OAuth, metadata))
 ///     .scopes(["read:notes", "write:notes"])])
 /// .unwrap();
-/// let router: axum::Router = auth.resource_metadata_router().unwrap();
+/// let router: axum::Router = auth.resource_metadata_router();
 /// # let _ = router;
 /// ```
 #[derive(Clone)]
@@ -343,7 +328,7 @@ impl McpAuthBuilder {
         }
         Ok(McpAuth {
             inner: Arc::new(Inner {
-                mode: Mode::ResourceServer(states),
+                resources: states,
                 key_cache_options: self.key_cache_options,
                 metadata_at_root: self.metadata_at_root,
                 metadata_max_age: self.metadata_max_age,
@@ -447,7 +432,7 @@ fn check_resource(
     })
 }
 
-fn check_auth_server(
+pub(crate) fn check_auth_server(
     server: AuthServer,
     key_cache_options: KeyCacheOptions,
 ) -> Result<Arc<AuthServerHandle>, ConfigError> {
@@ -464,6 +449,9 @@ fn check_auth_server(
 }
 
 impl McpAuth {
+    /// The default `max-age` of the served metadata documents: one hour.
+    pub const DEFAULT_METADATA_MAX_AGE: Duration = DEFAULT_METADATA_MAX_AGE;
+
     /// Starts configuring a resource-server `McpAuth`.
     pub fn builder() -> McpAuthBuilder {
         McpAuthBuilder::default()
@@ -476,34 +464,7 @@ impl McpAuth {
         Self::builder().protected_resources(resources).build()
     }
 
-    /// The deprecated authorization-server mode of the MCP Auth SDKs (MCP 2025-03-26): the MCP
-    /// server serves a copy of one authorization server's metadata at
-    /// `/.well-known/oauth-authorization-server` (see
-    /// [`authorization_server_metadata_router`](Self::authorization_server_metadata_router)).
-    ///
-    /// MCP clients since 2025-06-18 discover the authorization server through protected-resource
-    /// metadata instead; use [`resource_server`](Self::resource_server).
-    #[deprecated(
-        note = "MCP servers are resource servers since MCP 2025-06-18: use `McpAuth::resource_server`"
-    )]
-    pub fn authorization_server(server: impl Into<AuthServer>) -> Result<Self, ConfigError> {
-        tracing::warn!(
-            "the authorization-server mode is deprecated: MCP servers are resource servers since MCP 2025-06-18"
-        );
-        let key_cache_options = KeyCacheOptions::default();
-        let handle = check_auth_server(server.into(), key_cache_options)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                mode: Mode::AuthorizationServer(handle),
-                key_cache_options,
-                metadata_at_root: false,
-                metadata_max_age: DEFAULT_METADATA_MAX_AGE,
-            }),
-        })
-    }
-
-    /// The identifiers of the protected resources, in configuration order (empty in the
-    /// deprecated authorization-server mode).
+    /// The identifiers of the protected resources, in configuration order.
     pub fn resources(&self) -> impl Iterator<Item = &str> {
         self.resource_states().iter().map(|r| r.identifier.as_str())
     }
@@ -531,35 +492,19 @@ impl McpAuth {
     /// Fetches the metadata of every lazily configured authorization server now, instead of on
     /// first use, so a server can refuse to start when one is unreachable or incompatible.
     pub async fn discover_all(&self) -> Result<(), DiscoveryError> {
-        let handles: Vec<&Arc<AuthServerHandle>> = match &self.inner.mode {
-            Mode::ResourceServer(resources) => {
-                resources.iter().flat_map(|r| &r.auth_servers).collect()
-            }
-            Mode::AuthorizationServer(handle) => vec![handle],
-        };
-        for handle in handles {
+        for handle in self.inner.resources.iter().flat_map(|r| &r.auth_servers) {
             handle.config().await?;
         }
         Ok(())
     }
 
     pub(crate) fn resource_states(&self) -> &[ResourceState] {
-        match &self.inner.mode {
-            Mode::ResourceServer(resources) => resources,
-            Mode::AuthorizationServer(_) => &[],
-        }
+        &self.inner.resources
     }
 
     pub(crate) fn resource_state(&self, resource: &str) -> Option<&ResourceState> {
         self.resource_states()
             .iter()
             .find(|r| r.identifier == resource)
-    }
-
-    pub(crate) fn mode_name(&self) -> &'static str {
-        match self.inner.mode {
-            Mode::ResourceServer(_) => "resource-server",
-            Mode::AuthorizationServer(_) => "authorization-server",
-        }
     }
 }

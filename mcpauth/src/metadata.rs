@@ -272,7 +272,7 @@ impl AuthorizationServerMetadata {
 
 /// An authorization server a protected resource trusts: its discovery type and its metadata.
 ///
-/// This is what [`fetch_server_config`](crate::fetch_server_config) returns, and what a
+/// This is what [`fetch_server_config`](crate::discovery::fetch_server_config) returns, and what a
 /// statically configured [`AuthServer`](crate::AuthServer) holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

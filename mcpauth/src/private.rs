@@ -7,9 +7,10 @@ pub use ::axum::Router;
 pub use ::serde;
 pub use ::serde_json;
 
+pub use crate::discovery::MetadataFetcher;
 pub use crate::{
     AuthServer, AuthServerConfig, AuthServerType, AuthorizationServerMetadata, BearerAuthLayer,
-    ConfigError, McpAuth, MetadataFetcher, ProtectedResource, ProtectedResourceMetadata,
+    ConfigError, McpAuth, ProtectedResource, ProtectedResourceMetadata,
 };
 use mcpauth_rules::url as url_rules;
 

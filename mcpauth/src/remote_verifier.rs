@@ -45,22 +45,22 @@ use crate::rate_limit::TokenBucket;
 
 /// The default ceiling on how long an accepted answer is cached (it serves until the token's
 /// expiry, never longer than this).
-pub const DEFAULT_MAX_CACHE_TTL: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_MAX_CACHE_TTL: Duration = Duration::from_secs(300);
 /// The default bound on accepted answers cached.
-pub const DEFAULT_MAX_CACHED_TOKENS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_CACHED_TOKENS: usize = 10_000;
 /// The default bound on the estimated memory of the accepted answers cached (16 MiB: about
 /// 7,000 answers of 500 bytes of JSON; an entry weighs its token, twice its answer's JSON, and
 /// about 700 bytes).
-pub const DEFAULT_MAX_CACHE_BYTES: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_CACHE_BYTES: usize = 16 << 20;
 /// The default time a refusal is remembered: a refused token repeated within it costs no call.
-pub const DEFAULT_REFUSAL_TTL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_REFUSAL_TTL: Duration = Duration::from_secs(10);
 /// The default bound on refusals remembered (each counts at least 1 KiB, more for longer
 /// tokens: 1,000 refusals, 1 MiB).
-pub const DEFAULT_MAX_REFUSED_TOKENS: usize = 1_000;
+pub(crate) const DEFAULT_MAX_REFUSED_TOKENS: usize = 1_000;
 /// The default sustained rate of calls to the authorization server, a second.
-pub const DEFAULT_MAX_CALLS_PER_SECOND: u32 = 50;
+pub(crate) const DEFAULT_MAX_CALLS_PER_SECOND: u32 = 50;
 /// The default number of calls that may be made at once after a quiet period.
-pub const DEFAULT_MAX_CALL_BURST: u32 = 100;
+pub(crate) const DEFAULT_MAX_CALL_BURST: u32 = 100;
 
 /// The share of the refusal cache's byte bound that one refusal takes at least.
 const REFUSAL_BYTES: usize = 1024;
@@ -280,6 +280,23 @@ fn endpoint_url(url: &str) -> Result<Url, ConfigError> {
 }
 
 impl RemoteVerifier {
+    /// The default ceiling on how long an accepted answer is cached (it serves until the
+    /// token's expiry, never longer than this): 5 minutes.
+    pub const DEFAULT_MAX_CACHE_TTL: Duration = DEFAULT_MAX_CACHE_TTL;
+    /// The default bound on accepted answers cached: 10,000.
+    pub const DEFAULT_MAX_CACHED_TOKENS: usize = DEFAULT_MAX_CACHED_TOKENS;
+    /// The default bound on the estimated memory of the accepted answers cached: 16 MiB (about
+    /// 7,000 answers of 500 bytes of JSON).
+    pub const DEFAULT_MAX_CACHE_BYTES: usize = DEFAULT_MAX_CACHE_BYTES;
+    /// The default time a refusal is remembered: 10 s.
+    pub const DEFAULT_REFUSAL_TTL: Duration = DEFAULT_REFUSAL_TTL;
+    /// The default bound on refusals remembered: 1,000.
+    pub const DEFAULT_MAX_REFUSED_TOKENS: usize = DEFAULT_MAX_REFUSED_TOKENS;
+    /// The default sustained rate of calls to the authorization server: 50 a second.
+    pub const DEFAULT_MAX_CALLS_PER_SECOND: u32 = DEFAULT_MAX_CALLS_PER_SECOND;
+    /// The default number of calls that may be made at once after a quiet period: 100.
+    pub const DEFAULT_MAX_CALL_BURST: u32 = DEFAULT_MAX_CALL_BURST;
+
     fn new(issuer: String, endpoint: Endpoint) -> Result<Self, ConfigError> {
         mcpauth_rules::url::parse_issuer(&issuer).map_err(ConfigError::InvalidIssuer)?;
         Ok(Self {
@@ -358,14 +375,14 @@ impl RemoteVerifier {
         }
     }
 
-    /// The longest an accepted answer is cached (default [`DEFAULT_MAX_CACHE_TTL`], 5 minutes),
+    /// The longest an accepted answer is cached (default [`Self::DEFAULT_MAX_CACHE_TTL`], 5 minutes),
     /// whatever the token's expiry: a revoked token is accepted for at most this long.
     #[must_use]
     pub fn max_cache_ttl(self, ttl: Duration) -> Self {
         self.with(|settings| settings.max_ttl = ttl)
     }
 
-    /// The most accepted answers cached at once (default [`DEFAULT_MAX_CACHED_TOKENS`],
+    /// The most accepted answers cached at once (default [`Self::DEFAULT_MAX_CACHED_TOKENS`],
     /// 10,000; at least 1); beyond it, the least useful are evicted.
     #[must_use]
     pub fn max_cached_tokens(self, entries: usize) -> Self {
@@ -373,7 +390,7 @@ impl RemoteVerifier {
     }
 
     /// The most memory the accepted answers may take, by estimate (default
-    /// [`DEFAULT_MAX_CACHE_BYTES`], 16 MiB): an answer weighs its token, twice its JSON, and
+    /// [`Self::DEFAULT_MAX_CACHE_BYTES`], 16 MiB): an answer weighs its token, twice its JSON, and
     /// about 700 bytes. Beyond it, the least useful are evicted; an answer larger than a
     /// fraction of the bound is not cached. 0 caches nothing (concurrent requests with one
     /// token still share one call).
@@ -382,7 +399,7 @@ impl RemoteVerifier {
         self.with(|settings| settings.max_bytes = bytes)
     }
 
-    /// How long a refusal is remembered (default [`DEFAULT_REFUSAL_TTL`], 10 s): the same
+    /// How long a refusal is remembered (default [`Self::DEFAULT_REFUSAL_TTL`], 10 s): the same
     /// token is refused again within it without a call. Only definite refusals are remembered
     /// (inactive, not an access token, userinfo 401/403, an unusable answer), never a failure
     /// to get an answer. `Duration::ZERO` remembers none (concurrent requests with one token
@@ -392,7 +409,7 @@ impl RemoteVerifier {
         self.with(|settings| settings.refusal_ttl = ttl)
     }
 
-    /// The most refusals remembered at once (default [`DEFAULT_MAX_REFUSED_TOKENS`], 1,000;
+    /// The most refusals remembered at once (default [`Self::DEFAULT_MAX_REFUSED_TOKENS`], 1,000;
     /// at least 1); each counts at least 1 KiB against a bound of that many KiB, more for
     /// tokens longer than about 800 bytes. Beyond it, the least useful are evicted; refusals
     /// never evict accepted answers. To remember every refusal, allow the call rate × the
@@ -403,7 +420,7 @@ impl RemoteVerifier {
     }
 
     /// The sustained rate of calls to the authorization server, a second (default
-    /// [`DEFAULT_MAX_CALLS_PER_SECOND`], 50; at least 1). Only tokens without a cached answer
+    /// [`Self::DEFAULT_MAX_CALLS_PER_SECOND`], 50; at least 1). Only tokens without a cached answer
     /// or refusal cause calls; beyond the rate, their requests are answered 503 with
     /// `Retry-After` without a call.
     #[must_use]
@@ -412,7 +429,7 @@ impl RemoteVerifier {
     }
 
     /// How many calls may be made at once after a quiet period (default
-    /// [`DEFAULT_MAX_CALL_BURST`], 100; at least 1).
+    /// [`Self::DEFAULT_MAX_CALL_BURST`], 100; at least 1).
     #[must_use]
     pub fn max_call_burst(self, calls: u32) -> Self {
         self.with(|settings| settings.call_burst = calls)

@@ -1,5 +1,5 @@
-//! axum routers serving metadata documents: protected-resource metadata (RFC 9728) and, in the
-//! deprecated mode, a copy of the authorization server's metadata (RFC 8414).
+//! The axum router serving protected-resource metadata documents (RFC 9728), and the response
+//! pieces every metadata route shares.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,9 +12,8 @@ use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use url::Url;
 
-use crate::challenge::retry_after_value;
-use crate::discovery::well_known::{OAUTH_AUTHORIZATION_SERVER, OAUTH_PROTECTED_RESOURCE};
-use crate::mcp_auth::{ConfigError, McpAuth, Mode};
+use crate::discovery::well_known::OAUTH_PROTECTED_RESOURCE;
+use crate::mcp_auth::McpAuth;
 
 const ALLOWED_METHODS: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -70,7 +69,7 @@ fn cors_headers(headers: &mut HeaderMap) {
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
 }
 
-fn preflight() -> Response {
+pub(crate) fn preflight() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
     cors_headers(headers);
@@ -80,7 +79,11 @@ fn preflight() -> Response {
     response
 }
 
-fn json_response(status: StatusCode, body: Bytes, cache_control: HeaderValue) -> Response {
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: Bytes,
+    cache_control: HeaderValue,
+) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
@@ -116,8 +119,9 @@ where
     .options(|| async { preflight() })
 }
 
-fn max_age_header(mcp_auth: &McpAuth) -> HeaderValue {
-    let seconds = mcp_auth.inner.metadata_max_age.as_secs();
+/// `Cache-Control` for a metadata document kept `max_age`.
+pub(crate) fn max_age_header(max_age: std::time::Duration) -> HeaderValue {
+    let seconds = max_age.as_secs();
     HeaderValue::try_from(format!("public, max-age={seconds}"))
         .unwrap_or_else(|_| HeaderValue::from_static("no-cache"))
 }
@@ -133,18 +137,12 @@ impl McpAuth {
     /// Resources on different hosts that share a path are told apart by the `Host` header.
     /// The documents are serialised once, here.
     ///
-    /// Merge it into your application's router (it works with any state type). Fails in the
-    /// deprecated authorization-server mode.
-    pub fn resource_metadata_router<S>(&self) -> Result<Router<S>, ConfigError>
+    /// Merge it into your application's router (it works with any state type).
+    pub fn resource_metadata_router<S>(&self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
-        let Mode::ResourceServer(resources) = &self.inner.mode else {
-            return Err(ConfigError::WrongMode {
-                operation: "resource_metadata_router",
-                mode: self.mode_name(),
-            });
-        };
+        let resources = self.resource_states();
         let mut by_path: BTreeMap<&str, Vec<Document>> = BTreeMap::new();
         for resource in resources {
             let document = || Document {
@@ -162,67 +160,12 @@ impl McpAuth {
                     .push(document());
             }
         }
-        let cache_control = max_age_header(self);
-        let router = by_path
+        let cache_control = max_age_header(self.inner.metadata_max_age);
+        by_path
             .into_iter()
             .fold(Router::new(), |router, (path, documents)| {
                 router.route(path, metadata_route(documents, cache_control.clone()))
-            });
-        Ok(router)
-    }
-
-    /// The deprecated authorization-server mode's router: serves the authorization server's
-    /// metadata at `/.well-known/oauth-authorization-server` (fetched on first request for a
-    /// lazily configured server; 503 with `Retry-After` while it cannot be had). After a failed
-    /// fetch, requests within the retry interval are answered 503 without asking the server.
-    ///
-    /// Fails in resource-server mode.
-    #[deprecated(
-        note = "MCP servers are resource servers since MCP 2025-06-18: use `resource_metadata_router`"
-    )]
-    pub fn authorization_server_metadata_router<S>(&self) -> Result<Router<S>, ConfigError>
-    where
-        S: Clone + Send + Sync + 'static,
-    {
-        let Mode::AuthorizationServer(handle) = &self.inner.mode else {
-            return Err(ConfigError::WrongMode {
-                operation: "authorization_server_metadata_router",
-                mode: self.mode_name(),
-            });
-        };
-        let handle = handle.clone();
-        let cache_control = max_age_header(self);
-        let route = get(move || {
-            let handle = handle.clone();
-            let cache_control = cache_control.clone();
-            async move {
-                match handle.config_for_request().await {
-                    Ok(config) => {
-                        let body = serde_json::to_vec(&config.metadata).unwrap_or_default();
-                        json_response(StatusCode::OK, Bytes::from(body), cache_control)
-                    }
-                    Err(error) => {
-                        tracing::warn!(issuer = handle.issuer(), %error, "cannot serve authorization server metadata");
-                        let body = serde_json::json!({
-                            "error": "temporarily_unavailable",
-                            "error_description": "The authorization server metadata cannot be retrieved right now.",
-                        });
-                        let mut response = json_response(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Bytes::from(body.to_string()),
-                            HeaderValue::from_static("no-store"),
-                        );
-                        response.headers_mut().insert(
-                            header::RETRY_AFTER,
-                            retry_after_value(handle.retry_after()),
-                        );
-                        response
-                    }
-                }
-            }
-        })
-        .options(|| async { preflight() });
-        Ok(Router::new().route(OAUTH_AUTHORIZATION_SERVER, route))
+            })
     }
 }
 

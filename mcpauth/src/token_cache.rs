@@ -40,8 +40,9 @@ use crate::verify::{JwtRules, VerifiedToken, verify_jwt};
 /// use mcpauth::TokenCacheOptions;
 ///
 /// let options = TokenCacheOptions::default().max_entries(50_000).max_bytes(64 << 20);
-/// assert_eq!(options.get_max_entries(), 50_000);
+/// assert!(options.is_enabled());
 /// assert!(!TokenCacheOptions::disabled().is_enabled());
+/// assert_eq!(TokenCacheOptions::DEFAULT_MAX_BYTES, 4 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
@@ -55,13 +56,18 @@ impl Default for TokenCacheOptions {
     fn default() -> Self {
         Self {
             enabled: true,
-            max_entries: 10_000,
-            max_bytes: 4 << 20,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
         }
     }
 }
 
 impl TokenCacheOptions {
+    /// The default bound on tokens remembered per resource: 10,000.
+    pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+    /// The default bound on the estimated memory of one resource's entries: 4 MiB.
+    pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
+
     /// No cache: every request verifies its token's signature.
     pub fn disabled() -> Self {
         Self {
@@ -87,16 +93,6 @@ impl TokenCacheOptions {
     /// Whether tokens are cached.
     pub fn is_enabled(&self) -> bool {
         self.enabled
-    }
-
-    /// The entry bound in force.
-    pub fn get_max_entries(&self) -> usize {
-        self.max_entries
-    }
-
-    /// The byte bound in force.
-    pub fn get_max_bytes(&self) -> usize {
-        self.max_bytes
     }
 }
 

@@ -54,7 +54,7 @@ impl Protected {
                 get(|auth: Option<AuthInfo>| async move { Json(describe(auth)) }),
             )
             .route_layer(bearer)
-            .merge(auth.resource_metadata_router().unwrap());
+            .merge(auth.resource_metadata_router());
         let server = TestServer::serve(listener, notes);
         Self {
             server,

@@ -339,7 +339,7 @@ async fn run(settings: Settings) -> Result<bool, BoxError> {
 
 #[allow(clippy::too_many_lines)] // the run, start to end, reads best in one place
 async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
-    let min_refresh = KeyCacheOptions::default().get_min_refresh_interval();
+    let min_refresh = KeyCacheOptions::DEFAULT_MIN_REFRESH_INTERVAL;
     let settle = min_refresh + Duration::from_millis(settings.settle_margin_ms);
     let timeline = Arc::new(Timeline::new(
         Duration::from_millis(settings.grace_ms),
@@ -788,7 +788,7 @@ impl Summary<'_> {
             }
         );
 
-        let cache_bound = TokenCacheOptions::default().get_max_bytes() as u64 / 1024;
+        let cache_bound = TokenCacheOptions::DEFAULT_MAX_BYTES as u64 / 1024;
         let growth = self.rss.end.saturating_sub(self.rss.after_first);
         println!(
             "notes RSS: {:.1} MiB after start-up, {:.1} MiB after phase 1, {:.1} MiB at the end, \

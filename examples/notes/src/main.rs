@@ -100,7 +100,7 @@ fn notes_app(auth: &McpAuth) -> Result<Router, ConfigError> {
         .route("/notes", get(list_notes).route_layer(read))
         .route("/notes", post(add_note).route_layer(write))
         .with_state(Notes::default());
-    Ok(app.merge(auth.resource_metadata_router()?))
+    Ok(app.merge(auth.resource_metadata_router()))
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it

@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use mcpauth::dev::{DevAuthServer, DevServerError};
-use mcpauth::{AuthServerType, ConfigError, DiscoveryError};
+use mcpauth::discovery::DiscoveryError;
+use mcpauth::{AuthServerType, ConfigError};
 use tokio::net::TcpListener;
 
 /// The port when neither `PORT` nor `BIND` is set.

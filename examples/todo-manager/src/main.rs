@@ -193,7 +193,7 @@ fn app(auth: &McpAuth, resource: &str) -> Result<axum::Router, StartupError> {
     Ok(axum::Router::new()
         .nest_service("/mcp", mcp)
         .layer(bearer)
-        .merge(auth.resource_metadata_router()?))
+        .merge(auth.resource_metadata_router()))
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it

@@ -19,10 +19,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use example_support::{StartupError, deployment};
-use mcpauth::{
-    AuthInfo, ConfigError, DiscoveryError, McpAuth, RemoteVerifier, auth_server,
-    fetch_server_config, protected_resource,
-};
+use mcpauth::discovery::{DiscoveryError, fetch_server_config};
+use mcpauth::{AuthInfo, ConfigError, McpAuth, RemoteVerifier, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -128,7 +126,7 @@ fn app(
     Ok(axum::Router::new()
         .nest_service("/mcp", mcp)
         .layer(bearer)
-        .merge(auth.resource_metadata_router()?))
+        .merge(auth.resource_metadata_router()))
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it

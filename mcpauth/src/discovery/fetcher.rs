@@ -9,7 +9,7 @@ use url::Url;
 
 use super::validation::AuthServerConfigValidation;
 use super::well_known;
-use crate::http_client::{BoundedClient, FetchError, Limits, json_kind};
+use crate::http_client::{self, BoundedClient, FetchError, Limits, json_kind};
 use crate::metadata::{AuthServerConfig, AuthServerType, AuthorizationServerMetadata};
 use mcpauth_rules::url::{self as url_rules, UrlError};
 
@@ -66,7 +66,7 @@ pub enum DiscoveryError {
         attempts: Vec<DiscoveryError>,
     },
     /// The metadata was fetched but the server cannot serve MCP clients (see
-    /// [`validate_server_config`](crate::validate_server_config)).
+    /// [`validate_server_config`](crate::discovery::validate_server_config)).
     #[error("the authorization server `{issuer}` is not compatible with MCP: {validation}")]
     Incompatible {
         /// The server's issuer.
@@ -93,7 +93,7 @@ fn list_attempts(attempts: &[DiscoveryError]) -> String {
 ///
 /// ```
 /// use std::time::Duration;
-/// use mcpauth::MetadataFetcher;
+/// use mcpauth::discovery::MetadataFetcher;
 ///
 /// let fetcher = MetadataFetcher::builder()
 ///     .timeout(Duration::from_secs(3))
@@ -174,6 +174,15 @@ impl MetadataFetcherBuilder {
 }
 
 impl MetadataFetcher {
+    /// The default time allowed to establish a connection: 5 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = http_client::DEFAULT_CONNECT_TIMEOUT;
+    /// The default time allowed for a whole request, body included: 10 s.
+    pub const DEFAULT_TIMEOUT: Duration = http_client::DEFAULT_TIMEOUT;
+    /// The default maximum size of a response body: 256 KiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = http_client::DEFAULT_MAX_RESPONSE_BYTES;
+    /// How many same-origin redirects are followed before giving up: 5.
+    pub const MAX_REDIRECTS: usize = http_client::MAX_REDIRECTS;
+
     /// A fetcher with the default bounds and no transpile function.
     pub fn new() -> Self {
         Self::default()

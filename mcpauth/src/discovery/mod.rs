@@ -2,8 +2,9 @@
 //! quirks (transpile), issuer checks and MCP-compatibility validation.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), mcpauth::DiscoveryError> {
-//! use mcpauth::{AuthServerType, MetadataFetcher, fetch_server_config};
+//! # async fn run() -> Result<(), mcpauth::discovery::DiscoveryError> {
+//! use mcpauth::AuthServerType;
+//! use mcpauth::discovery::{MetadataFetcher, fetch_server_config};
 //!
 //! // The common case: a type and an issuer.
 //! let logto = fetch_server_config("https://tenant.logto.app/oidc", AuthServerType::Oidc).await?;
@@ -23,9 +24,7 @@ mod fetcher;
 mod validation;
 pub mod well_known;
 
-pub use crate::http_client::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, MAX_REDIRECTS,
-};
+pub use crate::http_client::{FetchError, TransportError};
 pub use fetcher::{
     DiscoveryError, MetadataFetcher, MetadataFetcherBuilder, Transpile, discover_server_config,
     fetch_server_config, fetch_server_config_by_well_known_url,

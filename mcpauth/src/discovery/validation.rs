@@ -14,10 +14,8 @@ use crate::metadata::AuthServerConfig;
 /// The result of checking an authorization server for MCP compatibility.
 ///
 /// ```
-/// use mcpauth::{
-///     AuthServerConfig, AuthServerConfigErrorCode, AuthServerType, AuthorizationServerMetadata,
-///     validate_server_config,
-/// };
+/// use mcpauth::discovery::{AuthServerConfigErrorCode, validate_server_config};
+/// use mcpauth::{AuthServerConfig, AuthServerType, AuthorizationServerMetadata};
 ///
 /// let metadata = AuthorizationServerMetadata::new(
 ///     "https://auth.example.com",

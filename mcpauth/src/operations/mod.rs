@@ -25,7 +25,7 @@ use body::{BodyProblem, read_operations};
 use headers::{HeaderError, header_operation};
 
 /// The default bound on a request body read to find the MCP operation.
-pub const DEFAULT_MAX_MCP_BODY_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MCP_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// Which scopes each MCP operation needs.
 ///
@@ -74,6 +74,9 @@ where
 }
 
 impl OperationScopes {
+    /// The default bound on a request body read to find the MCP operation: 4 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = DEFAULT_MAX_MCP_BODY_BYTES;
+
     /// No operation needs anything (yet).
     pub fn new() -> Self {
         Self::default()
