@@ -109,6 +109,14 @@
 //! instead of a signature check (16–40 µs); each use still gets the route's checks. Bound or
 //! disable it with [`McpAuthBuilder::token_cache`].
 //!
+//! ## Serve browser-based MCP clients
+//!
+//! With the `cors` feature, `mcpauth::cors::mcp_cors(["https://app.example"])?` is a CORS layer
+//! for the MCP endpoint: add it with `.layer(...)` outside the bearer layer. It answers
+//! preflights from the listed origins itself (they carry no token), lets those pages read
+//! `WWW-Authenticate` and `Mcp-Session-Id`, and leaves every other origin to the bearer layer.
+//! Origins are checked when it is built: no `*`, no path, no trailing `/`.
+//!
 //! ## Security rules
 //!
 //! The layer fails closed: input it cannot read unambiguously is refused, never read as
@@ -164,6 +172,7 @@
 //! - `macros` (default): the declarative configuration macros.
 //! - `dev-server`: the development authorization server.
 //! - `rmcp`: [`AuthInfo`] as a parameter of `rmcp` tool and prompt handlers.
+//! - `cors`: the CORS layer for browser-based MCP clients (`mcpauth::cors`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -182,6 +191,8 @@ mod bearer;
 mod bounded_cache;
 mod challenge;
 mod claims;
+#[cfg(feature = "cors")]
+pub mod cors;
 mod crypto;
 #[cfg(feature = "dev-server")]
 pub mod dev;

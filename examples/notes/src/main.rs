@@ -13,6 +13,10 @@
 //! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
 //! - `MCP_AUTH_ERROR_DETAILS=1`: refusals name their precise cause (description and `reason`
 //!   code) — for development and test harnesses; off by default.
+//! - `MCP_CORS_ORIGINS`: origins of web pages that may call the API from a browser,
+//!   comma-separated serialized origins (`https://app.example,http://localhost:5173`). Their
+//!   preflights are answered without a token and they can read the challenges; unset (the
+//!   default): no CORS, and browsers keep other origins' pages out.
 //!
 //! Any start-up failure exits with status 1 and one line on standard error.
 //!
@@ -28,6 +32,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use example_support::{StartupError, deployment};
+use mcpauth::cors::McpCors;
 use mcpauth::{AuthInfo, ConfigError, McpAuth, auth_server, protected_resource};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,27 +96,36 @@ async fn add_note(
     )
 }
 
-/// The application: the metadata, and `/notes` behind one bearer layer per scope.
-fn notes_app(auth: &McpAuth) -> Result<Router, ConfigError> {
+/// The application: the metadata, and `/notes` behind one bearer layer per scope; CORS, when
+/// configured, outside them all.
+fn notes_app(auth: &McpAuth, cors: Option<McpCors>) -> Result<Router, ConfigError> {
     let details = std::env::var("MCP_AUTH_ERROR_DETAILS").is_ok_and(|v| v == "1" || v == "true");
     let read = notes::require(auth, [notes::Scope::ReadNotes])?.show_error_details(details);
     let write = notes::require(auth, [notes::Scope::WriteNotes])?.show_error_details(details);
     let app = Router::new()
         .route("/notes", get(list_notes).route_layer(read))
         .route("/notes", post(add_note).route_layer(write))
-        .with_state(Notes::default());
-    Ok(app.merge(auth.resource_metadata_router()))
+        .with_state(Notes::default())
+        .merge(auth.resource_metadata_router());
+    Ok(match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
 async fn run() -> Result<(), StartupError> {
+    let cors = example_support::cors()?;
     let deployment = deployment("/notes").await?;
     let (bound, resource) = (deployment.bound, &deployment.resource);
 
     let auth = McpAuth::resource_server([notes::protected_resource()?])?;
     // Fetch and check the authorization server's metadata now: fail at start-up, not later.
     auth.discover_all().await?;
-    let app = notes_app(&auth)?;
+    let allowed = cors
+        .as_ref()
+        .map(|cors| cors.origins().collect::<Vec<_>>().join(" "));
+    let app = notes_app(&auth, cors)?;
     let metadata_url = auth
         .resource_metadata_url(resource)
         .map(ToString::to_string)
@@ -133,6 +147,9 @@ async fn run() -> Result<(), StartupError> {
         );
         println!("notes: token (read:notes write:notes, valid 1 h): {token}");
         println!("notes: try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{bound}/notes");
+    }
+    if let Some(allowed) = allowed {
+        println!("notes: CORS for {allowed}");
     }
 
     axum::serve(deployment.listener, app)

@@ -6,12 +6,15 @@
 //! - `MCP_RESOURCE_IDENTIFIER`: the resource identifier (default: the example's path on loopback
 //!   at the port actually bound).
 //! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
+//! - `MCP_CORS_ORIGINS`: the origins of web pages allowed to call the server from a browser,
+//!   comma-separated (`https://app.example,http://localhost:6274`); unset: no CORS.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
+use mcpauth::cors::{McpCors, mcp_cors};
 use mcpauth::dev::{DevAuthServer, DevServerError};
 use mcpauth::discovery::DiscoveryError;
 use mcpauth::{AuthServerType, ConfigError};
@@ -100,6 +103,18 @@ fn bind_address() -> Result<SocketAddr, StartupError> {
         None => DEFAULT_PORT,
     };
     Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+}
+
+/// The CORS layer for the origins in `MCP_CORS_ORIGINS` (comma-separated serialized origins;
+/// spaces around the commas and empty items are ignored), or `None` when it is unset or blank.
+pub fn cors() -> Result<Option<McpCors>, StartupError> {
+    let Some(value) = setting("MCP_CORS_ORIGINS") else {
+        return Ok(None);
+    };
+    let origins = value.split(',').map(str::trim).filter(|o| !o.is_empty());
+    mcp_cors(origins)
+        .map(Some)
+        .map_err(|error| invalid("MCP_CORS_ORIGINS", &value, error))
 }
 
 /// Where and as what an example runs.

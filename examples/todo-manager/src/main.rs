@@ -12,13 +12,21 @@
 //!
 //! Owners are the tokens' subjects. Configuration as in `notes` (`MCP_AUTH_ISSUER`,
 //! `MCP_AUTH_ISSUER_TYPE`, `MCP_RESOURCE_IDENTIFIER` default `http://127.0.0.1:3001/mcp`, `PORT`,
-//! `BIND`); without an issuer a development authorization server runs in-process. Requests
-//! whose `Origin` is not this server's (or loopback) are refused, as the MCP transport requires.
+//! `BIND`); without an issuer a development authorization server runs in-process.
+//!
+//! Browser-based MCP clients: `MCP_CORS_ORIGINS` lists the origins of the web pages that may
+//! call `/mcp`, comma-separated serialized origins
+//! (`MCP_CORS_ORIGINS=https://app.example,http://localhost:6274`). Their preflights are answered
+//! without a token and they can read `WWW-Authenticate` and `Mcp-Session-Id`; unset (the
+//! default), there is no CORS. Whatever the token, a request whose `Origin` is neither this
+//! server's nor one of those is refused with 403 by the MCP transport (its DNS-rebinding and
+//! cross-origin protection).
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use example_support::{StartupError, deployment};
+use mcpauth::cors::McpCors;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -175,34 +183,69 @@ impl ServerHandler for TodoManager {
     }
 }
 
-/// The application: the metadata, and `/mcp` behind the bearer layer with per-tool scopes.
-fn app(auth: &McpAuth, resource: &str) -> Result<axum::Router, StartupError> {
+/// An origin as rmcp's allow-list reads it: with its port (rmcp takes an entry without one for
+/// "any port").
+fn with_port(origin: &str) -> String {
+    let authority = origin
+        .split_once("://")
+        .map_or(origin, |(_, authority)| authority);
+    let after_host = authority.rfind(']').unwrap_or(0);
+    if authority[after_host..].contains(':') {
+        origin.to_owned()
+    } else if origin.starts_with("https://") {
+        format!("{origin}:443")
+    } else {
+        format!("{origin}:80")
+    }
+}
+
+/// The application: the metadata, and `/mcp` behind the bearer layer with per-tool scopes; CORS,
+/// when configured, outside both.
+fn app(
+    auth: &McpAuth,
+    resource: &str,
+    cors: Option<McpCors>,
+) -> Result<axum::Router, StartupError> {
     let bearer = todos::require(auth, [])?.operation_scopes(todos::operation_scopes())?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
+    // The transport's own check, on every request that reaches it: this server's origin and the
+    // CORS origins; any other `Origin` is refused (403), token or not.
+    let origins = std::iter::once(origin.as_str())
+        .chain(cors.iter().flat_map(McpCors::origins))
+        .map(with_port)
+        .collect::<Vec<_>>();
     let store = Store::default();
     let config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(None)
         .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"])
-        .with_allowed_origins([origin.as_str(), "http://localhost:*", "http://127.0.0.1:*"]);
+        .with_allowed_origins(origins);
     let mcp = StreamableHttpService::new(
         move || Ok(TodoManager::new(store.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
-    Ok(axum::Router::new()
+    let app = axum::Router::new()
         .nest_service("/mcp", mcp)
         .layer(bearer)
-        .merge(auth.resource_metadata_router()))
+        .merge(auth.resource_metadata_router());
+    Ok(match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
 }
 
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
 async fn run() -> Result<(), StartupError> {
+    let cors = example_support::cors()?;
     let deployment = deployment("/mcp").await?;
     let (bound, resource) = (deployment.bound, &deployment.resource);
     let auth = McpAuth::resource_server([todos::protected_resource()?])?;
     auth.discover_all().await?;
-    let app = app(&auth, resource)?;
+    let allowed = cors
+        .as_ref()
+        .map(|cors| cors.origins().collect::<Vec<_>>().join(" "));
+    let app = app(&auth, resource, cors)?;
     let metadata_url = auth
         .resource_metadata_url(resource)
         .map(ToString::to_string)
@@ -216,6 +259,9 @@ async fn run() -> Result<(), StartupError> {
             "todo-manager: development authorization server at {} (development only)",
             dev.issuer()
         );
+    }
+    if let Some(allowed) = allowed {
+        println!("todo-manager: CORS for {allowed}");
     }
     axum::serve(deployment.listener, app)
         .with_graceful_shutdown(example_support::shutdown_signal())

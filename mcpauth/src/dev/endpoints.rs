@@ -1,6 +1,10 @@
 //! The HTTP endpoints of the development authorization server: metadata, JWKS, token (client
 //! credentials and authorization code with PKCE), authorize (automatic consent) and dynamic
 //! registration.
+//!
+//! Every endpoint answers CORS for any origin, as authorization servers serving browser-based
+//! clients do (a web page logging in discovers, registers and redeems its code cross-origin).
+//! No cookie is involved, so no credentials are allowed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -15,6 +19,7 @@ use axum::{Form, Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 use url::Url;
 
 use super::token::{TokenBuilder, now_unix, random_id};
@@ -41,6 +46,21 @@ pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
         .route(&format!("{issuer_path}/userinfo"), get(userinfo))
         .route(&format!("{issuer_path}/introspect"), post(introspect))
         .with_state(state)
+        .layer(cors())
+}
+
+/// CORS for any origin: `*`, the methods used, the request headers the browser asks for
+/// (`Authorization` is never covered by `*`), and the userinfo challenge readable.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods(AllowMethods::list([
+            axum::http::Method::GET,
+            axum::http::Method::POST,
+        ]))
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(ExposeHeaders::list([header::WWW_AUTHENTICATE]))
+        .max_age(Duration::from_secs(600))
 }
 
 fn no_store(mut response: Response) -> Response {
@@ -364,4 +384,64 @@ async fn introspect(
         None => json!({"active": false}),
     };
     no_store(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dev::DevAuthServer;
+
+    const PAGE: &str = "http://127.0.0.1:5173";
+
+    #[tokio::test]
+    async fn a_web_page_on_another_origin_can_discover_and_get_a_token() {
+        let dev = DevAuthServer::start().await.unwrap();
+        let client = reqwest::Client::new();
+        let issuer = dev.issuer();
+
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, format!("{issuer}/token"))
+            .header("origin", PAGE)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,mcp-protocol-version",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 200);
+        let headers = preflight.headers();
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        assert_eq!(headers["access-control-allow-methods"], "GET,POST");
+        assert_eq!(
+            headers["access-control-allow-headers"],
+            "authorization,mcp-protocol-version"
+        );
+        assert!(!headers.contains_key("access-control-allow-credentials"));
+
+        let metadata = client
+            .get(format!("{issuer}/.well-known/openid-configuration"))
+            .header("origin", PAGE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(metadata.status(), 200);
+        assert_eq!(metadata.headers()["access-control-allow-origin"], "*");
+
+        let token = client
+            .post(format!("{issuer}/token"))
+            .header("origin", PAGE)
+            .form(&[("grant_type", "client_credentials"), ("client_id", "page")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(token.status(), 200);
+        assert_eq!(token.headers()["access-control-allow-origin"], "*");
+        assert_eq!(
+            token.headers()["access-control-expose-headers"],
+            "www-authenticate"
+        );
+        let body: serde_json::Value = token.json().await.unwrap();
+        assert_eq!(body["token_type"], "Bearer");
+    }
 }
