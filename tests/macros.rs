@@ -77,12 +77,96 @@ fn constants_and_metadata() {
 
 #[test]
 fn start_up_values_are_checked_at_start_up() {
-    use mcpauth::__private::AuthServerDeclaration;
-    let error = FROM_ENV::auth_server().unwrap_err();
+    let error = FROM_ENV.auth_server().unwrap_err();
     assert_eq!(
         error.to_string(),
         "the environment variable MCPAUTH_TEST_ISSUER_UNSET is not set (or empty): set it before starting"
     );
+}
+
+#[test]
+fn a_declared_server_is_an_auth_server() {
+    let logto = LOGTO.auth_server().unwrap();
+    assert_eq!(logto.issuer(), "https://tenant.logto.app/oidc");
+    assert!(logto.config().is_none(), "discovered on first use");
+    let fixed = STATIC.auth_server().unwrap();
+    let metadata = &fixed.config().unwrap().metadata;
+    assert_eq!(
+        metadata.jwks_uri.as_deref(),
+        Some("https://auth.example.com/jwks")
+    );
+    assert_eq!(metadata.client_id_metadata_document_supported, Some(true));
+    // The same configuration by hand as through #[protected_resource].
+    let by_hand = mcpauth::ProtectedResource::new("https://api.example.com/notes")
+        .authorization_server(fixed)
+        .authorization_server(logto);
+    let generated = notes::protected_resource().unwrap();
+    let issuers = |r: &mcpauth::ProtectedResource| -> Vec<String> {
+        r.auth_servers()
+            .iter()
+            .map(|s| s.issuer().to_owned())
+            .collect()
+    };
+    assert_eq!(issuers(&by_hand), issuers(&generated));
+}
+
+/// Scopes whose names are keywords, start with a digit, have no letters, or would hide the
+/// enum's own `ALL`.
+#[protected_resource(
+    resource = "https://api.example.com/odd",
+    authorization_servers = [LOGTO],
+    scopes = [
+        "self", "super", "crate", "type", "fn", "async", "match", "dyn", "r#type", "2fa", "ALL",
+        "*", "_", "/", "scope", "read:notes",
+    ],
+    scope_hierarchy = { "self" => ["super"], "*" => ["self", "ALL"] },
+    tool_scopes = { "fn" => ["fn", "async"] },
+)]
+pub mod odd {}
+
+#[test]
+fn every_valid_scope_has_a_variant_and_round_trips() {
+    use odd::Scope;
+    let expected = [
+        (Scope::Self_, "self"),
+        (Scope::Super, "super"),
+        (Scope::Crate, "crate"),
+        (Scope::Type, "type"),
+        (Scope::Fn, "fn"),
+        (Scope::Async, "async"),
+        (Scope::Match, "match"),
+        (Scope::Dyn, "dyn"),
+        (Scope::RType, "r#type"),
+        (Scope::S2fa, "2fa"),
+        (Scope::ALL_, "ALL"),
+        (Scope::Star, "*"),
+        (Scope::Underscore, "_"),
+        (Scope::Slash, "/"),
+        (Scope::Scope, "scope"),
+        (Scope::ReadNotes, "read:notes"),
+    ];
+    assert_eq!(Scope::ALL.len(), expected.len());
+    for ((variant, text), scope) in expected.into_iter().zip(Scope::ALL) {
+        assert_eq!(variant, scope, "declaration order");
+        assert_eq!(variant.as_str(), text);
+        assert_eq!(Scope::from_str(text).unwrap(), variant);
+        assert_eq!(Scope::from_str(variant.as_str()).unwrap(), variant);
+        assert_eq!(variant.to_string(), text);
+        let json = serde_json::to_value(variant).unwrap();
+        assert_eq!(serde_json::from_value::<Scope>(json).unwrap(), variant);
+    }
+    assert_eq!(Scope::from(odd::scopes::Self_), Scope::Self_);
+    assert_eq!(odd::scopes::ALL_::SCOPE, Scope::ALL_);
+    assert_eq!(<odd::scopes::Fn as mcpauth::ScopeMarker>::SCOPE, "fn");
+    assert_eq!(
+        <odd::scopes::Super as mcpauth::ScopeMarker>::IMPLIED_BY,
+        &["self", "*"]
+    );
+    let auth = mcpauth::McpAuth::resource_server([odd::protected_resource().unwrap()]).unwrap();
+    odd::require(&auth, [Scope::Self_, Scope::Star])
+        .unwrap()
+        .operation_scopes(odd::operation_scopes())
+        .unwrap();
 }
 
 mod over_http {

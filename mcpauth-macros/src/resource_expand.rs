@@ -9,7 +9,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::args::Setting;
-use crate::resource::{Member, Resource};
+use crate::members::MemberValue;
+use crate::resource::Resource;
 
 fn scope_enum(model: &Resource) -> TokenStream {
     let private = private(model);
@@ -212,16 +213,63 @@ fn member_assignments(model: &Resource) -> TokenStream {
     model
         .members
         .iter()
-        .map(|member| match member {
-            Member::Text(key, lit) => {
-                quote!(metadata.#key = ::core::option::Option::Some(::std::string::String::from(#lit));)
+        .map(|member| {
+            let key = &member.key;
+            match &member.value {
+                MemberValue::Text(lit) => {
+                    quote!(metadata.#key = ::core::option::Option::Some(::std::string::String::from(#lit));)
+                }
+                MemberValue::Strings(lits) => quote! {
+                    metadata.#key = ::core::option::Option::Some(::std::vec![#(::std::string::String::from(#lits)),*]);
+                },
+                MemberValue::Flag(flag) => {
+                    quote!(metadata.#key = ::core::option::Option::Some(#flag);)
+                }
             }
-            Member::List(key, lits) => quote! {
-                metadata.#key = ::core::option::Option::Some(::std::vec![#(::std::string::String::from(#lits)),*]);
-            },
-            Member::Flag(key, flag) => quote!(metadata.#key = ::core::option::Option::Some(#flag);),
         })
         .collect()
+}
+
+/// `path` as the user wrote it, for messages.
+fn path_text(path: &syn::Path) -> String {
+    let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let leading = if path.leading_colon.is_some() {
+        "::"
+    } else {
+        ""
+    };
+    format!("{leading}{}", segments.join("::"))
+}
+
+/// The declared authorization servers, in order, as a constant, and a check evaluated at compile
+/// time: two that name the same literal issuer fail it at the second one's name (the runtime
+/// would refuse them when `McpAuth` is built).
+fn servers_const(model: &Resource) -> TokenStream {
+    let private = &private(model);
+    let count = model.servers.len();
+    let servers = model.servers.iter().map(|server| {
+        let inside = from_inside(server);
+        quote_spanned!(server.span()=> <#inside as #private::AuthServerDeclaration>::SERVER)
+    });
+    let checks: Vec<TokenStream> = model.servers.iter().enumerate().flat_map(|(later, server)| {
+        model.servers[..later].iter().enumerate().map(move |(earlier, first)| {
+            let message = format!(
+                "`{}` has the same issuer as `{}`: a resource lists each authorization server once, so remove one of them",
+                path_text(server),
+                path_text(first),
+            );
+            quote_spanned! {server.span()=>
+                if #private::same_issuer(SERVERS[#earlier].issuer, SERVERS[#later].issuer) {
+                    ::core::panic!(#message);
+                }
+            }
+        })
+    }).collect();
+    let check = (!checks.is_empty()).then(|| quote!(const _: () = { #(#checks)* };));
+    quote! {
+        const SERVERS: [#private::DeclaredServer; #count] = [#(#servers),*];
+        #check
+    }
 }
 
 fn config_fns(model: &Resource, valid: bool) -> TokenStream {
@@ -229,12 +277,7 @@ fn config_fns(model: &Resource, valid: bool) -> TokenStream {
     let private = private(model);
     let result = |ty: TokenStream| quote!(::core::result::Result<#ty, #krate::ConfigError>);
     let (protected_body, metadata_body, router_body, require_body) = if valid {
-        let servers = model.servers.iter().map(|server| {
-            let inside = from_inside(server);
-            quote_spanned! {server.span()=>
-                .authorization_server(<#inside as #private::AuthServerDeclaration>::auth_server()?)
-            }
-        });
+        let servers = servers_const(model);
         let scopes = model.scopes.iter().map(|s| &s.lit);
         let count = model.scopes.len();
         let hierarchy = model
@@ -244,9 +287,13 @@ fn config_fns(model: &Resource, valid: bool) -> TokenStream {
         let members = member_assignments(model);
         (
             quote! {
+                #servers
+                let mut resource = #krate::ProtectedResource::new(resource()?);
+                for server in SERVERS {
+                    resource = resource.authorization_server((server.build)()?);
+                }
                 let scopes: [&str; #count] = [#(#scopes),*];
-                let mut resource = #krate::ProtectedResource::new(resource()?)
-                    #(#servers)*
+                let mut resource = resource
                     .scopes(scopes)
                     #(#hierarchy)*;
                 let metadata = resource.metadata_mut();

@@ -6,5 +6,7 @@
 pub mod canonical;
 pub mod compat;
 pub mod hierarchy;
+pub mod metadata;
+pub mod operation;
 pub mod scope;
 pub mod url;

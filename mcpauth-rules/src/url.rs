@@ -22,6 +22,14 @@ pub enum UrlError {
         /// What the URL parser said.
         reason: String,
     },
+    /// The string has whitespace or a control character somewhere. A URL parser would drop it
+    /// silently, but identifiers are compared as written: an issuer with a trailing space never
+    /// matches a token's `iss`.
+    #[error("{url:?} contains whitespace or a control character: remove it")]
+    StrayCharacter {
+        /// The offending string.
+        url: String,
+    },
     /// The scheme is neither `https` nor `http`.
     #[error(
         "`{url}` uses the `{scheme}` scheme: only https (or http on a loopback host) is allowed"
@@ -85,12 +93,18 @@ pub fn is_loopback(url: &Url) -> bool {
 }
 
 /// Parses `raw` as an absolute http(s) URL that is https unless its host is loopback, and has no
-/// fragment and no credentials. Queries are allowed; callers that forbid them say so.
+/// whitespace or control character, no fragment and no credentials. Queries are allowed; callers
+/// that forbid them say so.
 pub fn parse_secure_url(raw: &str) -> Result<Url, UrlError> {
     let url = Url::parse(raw).map_err(|error| UrlError::NotAbsolute {
         url: raw.to_owned(),
         reason: error.to_string(),
     })?;
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UrlError::StrayCharacter {
+            url: raw.to_owned(),
+        });
+    }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -233,6 +247,35 @@ mod tests {
     }
 
     #[test]
+    fn stray_whitespace_is_refused_not_dropped() {
+        for raw in [
+            " https://a.example",
+            "https://a.example ",
+            "https://a.example/\n",
+            "https://a.example/x\ty",
+            "https://a.example/\u{a0}",
+            "https://a.example/\u{7f}",
+        ] {
+            assert!(
+                matches!(parse_secure_url(raw), Err(UrlError::StrayCharacter { .. })),
+                "{raw:?}"
+            );
+            assert!(matches!(
+                parse_issuer(raw),
+                Err(UrlError::StrayCharacter { .. })
+            ));
+            assert!(matches!(
+                parse_resource_identifier(raw),
+                Err(UrlError::StrayCharacter { .. })
+            ));
+        }
+        assert_eq!(
+            parse_issuer("https://a.example ").unwrap_err().to_string(),
+            "\"https://a.example \" contains whitespace or a control character: remove it"
+        );
+    }
+
+    #[test]
     fn resource_identifiers_must_be_written_canonically() {
         for canonical in [
             "https://api.example.com/mcp",
@@ -246,7 +289,6 @@ mod tests {
         for written in [
             "https://api.example.com/x/../mcp",
             "https://api.example.com/%2e%2e/mcp",
-            "https://api.example.com/mcp\t",
             "https://api.example.com\\mcp",
             "http://2130706433/mcp",
             "http://127.1/mcp",

@@ -398,6 +398,9 @@ impl ProtectedResourceMetadata {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcpauth_rules::metadata::{
+        AUTHORIZATION_SERVER_MEMBERS, Member, MemberKind, PROTECTED_RESOURCE_MEMBERS,
+    };
     use serde_json::json;
 
     #[test]
@@ -570,6 +573,151 @@ mod tests {
         .unwrap();
         assert_eq!(config.server_type, AuthServerType::OAuth);
         assert_eq!(config.issuer(), "https://a.example");
+    }
+
+    /// A value for every field, so that every member is serialised.
+    trait Filled {
+        fn filled() -> Self;
+    }
+
+    impl Filled for String {
+        fn filled() -> Self {
+            "https://a.example/x".to_owned()
+        }
+    }
+
+    impl Filled for Vec<String> {
+        fn filled() -> Self {
+            vec![String::filled()]
+        }
+    }
+
+    impl Filled for bool {
+        fn filled() -> Self {
+            true
+        }
+    }
+
+    impl<T: Filled> Filled for Option<T> {
+        fn filled() -> Self {
+            Some(T::filled())
+        }
+    }
+
+    fn filled<T: Filled>() -> T {
+        T::filled()
+    }
+
+    /// The members `value` serialises to, in order, each checked against the kind `members`
+    /// gives it.
+    fn members_of(value: impl Serialize, members: &[Member]) -> Vec<String> {
+        let Value::Object(object) = serde_json::to_value(value).unwrap() else {
+            panic!("metadata serialises to an object");
+        };
+        for (name, value) in &object {
+            let Some(member) = members.iter().find(|m| m.name == name) else {
+                continue;
+            };
+            let fits = match member.kind {
+                MemberKind::Issuer | MemberKind::Url | MemberKind::Text => value.is_string(),
+                MemberKind::Strings => value.is_array(),
+                MemberKind::Flag => value.is_boolean(),
+                _ => true,
+            };
+            assert!(fits, "`{name}` is {value}, not of kind {:?}", member.kind);
+        }
+        object.keys().cloned().collect()
+    }
+
+    fn names(members: &[Member], required_only: bool) -> Vec<String> {
+        members
+            .iter()
+            .filter(|m| m.required || !required_only)
+            .map(|m| m.name.to_owned())
+            .collect()
+    }
+
+    /// The macros accept the members of `mcpauth_rules::metadata`'s tables. A field added to a
+    /// metadata type makes this test fail until it is in the table (the struct literals below
+    /// do not compile without it; give it `filled()` like the others).
+    #[test]
+    fn the_member_tables_name_every_field_of_the_metadata_types() {
+        let server = AuthorizationServerMetadata {
+            issuer: filled(),
+            authorization_endpoint: filled(),
+            token_endpoint: filled(),
+            jwks_uri: filled(),
+            registration_endpoint: filled(),
+            scopes_supported: filled(),
+            response_types_supported: filled(),
+            response_modes_supported: filled(),
+            grant_types_supported: filled(),
+            token_endpoint_auth_methods_supported: filled(),
+            token_endpoint_auth_signing_alg_values_supported: filled(),
+            service_documentation: filled(),
+            ui_locales_supported: filled(),
+            op_policy_uri: filled(),
+            op_tos_uri: filled(),
+            revocation_endpoint: filled(),
+            revocation_endpoint_auth_methods_supported: filled(),
+            revocation_endpoint_auth_signing_alg_values_supported: filled(),
+            introspection_endpoint: filled(),
+            introspection_endpoint_auth_methods_supported: filled(),
+            introspection_endpoint_auth_signing_alg_values_supported: filled(),
+            code_challenge_methods_supported: filled(),
+            signed_metadata: filled(),
+            authorization_response_iss_parameter_supported: filled(),
+            protected_resources: filled(),
+            client_id_metadata_document_supported: filled(),
+            userinfo_endpoint: filled(),
+            end_session_endpoint: filled(),
+            subject_types_supported: filled(),
+            id_token_signing_alg_values_supported: filled(),
+            userinfo_signing_alg_values_supported: filled(),
+            claims_supported: filled(),
+            claims_parameter_supported: filled(),
+            request_parameter_supported: filled(),
+            request_uri_parameter_supported: filled(),
+            extra: ExtraFields::new(),
+        };
+        assert_eq!(
+            members_of(&server, AUTHORIZATION_SERVER_MEMBERS),
+            names(AUTHORIZATION_SERVER_MEMBERS, false)
+        );
+        let resource = ProtectedResourceMetadata {
+            resource: filled(),
+            authorization_servers: filled(),
+            jwks_uri: filled(),
+            scopes_supported: filled(),
+            bearer_methods_supported: filled(),
+            resource_signing_alg_values_supported: filled(),
+            resource_name: filled(),
+            resource_documentation: filled(),
+            resource_policy_uri: filled(),
+            resource_tos_uri: filled(),
+            tls_client_certificate_bound_access_tokens: filled(),
+            authorization_details_types_supported: filled(),
+            dpop_signing_alg_values_supported: filled(),
+            dpop_bound_access_tokens_required: filled(),
+            signed_metadata: filled(),
+            extra: ExtraFields::new(),
+        };
+        assert_eq!(
+            members_of(&resource, PROTECTED_RESOURCE_MEMBERS),
+            names(PROTECTED_RESOURCE_MEMBERS, false)
+        );
+
+        // The required members are the ones always serialised.
+        let minimal = AuthorizationServerMetadata::new("i", "a", "t", ["code"]);
+        assert_eq!(
+            members_of(&minimal, AUTHORIZATION_SERVER_MEMBERS),
+            names(AUTHORIZATION_SERVER_MEMBERS, true)
+        );
+        let minimal = ProtectedResourceMetadata::new("https://a.example");
+        assert_eq!(
+            members_of(&minimal, PROTECTED_RESOURCE_MEMBERS),
+            names(PROTECTED_RESOURCE_MEMBERS, true)
+        );
     }
 
     #[test]

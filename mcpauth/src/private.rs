@@ -14,15 +14,45 @@ pub use crate::{
 };
 use mcpauth_rules::url as url_rules;
 
-/// An authorization server declared with `auth_server!`.
+/// An authorization server declared with `auth_server!` (users call the generated
+/// `NAME.auth_server()`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an authorization server declared with `auth_server!`",
     label = "not declared with `auth_server!`",
     note = "declare it with `mcpauth::auth_server! {{ pub NAME = oidc(\"https://issuer\"); }}` and name it in `authorization_servers = [NAME]`"
 )]
 pub trait AuthServerDeclaration {
+    /// The declaration, as a constant `#[protected_resource]` can check at compile time.
+    const SERVER: DeclaredServer;
+}
+
+/// What `#[protected_resource]` needs of a declared authorization server.
+#[derive(Debug, Clone, Copy)]
+pub struct DeclaredServer {
+    /// The issuer, when the declaration writes it as a literal.
+    pub issuer: Option<&'static str>,
     /// The server's configuration; start-up values are read and checked here.
-    fn auth_server() -> Result<AuthServer, ConfigError>;
+    pub build: fn() -> Result<AuthServer, ConfigError>,
+}
+
+/// Whether two declared issuers are the same literal (the runtime refuses such a pair for one
+/// resource when `McpAuth` is built; `#[protected_resource]` refuses it at compile time).
+pub const fn same_issuer(a: Option<&str>, b: Option<&str>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return false;
+    };
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A setting given as `env("NAME")`, read at start-up.

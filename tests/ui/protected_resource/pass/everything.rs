@@ -34,6 +34,7 @@ pub mod api {
         dpop_signing_alg_values_supported = ["ES256"],
         tls_client_certificate_bound_access_tokens = false,
         dpop_bound_access_tokens_required = false,
+        signed_metadata = "eyJhbGciOiJFUzI1NiJ9.e30.c2ln",
         crate = "::mcpauth",
     )]
     pub mod notes {
@@ -79,5 +80,6 @@ fn main() {
         .unwrap()
         .operation_scopes(notes::operation_scopes())
         .unwrap();
-    let _router: mcpauth::__private::Router = notes::metadata_router().unwrap();
+    assert_eq!(metadata.signed_metadata.as_deref(), Some("eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+    let _router: axum::Router = notes::metadata_router().unwrap();
 }

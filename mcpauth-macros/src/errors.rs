@@ -27,6 +27,11 @@ impl Errors {
         self.errors.push(error);
     }
 
+    /// How many errors were recorded (to tell whether one part of the input added any).
+    pub(crate) fn count(&self) -> usize {
+        self.errors.len()
+    }
+
     /// Whether nothing went wrong.
     pub(crate) fn is_empty(&self) -> bool {
         self.errors.is_empty()
