@@ -25,18 +25,18 @@ fn b64(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
 }
 
-/// What one request is.
-enum Send {
-    /// `Authorization` header values, as raw bytes (none: no header).
-    Headers(Vec<Vec<u8>>),
+/// The `Authorization` headers one request carries.
+enum Headers {
+    /// The values, as raw bytes (none: no header).
+    Authorization(Vec<Vec<u8>>),
 }
 
-fn bearer(token: &str) -> Send {
-    Send::Headers(vec![format!("Bearer {token}").into_bytes()])
+fn bearer(token: &str) -> Headers {
+    Headers::Authorization(vec![format!("Bearer {token}").into_bytes()])
 }
 
-fn raw(value: &str) -> Send {
-    Send::Headers(vec![value.as_bytes().to_vec()])
+fn raw(value: &str) -> Headers {
+    Headers::Authorization(vec![value.as_bytes().to_vec()])
 }
 
 /// What must come back.
@@ -97,8 +97,8 @@ fn accepted() -> Expect {
     }
 }
 
-async fn send(app: &Protected, request: &Send) -> reqwest::Response {
-    let Send::Headers(values) = request;
+async fn send(app: &Protected, request: &Headers) -> reqwest::Response {
+    let Headers::Authorization(values) = request;
     let mut builder = reqwest::Client::new().get(app.notes());
     for value in values {
         builder = builder.header(
@@ -109,7 +109,7 @@ async fn send(app: &Protected, request: &Send) -> reqwest::Response {
     builder.send().await.unwrap()
 }
 
-async fn check(app: &Protected, name: &str, request: &Send, expect: &Expect, valid: &str) {
+async fn check(app: &Protected, name: &str, request: &Headers, expect: &Expect, valid: &str) {
     let response = send(app, request).await;
     let status = response.status();
     let headers = response.headers().clone();
@@ -239,8 +239,12 @@ async fn bad_input_table() {
         other_resource_signature.split('.').nth(2).unwrap()
     );
 
-    let cases: Vec<(&str, Send, Expect)> = vec![
-        ("missing header", Send::Headers(vec![]), no_credentials()),
+    let cases: Vec<(&str, Headers, Expect)> = vec![
+        (
+            "missing header",
+            Headers::Authorization(vec![]),
+            no_credentials(),
+        ),
         ("basic scheme", raw("Basic dXNlcjpwYXNz"), no_credentials()),
         ("digest scheme alone", raw("Digest"), no_credentials()),
         (
@@ -295,12 +299,12 @@ async fn bad_input_table() {
         ),
         (
             "non-ASCII byte",
-            Send::Headers(vec![b"Bearer abc\xff".to_vec()]),
+            Headers::Authorization(vec![b"Bearer abc\xff".to_vec()]),
             bad_request("malformed_authorization_header"),
         ),
         (
             "two Authorization headers",
-            Send::Headers(vec![
+            Headers::Authorization(vec![
                 format!("Bearer {valid}").into_bytes(),
                 format!("Bearer {valid}").into_bytes(),
             ]),

@@ -1,6 +1,6 @@
 //! Internal entry points for the fuzz targets in `fuzz/`; not a public API.
 //!
-//! Compiled only with the `fuzzing` feature. Each item is a thin wrapper that hands untrusted
+//! Compiled only with the `__fuzzing` feature. Each item is a thin wrapper that hands untrusted
 //! bytes to one of the crate's parsers or builders exactly as the request path does, so the
 //! targets exercise the real code. Names and signatures here may change in any release.
 
@@ -16,7 +16,7 @@ use crate::KeyCacheOptions;
 use crate::auth_error::AuthError;
 use crate::challenge::Challenges;
 use crate::http_client::{BoundedClient, Limits};
-use crate::jwks::{KeyCache, KeySet, Lookup};
+use crate::jwks::{KeyCache, Lookup, VerificationKeys};
 use crate::operations::OperationScopes;
 
 /// The bearer token of a request's headers (`bearer::bearer_token`), with the header bound
@@ -49,7 +49,7 @@ impl JwksDecoder {
 
 /// A decoded key set.
 #[derive(Debug)]
-pub struct DecodedKeys(KeySet);
+pub struct DecodedKeys(VerificationKeys);
 
 impl DecodedKeys {
     /// How many usable keys the set holds.
@@ -62,7 +62,7 @@ impl DecodedKeys {
         self.0.len() == 0
     }
 
-    /// Whether a token with `kid` signed with `algorithm` finds a key (`KeySet::lookup`).
+    /// Whether a token with `kid` signed with `algorithm` finds a key (`VerificationKeys::lookup`).
     pub fn finds(&self, kid: Option<&str>, algorithm: Algorithm) -> bool {
         matches!(self.0.lookup(kid, algorithm), Lookup::Found(_))
     }

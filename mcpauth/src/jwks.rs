@@ -140,7 +140,7 @@ impl VerificationKey {
 
 /// A decoded key set and when it stops being fresh.
 #[derive(Debug)]
-pub(crate) struct KeySet {
+pub(crate) struct VerificationKeys {
     pub(crate) generation: u64,
     keys: Vec<Arc<VerificationKey>>,
     fresh_until: Instant,
@@ -156,7 +156,7 @@ pub(crate) enum Lookup {
     Unknown,
 }
 
-impl KeySet {
+impl VerificationKeys {
     /// The key for a token: by `kid`; a token without `kid` only when the set has exactly one
     /// key (never "the first key that fits").
     pub(crate) fn lookup(&self, kid: Option<&str>, algorithm: Algorithm) -> Lookup {
@@ -252,11 +252,11 @@ fn decode_key(value: &Value) -> Result<VerificationKey, String> {
     })
 }
 
-/// Why a key set could not be had.
+/// What asking the key cache for keys gave: the keys, or why there are none now.
 #[derive(Debug, Clone)]
-pub(crate) enum Refresh {
-    /// A fresh key set.
-    Fresh(Arc<KeySet>),
+pub(crate) enum KeysAnswer {
+    /// The current key set.
+    Keys(Arc<VerificationKeys>),
     /// No fetch now: the last one was too recent. `last_failed` says whether it failed.
     NotNow {
         last_failed: bool,
@@ -277,9 +277,9 @@ pub(crate) struct KeyCache {
     jwks_uri: Url,
     client: BoundedClient,
     options: KeyCacheOptions,
-    current: ArcSwapOption<KeySet>,
+    current: ArcSwapOption<VerificationKeys>,
     attempts: Mutex<Attempts>,
-    flight: SingleFlight<Refresh>,
+    flight: SingleFlight<KeysAnswer>,
     background: AtomicBool,
 }
 
@@ -307,9 +307,9 @@ impl KeyCache {
 
     /// The current key set, fetching the first one if there is none yet. A stale set is
     /// returned as is and refreshed in the background.
-    pub(crate) async fn keys(self: &Arc<Self>) -> Refresh {
+    pub(crate) async fn keys(self: &Arc<Self>) -> KeysAnswer {
         match Guard::into_inner(self.current_set()) {
-            Some(set) => Refresh::Fresh(set),
+            Some(set) => KeysAnswer::Keys(set),
             None => self.refresh(None).await,
         }
     }
@@ -324,7 +324,7 @@ impl KeyCache {
     }
 
     /// The current set (a lock-free read), refreshed in the background when it is stale.
-    fn current_set(self: &Arc<Self>) -> Guard<Option<Arc<KeySet>>> {
+    fn current_set(self: &Arc<Self>) -> Guard<Option<Arc<VerificationKeys>>> {
         let current = self.current.load();
         if let Some(set) = current.as_ref()
             && set.fresh_until <= Instant::now()
@@ -337,7 +337,7 @@ impl KeyCache {
     /// Fetches a newer key set than generation `seen`, unless one already arrived (then that one
     /// is returned), a fetch ran less than the minimum interval ago (`NotNow`), or one is under
     /// way (joined).
-    pub(crate) async fn refresh(self: &Arc<Self>, seen: Option<u64>) -> Refresh {
+    pub(crate) async fn refresh(self: &Arc<Self>, seen: Option<u64>) -> KeysAnswer {
         // A storm of unknown `kid`s or bad signatures mostly ends here, without a flight. Not
         // while a fetch is under way: that one may bring the key, so it is joined below.
         if self.flight.is_idle()
@@ -362,18 +362,18 @@ impl KeyCache {
 
     /// Whether a fetch may start now: not when a newer set than `seen` is there, nor within
     /// the minimum interval of the last one. `start` records that one starts.
-    fn may_refresh(&self, seen: Option<u64>, start: bool) -> Result<(), Refresh> {
+    fn may_refresh(&self, seen: Option<u64>, start: bool) -> Result<(), KeysAnswer> {
         if let Some(current) = self.current.load_full()
             && Some(current.generation) != seen
         {
-            return Err(Refresh::Fresh(current));
+            return Err(KeysAnswer::Keys(current));
         }
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         if let Some(last) = attempts.last_started {
             let since = now.saturating_duration_since(last);
             if since < self.options.min_refresh_interval {
-                return Err(Refresh::NotNow {
+                return Err(KeysAnswer::NotNow {
                     last_failed: attempts.last_failed,
                     retry_after: self.options.min_refresh_interval - since,
                 });
@@ -400,7 +400,7 @@ impl KeyCache {
         });
     }
 
-    async fn fetch(&self) -> Refresh {
+    async fn fetch(&self) -> KeysAnswer {
         let result = self.client.get_json_object(&self.jwks_uri).await;
         let outcome = match result {
             Ok(fetched) => self.decode(&fetched.value, &fetched.headers),
@@ -413,18 +413,22 @@ impl KeyCache {
                 let set = Arc::new(set);
                 tracing::debug!(jwks_uri = %self.jwks_uri, keys = set.len(), generation = set.generation, "key set fetched");
                 self.current.store(Some(set.clone()));
-                Refresh::Fresh(set)
+                KeysAnswer::Keys(set)
             }
             Err(error) => {
                 attempts.last_failed = true;
                 let stale = self.current.load().is_some();
                 tracing::warn!(jwks_uri = %self.jwks_uri, %error, keeping_previous_keys = stale, "key set unavailable");
-                Refresh::Failed(Arc::new(error))
+                KeysAnswer::Failed(Arc::new(error))
             }
         }
     }
 
-    pub(crate) fn decode(&self, document: &Value, headers: &HeaderMap) -> Result<KeySet, String> {
+    pub(crate) fn decode(
+        &self,
+        document: &Value,
+        headers: &HeaderMap,
+    ) -> Result<VerificationKeys, String> {
         let Some(values) = document.get("keys").and_then(Value::as_array) else {
             return Err(format!(
                 "{} is not a JWKS (no \"keys\" array)",
@@ -451,7 +455,7 @@ impl KeyCache {
             }
         }
         let generation = previous.as_ref().map_or(1, |s| s.generation + 1);
-        Ok(KeySet {
+        Ok(VerificationKeys {
             generation,
             keys,
             // A TTL too large for the clock counts as already stale: refresh rather than panic.

@@ -71,9 +71,12 @@ where
     }
 }
 
+/// How the layer verifies tokens.
 #[derive(Clone)]
-enum Mode {
+enum Verification {
+    /// As JWTs, against the resource's authorization servers' keys.
     Jwt,
+    /// With a custom verifier (opaque tokens).
     Custom(Arc<dyn VerifyToken>),
 }
 
@@ -81,7 +84,7 @@ enum Mode {
 struct Config {
     auth: McpAuth,
     resource: usize,
-    mode: Mode,
+    verification: Verification,
     rules: JwtRules,
     required_scopes: Vec<String>,
     optional: bool,
@@ -163,7 +166,10 @@ impl fmt::Debug for BearerAuthLayer {
         let config = &self.config;
         f.debug_struct("BearerAuthLayer")
             .field("resource", &config.resource().identifier)
-            .field("custom_verifier", &matches!(config.mode, Mode::Custom(_)))
+            .field(
+                "custom_verifier",
+                &matches!(config.verification, Verification::Custom(_)),
+            )
             .field("audience_check", &config.rules.audience.is_some())
             .field("required_scopes", &config.required_scopes)
             .field("leeway", &config.rules.leeway)
@@ -189,7 +195,7 @@ impl McpAuth {
         let mut config = Config {
             auth: self.clone(),
             resource: index,
-            mode: Mode::Jwt,
+            verification: Verification::Jwt,
             rules: JwtRules {
                 leeway: DEFAULT_LEEWAY,
                 audience: Some(ExpectedAudience::new(resource)),
@@ -282,7 +288,7 @@ impl BearerAuthLayer {
     /// Verifies tokens with `verifier` instead of as JWTs (for opaque tokens).
     pub fn verifier(self, verifier: impl VerifyToken) -> Self {
         let verifier: Arc<dyn VerifyToken> = Arc::new(verifier);
-        self.with(|c| c.mode = Mode::Custom(verifier))
+        self.with(|c| c.verification = Verification::Custom(verifier))
     }
 
     /// Accepts tokens whatever their audience. MCP requires the audience check (a token issued
@@ -339,8 +345,8 @@ impl BearerAuthLayer {
         };
         let resource = config.resource();
         let retry_after = config.auth.inner.key_cache_options.min_refresh_interval;
-        let info = match &config.mode {
-            Mode::Jwt => {
+        let info = match &config.verification {
+            Verification::Jwt => {
                 let servers = &resource.auth_servers;
                 match &resource.token_cache {
                     Some(cache) => {
@@ -355,7 +361,7 @@ impl BearerAuthLayer {
                     }
                 }
             }
-            Mode::Custom(verifier) => {
+            Verification::Custom(verifier) => {
                 let info = verifier.verify(token).await.map_err(|error| match error {
                     CustomVerifyError::InvalidToken(detail) => {
                         AuthError::invalid_token(AuthErrorReason::Rejected, detail)

@@ -163,6 +163,15 @@
 //! in-process on loopback, with real keys, and mints tokens. It is for development and tests
 //! only.
 //!
+//! ## Other crates' types in this API
+//!
+//! Only at the integration points, where they are the point: `axum` (routers, bodies, the
+//! `AuthInfo` extractor), `http` (headers, methods, statuses), `tower` (the `Layer` and
+//! `Service` of [`BearerAuthLayer`]), `rmcp` (with the `rmcp` feature: `AuthInfo` in tool
+//! handlers), `tower-http` (with the `cors` feature: the CORS layer it configures), `url` (parsed
+//! URLs returned by getters) and `serde_json` (metadata members and claims). Errors from the
+//! HTTP client are opaque ([`discovery::TransportError`]): its version is not part of this API.
+//!
 //! ## Features
 //!
 //! - `aws-lc-rs` (default): signature checks through aws-lc.
@@ -175,8 +184,10 @@
 //! - `cors`: the CORS layer for browser-based MCP clients (`mcpauth::cors`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// docs.rs (nightly) marks each item with the feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-#[cfg(feature = "fuzzing")]
+#[cfg(feature = "__fuzzing")]
 #[doc(hidden)]
 #[path = "fuzzing.rs"]
 pub mod __fuzzing;
@@ -192,9 +203,11 @@ mod bounded_cache;
 mod challenge;
 mod claims;
 #[cfg(feature = "cors")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cors")))]
 pub mod cors;
 mod crypto;
 #[cfg(feature = "dev-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dev-server")))]
 pub mod dev;
 pub mod discovery;
 mod http_client;
@@ -225,6 +238,7 @@ pub use jwt::TokenTypePolicy;
 pub use layer::{BearerAuthLayer, BearerAuthService, VerifyToken};
 pub use mcp_auth::{ConfigError, McpAuth, McpAuthBuilder};
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use mcpauth_macros::{auth_server, protected_resource};
 pub use mcpauth_rules::scope::is_valid_scope_token;
 pub use mcpauth_rules::url::UrlError;
@@ -236,6 +250,7 @@ pub use operations::OperationScopes;
 pub use remote_verifier::{RemoteVerifier, RemoteVerifierStats};
 pub use resource::ProtectedResource;
 #[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use rmcp_support::MaybeAuthInfo;
 pub use scope_marker::{Require, ScopeMarker};
 pub use token_cache::{TokenCacheOptions, TokenCacheStats};

@@ -1,4 +1,5 @@
-//! Verifying a JWT access token for one protected resource (DESIGN.md, "Verification rules").
+//! Verifying a JWT access token for one protected resource (ARCHITECTURE.md, "The path of one
+//! request").
 //!
 //! Order: decode the header and payload (header rules first), pick the authorization server by
 //! `iss` among the resource's (no network for an unknown issuer), find the key by `kid` in that
@@ -13,7 +14,7 @@ use crate::auth_error::{AuthError, AuthErrorReason};
 use crate::auth_info::{AuthInfo, Identity, system_time};
 use crate::auth_server::AuthServerHandle;
 use crate::claims::{self, ExpectedAudience};
-use crate::jwks::{KeyCache, Lookup, Refresh, VerificationKey};
+use crate::jwks::{KeyCache, KeysAnswer, Lookup, VerificationKey};
 use crate::jwt::{TokenTypePolicy, UnverifiedJwt, decode_unverified};
 
 /// What JWT verification checks besides the signature.
@@ -103,11 +104,11 @@ async fn check_signature(
 ) -> Result<Arc<VerificationKey>, AuthError> {
     let kid = jwt.kid.as_deref();
     let set = match cache.keys().await {
-        Refresh::Fresh(set) => set,
-        Refresh::NotNow { retry_after, .. } => {
+        KeysAnswer::Keys(set) => set,
+        KeysAnswer::NotNow { retry_after, .. } => {
             return Err(unavailable("the last attempt failed", retry_after));
         }
-        Refresh::Failed(error) => return Err(unavailable(&error, retry_after)),
+        KeysAnswer::Failed(error) => return Err(unavailable(&error, retry_after)),
     };
     let mismatch = || {
         AuthError::invalid_token(
@@ -138,14 +139,16 @@ async fn check_signature(
     };
     // Unknown key, or a signature that failed: maybe the keys rotated. Refetch (rate-limited).
     let newer = match cache.refresh(Some(set.generation)).await {
-        Refresh::Fresh(newer) => newer,
-        Refresh::NotNow {
+        KeysAnswer::Keys(newer) => newer,
+        KeysAnswer::NotNow {
             last_failed: true,
             retry_after,
         } if first.is_none() => {
             return Err(unavailable("the last attempt failed", retry_after));
         }
-        Refresh::Failed(error) if first.is_none() => return Err(unavailable(&error, retry_after)),
+        KeysAnswer::Failed(error) if first.is_none() => {
+            return Err(unavailable(&error, retry_after));
+        }
         _ if first.is_some() => return Err(invalid_signature()),
         _ => return Err(unknown()),
     };

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::timeline::{Mode, Timeline};
+use crate::timeline::{Behaviour, Timeline};
 use crate::tokens::{CheckKind, Minter};
 use crate::{BoxError, Rig, Settings};
 use mcpauth::dev::KeyRotation;
@@ -68,7 +68,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<bool, BoxError> {
     );
     let warm = send(&client, &url, &fresh(&minter).await?).await?;
     println!("  1. a token of the current key: {warm} (notes fetched the JWKS)");
-    proxy.set_mode(Mode::Slow).await?;
+    proxy.set_mode(Behaviour::Slow).await?;
     minter.rotate(KeyRotation::NewKeyIds).await?;
     println!(
         "  2. the AS now answers after {} s, and rotated its keys (new kid); waiting 11 s, past \

@@ -37,7 +37,7 @@ use tokio::sync::RwLock;
 use crate::checker::{Checker, Findings, PhaseChecks, Verdict};
 use crate::notes::Notes;
 use crate::proxy::Proxy;
-use crate::timeline::{JwksCounts, Mode, Timeline};
+use crate::timeline::{Behaviour, JwksCounts, Timeline};
 use crate::tokens::{CheckKind, Minter};
 use crate::wrk::WrkRun;
 
@@ -165,69 +165,69 @@ impl Settings {
 #[derive(Debug, Clone, Copy)]
 struct Phase {
     name: &'static str,
-    mode: Mode,
+    mode: Behaviour,
     rotation: Option<KeyRotation>,
 }
 
 const PHASES: [Phase; 12] = [
     Phase {
         name: "steady",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: None,
     },
     Phase {
         name: "rotate, new kid",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: Some(KeyRotation::NewKeyIds),
     },
     Phase {
         name: "rotate, reused kid",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: Some(KeyRotation::ReuseKeyIds),
     },
     Phase {
         name: "AS down (refused)",
-        mode: Mode::Down,
+        mode: Behaviour::Down,
         rotation: None,
     },
     Phase {
         name: "AS back",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: None,
     },
     Phase {
         name: "AS slow",
-        mode: Mode::Slow,
+        mode: Behaviour::Slow,
         rotation: None,
     },
     Phase {
         name: "AS normal",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: None,
     },
     Phase {
         name: "AS answers 503",
-        mode: Mode::Unavailable,
+        mode: Behaviour::Unavailable,
         rotation: None,
     },
     Phase {
         name: "AS hangs",
-        mode: Mode::Hanging,
+        mode: Behaviour::Hanging,
         rotation: None,
     },
     Phase {
         name: "AS slow + rotate, reused kid",
-        mode: Mode::Slow,
+        mode: Behaviour::Slow,
         rotation: Some(KeyRotation::ReuseKeyIds),
     },
     Phase {
         name: "AS down + rotate, new kid",
-        mode: Mode::Down,
+        mode: Behaviour::Down,
         rotation: Some(KeyRotation::NewKeyIds),
     },
     Phase {
         name: "AS back (keys rotated)",
-        mode: Mode::Up,
+        mode: Behaviour::Up,
         rotation: None,
     },
 ];
@@ -401,7 +401,7 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
 
     let mut records = Vec::new();
     let mut rss_after_first = None;
-    let mut previous_mode = Mode::Up;
+    let mut previous_mode = Behaviour::Up;
     for (index, phase) in PHASES.iter().enumerate() {
         let started = Instant::now();
         checker

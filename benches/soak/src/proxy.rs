@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::timeline::{Mode, Timeline};
+use crate::timeline::{Behaviour, Timeline};
 use crate::{BoxError, Settings};
 
 /// What the connection tasks share.
@@ -35,7 +35,7 @@ struct Shared {
     /// `"http://127.0.0.1:<dev port>` and `"http://127.0.0.1:<proxy port>` (with the quote).
     rewrite: (String, String),
     client: reqwest::Client,
-    mode: Mutex<Mode>,
+    mode: Mutex<Behaviour>,
     timeline: Arc<Timeline>,
     /// Held (shared) while the JWKS is fetched from the development server, and (exclusive)
     /// while its keys rotate: a delivered key set belongs to exactly one epoch.
@@ -72,7 +72,7 @@ impl Proxy {
             upstream: format!("http://{upstream}"),
             rewrite: (format!("\"http://{upstream}"), format!("\"http://{addr}")),
             client,
-            mode: Mutex::new(Mode::Up),
+            mode: Mutex::new(Behaviour::Up),
             timeline,
             keys_lock,
             jwks_max_age: settings.jwks_max_age,
@@ -95,9 +95,9 @@ impl Proxy {
 
     /// Switches the mode. `Down` closes the listener and every open connection; leaving it
     /// binds the same port again.
-    pub(crate) async fn set_mode(&self, mode: Mode) -> Result<(), BoxError> {
+    pub(crate) async fn set_mode(&self, mode: Behaviour) -> Result<(), BoxError> {
         let mut accept = self.accept.lock().await;
-        if mode == Mode::Down {
+        if mode == Behaviour::Down {
             self.shared.set_mode(mode);
             if let Some(task) = accept.take() {
                 task.abort();
@@ -145,11 +145,11 @@ fn answer(status: StatusCode, body: impl Into<Bytes>) -> Answer {
 }
 
 impl Shared {
-    fn mode(&self) -> Mode {
+    fn mode(&self) -> Behaviour {
         *self.mode.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set_mode(&self, mode: Mode) {
+    fn set_mode(&self, mode: Behaviour) {
         *self.mode.lock().unwrap_or_else(PoisonError::into_inner) = mode;
         self.timeline.set_mode(mode);
     }
@@ -233,20 +233,20 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         shared.timeline.other_request(&path);
     }
     match mode {
-        Mode::Unavailable => {
+        Behaviour::Unavailable => {
             let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, "down for maintenance");
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("30"));
             return Ok(response);
         }
-        Mode::Hanging => {
+        Behaviour::Hanging => {
             tokio::time::sleep(shared.hang).await;
             // No answer at all: the connection is closed.
             return Err("hung up without answering".into());
         }
-        Mode::Slow => tokio::time::sleep(shared.next_delay()).await,
-        Mode::Up | Mode::Down => {}
+        Behaviour::Slow => tokio::time::sleep(shared.next_delay()).await,
+        Behaviour::Up | Behaviour::Down => {}
     }
     if request.method() != hyper::Method::GET {
         return Ok(answer(StatusCode::METHOD_NOT_ALLOWED, ""));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How the authorization server (as notes sees it, through the fault proxy) behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(crate) enum Behaviour {
     /// Answers at once.
     Up,
     /// Not listening: connections are refused, open ones are closed.
@@ -20,7 +20,7 @@ pub(crate) enum Mode {
     Hanging,
 }
 
-impl Mode {
+impl Behaviour {
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Up => "up",
@@ -47,7 +47,7 @@ pub(crate) struct JwksCounts {
 struct Records {
     /// When each key epoch began (the first at the start; one more per rotation).
     epochs: Vec<Instant>,
-    modes: Vec<(Instant, Mode)>,
+    modes: Vec<(Instant, Behaviour)>,
     deliveries: Vec<(Instant, usize)>,
     jwks_requests: Vec<Instant>,
     other_requests: Vec<(Instant, String)>,
@@ -76,7 +76,7 @@ impl Timeline {
             .map_or(0.0, |d| d.as_secs_f64());
         let records = Records {
             epochs: vec![start],
-            modes: vec![(start, Mode::Up)],
+            modes: vec![(start, Behaviour::Up)],
             ..Records::default()
         };
         Self {
@@ -107,7 +107,7 @@ impl Timeline {
         }
     }
 
-    pub(crate) fn set_mode(&self, mode: Mode) {
+    pub(crate) fn set_mode(&self, mode: Behaviour) {
         self.records().modes.push((Instant::now(), mode));
     }
 
@@ -180,12 +180,12 @@ impl Timeline {
             .rev()
             .find(|(t, _)| *t <= since)
             .map(|(_, m)| *m);
-        let up_since = mode_then == Some(Mode::Up)
+        let up_since = mode_then == Some(Behaviour::Up)
             && records
                 .modes
                 .iter()
                 .filter(|(t, _)| *t > since && *t <= at)
-                .all(|(_, m)| *m == Mode::Up);
+                .all(|(_, m)| *m == Behaviour::Up);
         published && up_since
     }
 

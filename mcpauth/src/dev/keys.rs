@@ -132,7 +132,7 @@ impl SigningKey {
 
 /// The current keys (one per algorithm) and their JWKS, serialised once per rotation.
 #[derive(Debug)]
-pub(crate) struct KeySet {
+pub(crate) struct SigningKeys {
     pub(crate) keys: Vec<SigningKey>,
     pub(crate) jwks: Bytes,
 }
@@ -143,7 +143,7 @@ const ALGORITHMS: [DevAlgorithm; 3] = [
     DevAlgorithm::EdDsa,
 ];
 
-impl KeySet {
+impl SigningKeys {
     pub(crate) fn generate() -> Result<Self, DevServerError> {
         let mut keys = Vec::with_capacity(ALGORITHMS.len());
         for algorithm in ALGORITHMS {

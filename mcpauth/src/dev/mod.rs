@@ -50,7 +50,7 @@ pub use keys::{DevAlgorithm, KeyRotation};
 pub use token::{DEFAULT_TOKEN_LIFETIME, TokenBuilder};
 
 use crate::metadata::{AuthServerConfig, AuthServerType, AuthorizationServerMetadata};
-use keys::KeySet;
+use keys::SigningKeys;
 
 /// What can go wrong starting or using the development authorization server.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,7 @@ pub(crate) struct DevState {
     default_subject: String,
     token_lifetime: Duration,
     metadata: AuthorizationServerMetadata,
-    keys: RwLock<KeySet>,
+    keys: RwLock<SigningKeys>,
     codes: Mutex<HashMap<String, PendingCode>>,
     jwks_requests: AtomicUsize,
     userinfo_requests: AtomicUsize,
@@ -170,7 +170,7 @@ impl DevAuthServerBuilder {
                 source,
             })?;
         crate::crypto::install_provider();
-        let keys = tokio::task::spawn_blocking(KeySet::generate)
+        let keys = tokio::task::spawn_blocking(SigningKeys::generate)
             .await
             .map_err(|e| DevServerError::Keys(e.to_string()))??;
         let issuer = format!("http://{addr}{path}");
