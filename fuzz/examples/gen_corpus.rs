@@ -22,7 +22,7 @@ use mcpauth::{AuthServer, McpAuth, ProtectedResource};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use mcpauth_fuzz::{PRM_URL, RESOURCE, SEED_TOKEN_LIFETIME};
+use mcpauth_fuzz::{JSON_KEYS, JSON_NUMBERS, JSON_STRINGS, PRM_URL, RESOURCE, SEED_TOKEN_LIFETIME};
 
 struct Corpus {
     root: PathBuf,
@@ -273,39 +273,256 @@ async fn main() {
     );
     corpus.write(t, "language-tags-and-nulls.json", pretty(&json!({"resource": "https://api.example.com/notes", "resource_name": "Notes", "resource_name#fr": "Notes (fr)", "jwks_uri": null, "bearer_methods_supported": ["header"], "tls_client_certificate_bound_access_tokens": false, "dpop_bound_access_tokens_required": true})));
 
-    // mcp_operation: flags, Mcp-Method line, Mcp-Name line, body.
+    // mcp_operation: flags (bits 0-1 the HTTP method: POST, GET, DELETE, PUT; bit 2 streamed in
+    // chunks of (flags >> 4) + 1 bytes; bit 3 the body is choices for `json_from_choices`),
+    // header lines `<selector><value>\n` (m Mcp-Method, n Mcp-Name, b Mcp-Name sent
+    // Base64-wrapped, e Content-Encoding), an empty line, the body.
     let t = "mcp_operation";
-    let rpc = |flags: u8, method: &str, name: &str, body: Value| {
-        cat(&[
-            &[flags],
-            method.as_bytes(),
-            b"\n",
-            name.as_bytes(),
-            b"\n",
-            &body.to_string().into_bytes(),
-        ])
+    const POST: u8 = 0;
+    const GET: u8 = 1;
+    const DELETE: u8 = 2;
+    let op = |flags: u8, headers: &[&str], body: &[u8]| {
+        let mut out = vec![flags];
+        for line in headers {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        out.extend_from_slice(body);
+        out
     };
-    corpus.write(t, "initialize", rpc(0, "", "", json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "1"}}})));
-    corpus.write(t, "tools-call-create-with-headers", rpc(3, "tools/call", "create", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "create", "arguments": {"title": "x"}}})));
-    corpus.write(t, "tools-call-header-mismatch", rpc(3, "tools/call", "delete", json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "create"}})));
-    corpus.write(t, "batch", rpc(8 | 0x30, "", "", json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete"}}, {"jsonrpc": "2.0", "method": "notifications/initialized"}])));
-    corpus.write(t, "resources-read", rpc(1, "resources/read", "", json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "file:///notes/1"}})));
+    let rpc =
+        |flags: u8, headers: &[&str], body: Value| op(flags, headers, body.to_string().as_bytes());
+    let call = |name: &str| json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {"title": "x"}}});
+    corpus.write(t, "initialize", rpc(POST, &[], json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2026-07-28", "capabilities": {}, "clientInfo": {"name": "fuzz", "version": "1"}}})));
     corpus.write(
         t,
-        "headers-only",
-        rpc(3, "prompts/get", "summary", json!(null)),
+        "tools-call-create-with-headers",
+        rpc(POST, &["mtools/call", "ncreate"], call("create")),
+    );
+    corpus.write(
+        t,
+        "tools-call-header-mismatch",
+        rpc(POST, &["mtools/call", "ndelete"], call("create")),
+    );
+    corpus.write(
+        t,
+        "tools-call-base64-name",
+        rpc(POST, &["mtools/call", "bcafé"], call("café")),
+    );
+    corpus.write(
+        t,
+        "tools-call-base64-name-as-sent",
+        rpc(
+            POST,
+            &["mtools/call", "n=?base64?Y3JlYXRl?="],
+            call("create"),
+        ),
+    );
+    corpus.write(
+        t,
+        "base64-name-malformed",
+        rpc(
+            POST,
+            &["mtools/call", "n=?base64?Y3JlYXR?="],
+            call("create"),
+        ),
+    );
+    corpus.write(
+        t,
+        "mcp-method-twice",
+        rpc(POST, &["mtools/call", "mtools/call"], call("create")),
     );
     corpus.write(
         t,
         "name-without-method",
         rpc(
-            2,
-            "",
-            "create",
+            POST,
+            &["ncreate"],
             json!({"jsonrpc": "2.0", "id": 4, "result": {}}),
         ),
     );
-    corpus.write(t, "over-bound", rpc(0, "", "", json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "create", "arguments": {"text": "x".repeat(300)}}})));
+    corpus.write(t, "batch-streamed", rpc(POST | 4 | (5 << 4), &[], json!([{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "delete"}}, {"jsonrpc": "2.0", "method": "notifications/initialized"}])));
+    corpus.write(t, "batch-one-operation-with-headers", rpc(POST, &["mtasks/cancel", "nt-7"], json!([{"jsonrpc": "2.0", "id": 1, "result": {}}, {"jsonrpc": "2.0", "id": 2, "method": "tasks/cancel", "params": {"taskId": "t-7"}}])));
+    corpus.write(t, "batch-empty", op(POST, &[], b"[]"));
+    corpus.write(t, "resources-read", rpc(POST, &["mresources/read"], json!({"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "file:///notes/1"}})));
+    corpus.write(t, "tasks-get", rpc(POST, &["mtasks/get", "ntask-1"], json!({"jsonrpc": "2.0", "id": 6, "method": "tasks/get", "params": {"taskId": "task-1"}})));
+    corpus.write(
+        t,
+        "tasks-update-without-params",
+        rpc(
+            POST,
+            &[],
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tasks/update"}),
+        ),
+    );
+    corpus.write(
+        t,
+        "get-with-headers",
+        op(GET, &["mprompts/get", "nsummary"], b""),
+    );
+    corpus.write(
+        t,
+        "get-tools-call-base64",
+        op(GET, &["mtools/call", "bcreate"], b""),
+    );
+    corpus.write(
+        t,
+        "get-with-body",
+        op(
+            GET,
+            &[],
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+        ),
+    );
+    corpus.write(t, "delete-gzip-no-body", op(DELETE, &["egzip"], b""));
+    corpus.write(t, "gzip", rpc(POST, &["egzip"], call("create")));
+    corpus.write(
+        t,
+        "identity-list",
+        rpc(POST, &["eIdentity , identity", "eidentity"], call("delete")),
+    );
+    corpus.write(
+        t,
+        "identity-then-gzip",
+        rpc(POST, &["eidentity,gzip"], call("delete")),
+    );
+    corpus.write(
+        t,
+        "byte-order-mark",
+        op(
+            POST,
+            &[],
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}".as_bytes(),
+        ),
+    );
+    corpus.write(t, "duplicate-method", op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"delete"}}"#));
+    corpus.write(t, "duplicate-name", op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create","name":"delete"}}"#));
+    corpus.write(t, "duplicate-name-escaped", op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create","n\u0061me":"delete"}}"#));
+    corpus.write(t, "duplicate-params", op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create"},"params":{"name":"delete"}}"#));
+    corpus.write(
+        t,
+        "duplicate-name-in-ping-params",
+        op(
+            POST,
+            &[],
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"name":"a","name":"b"}}"#,
+        ),
+    );
+    corpus.write(t, "case-variant-method", op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"delete"}}"#));
+    corpus.write(t, "case-variant-long-s", op(POST, &[], "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"create\"},\"paramſ\":{\"name\":\"delete\"}}".as_bytes()));
+    corpus.write(t, "case-variant-kelvin-task-id", op(POST, &[], "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tasks/get\",\"params\":{\"taskId\":\"a\",\"tas\u{212a}Id\":\"b\"}}".as_bytes()));
+    corpus.write(
+        t,
+        "case-variant-dotless-i",
+        op(
+            POST,
+            &[],
+            "{\"jsonrpc\":\"2.0\",\"\u{131}d\":1,\"method\":\"ping\"}".as_bytes(),
+        ),
+    );
+    corpus.write(
+        t,
+        "name-not-a-string",
+        op(
+            POST,
+            &[],
+            br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":["summary"]}}"#,
+        ),
+    );
+    corpus.write(
+        t,
+        "method-not-a-string",
+        op(POST, &[], br#"{"jsonrpc":"2.0","id":1,"method":null}"#),
+    );
+    corpus.write(
+        t,
+        "trailing-data",
+        op(POST, &[], b"{\"jsonrpc\":\"2.0\",\"method\":\"ping\"} \n{}"),
+    );
+    corpus.write(
+        t,
+        "lone-surrogate",
+        op(
+            POST,
+            &[],
+            br#"{"jsonrpc":"2.0","id":"\ud800","method":"ping","params":{"uri":"\udc00"}}"#,
+        ),
+    );
+    corpus.write(
+        t,
+        "number-beyond-f64",
+        op(
+            POST,
+            &[],
+            br#"{"jsonrpc":"2.0","id":1e400,"method":"ping","params":-1e999}"#,
+        ),
+    );
+    let deep = format!(
+        "{{\"method\":\"ping\",\"x\":{}{}}}",
+        "[".repeat(130),
+        "]".repeat(130)
+    );
+    const CHOICES: u8 = 8;
+    let structured = |flags: u8, headers: &[&str], body: Gen| {
+        let mut choices = Vec::new();
+        body.choices(&mut choices);
+        op(flags | CHOICES, headers, &choices)
+    };
+    use Gen::{Arr, Key, Num, Obj, Str};
+    corpus.write(
+        t,
+        "choices-tools-call",
+        structured(
+            POST,
+            &[],
+            Obj(vec![
+                ("jsonrpc", Str("2.0")),
+                ("id", Num("1")),
+                ("method", Str("tools/call")),
+                (
+                    "params",
+                    Obj(vec![("name", Str("create")), ("arguments", Obj(vec![]))]),
+                ),
+            ]),
+        ),
+    );
+    corpus.write(
+        t,
+        "choices-prompts-get-with-headers",
+        structured(
+            POST,
+            &["mprompts/get", "ncreate"],
+            Obj(vec![
+                ("method", Str("prompts/get")),
+                ("params", Obj(vec![("name", Str("create"))])),
+            ]),
+        ),
+    );
+    corpus.write(
+        t,
+        "choices-batch-streamed",
+        structured(
+            POST | 4,
+            &[],
+            Arr(vec![
+                Obj(vec![
+                    ("method", Str("tasks/get")),
+                    ("params", Obj(vec![("taskId", Str("t-1"))])),
+                ]),
+                Obj(vec![("id", Num("1")), ("result", Obj(vec![]))]),
+                Obj(vec![
+                    ("method", Str("resources/read")),
+                    (
+                        "params",
+                        Obj(vec![("uri", Str("file:///a")), ("name", Key("uri"))]),
+                    ),
+                ]),
+            ]),
+        ),
+    );
+    corpus.write(t, "deep-nesting-over-bound", op(POST, &[], deep.as_bytes()));
+    corpus.write(t, "over-bound", rpc(POST, &[], json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "create", "arguments": {"text": "x".repeat(300)}}})));
 
     // www_authenticate: flags, then description, scopes, metadata URL, detail (NUL-separated).
     let t = "www_authenticate";
@@ -355,4 +572,41 @@ async fn main() {
 
     dev.shutdown().await;
     println!("corpora written under {}", corpus.root.display());
+}
+
+/// A JSON text as `mcpauth_fuzz::json_from_choices` writes it, to encode as its choice bytes.
+enum Gen {
+    Obj(Vec<(&'static str, Gen)>),
+    Arr(Vec<Gen>),
+    /// A string of `JSON_STRINGS`.
+    Str(&'static str),
+    /// A string of `JSON_KEYS`.
+    Key(&'static str),
+    Num(&'static str),
+}
+
+impl Gen {
+    fn choices(&self, out: &mut Vec<u8>) {
+        let index = |table: &[&str], text: &str| {
+            u8::try_from(table.iter().position(|t| *t == text).unwrap()).unwrap()
+        };
+        match self {
+            Gen::Obj(members) => {
+                out.extend([0, u8::try_from(members.len()).unwrap()]);
+                for (key, value) in members {
+                    out.push(index(&JSON_KEYS, key));
+                    value.choices(out);
+                }
+            }
+            Gen::Arr(items) => {
+                out.extend([1, u8::try_from(items.len()).unwrap()]);
+                for item in items {
+                    item.choices(out);
+                }
+            }
+            Gen::Str(text) => out.extend([2, index(&JSON_STRINGS, text)]),
+            Gen::Key(text) => out.extend([3, index(&JSON_KEYS, text)]),
+            Gen::Num(text) => out.extend([4, index(&JSON_NUMBERS, text)]),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! What the fuzz targets share: a strict parser for the `WWW-Authenticate` values the crate
 //! writes (RFC 7235 §2.1 / §4.1 with RFC 6750 §3's `error_description` character set), the
-//! RFC 6750 `b64token` grammar, and a way to cut one input into several fields.
+//! RFC 6750 `b64token` grammar, a way to cut one input into several fields, and a generator of
+//! JSON-RPC-shaped JSON texts from choice bytes.
 //!
 //! Written from the RFCs' ABNF, independently of the crate's own code, so that a target checks
 //! the crate against the grammar rather than against itself.
@@ -202,6 +203,194 @@ where
     }
 }
 
+/// The JSON body of a refusal response (ready at once: the crate builds it whole).
+pub fn body_json(response: http::Response<axum::body::Body>) -> serde_json::Value {
+    let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
+        response.into_body(),
+        usize::MAX,
+    ))
+    .expect("a full body is ready at once")
+    .expect("body");
+    serde_json::from_slice(&body).expect("the refusal body is JSON")
+}
+
+/// Object keys the JSON generator writes (as they appear between the quotes): the JSON-RPC and
+/// MCP members, and spellings a case-insensitive reader would take for them.
+pub const JSON_KEYS: [&str; 26] = [
+    "jsonrpc",
+    "method",
+    "id",
+    "params",
+    "name",
+    "uri",
+    "taskId",
+    "arguments",
+    "result",
+    "error",
+    "Method",
+    "METHOD",
+    "Params",
+    "param\u{17f}",
+    "\u{131}d",
+    "\u{130}D",
+    "JSONRPC",
+    "NAME",
+    "Name",
+    "URI",
+    "taskid",
+    "ta\u{17f}kId",
+    "tas\u{212a}Id",
+    "n\\u0061me",
+    "meth\\u006Fd",
+    "",
+];
+
+/// String values the JSON generator writes (as they appear between the quotes).
+pub const JSON_STRINGS: [&str; 24] = [
+    "2.0",
+    "tools/call",
+    "tools/list",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "ping",
+    "initialize",
+    "create",
+    "delete",
+    "caf\u{e9}",
+    "caf\\u00e9",
+    "tools\\/call",
+    "file:///a",
+    "t-1",
+    "\\ud800",
+    "\\udc00x",
+    "\\ud83d\\ude00",
+    " create",
+    "",
+];
+
+/// Numbers the JSON generator writes.
+pub const JSON_NUMBERS: [&str; 7] = [
+    "0",
+    "1",
+    "-1",
+    "2.5e3",
+    "-0",
+    "1e400",
+    "123456789012345678901234567890",
+];
+
+/// Characters a generated raw string may hold besides printable ASCII.
+const JSON_NON_ASCII: [char; 7] = [
+    '\u{17f}',
+    '\u{212a}',
+    '\u{131}',
+    '\u{130}',
+    '\u{e9}',
+    '\u{feff}',
+    '\u{10000}',
+];
+
+/// Writes one JSON text chosen by `choices`, always well-formed: each value is chosen by one
+/// byte (`% 8`: 0 and 7 an object of `next % 5` members, each a key of [`JSON_KEYS`] chosen by
+/// the next byte and a value; 1 an array of `next % 4` values; 2 a string of [`JSON_STRINGS`];
+/// 3 a string of [`JSON_KEYS`]; 4 a number of [`JSON_NUMBERS`]; 5 `true`, `false` or `null`;
+/// 6 a string of `next % 8` characters, each from a byte: printable ASCII as itself (`"` and
+/// `\` escaped as `\u00XX`), controls escaped, others one of a few non-ASCII characters).
+/// Past the choices every byte is 0, so the text ends in empty objects; below five levels
+/// only scalars are chosen.
+pub fn json_from_choices(choices: &[u8]) -> Vec<u8> {
+    struct Writer<'a> {
+        choices: std::slice::Iter<'a, u8>,
+        out: Vec<u8>,
+    }
+    impl Writer<'_> {
+        fn next(&mut self) -> u8 {
+            self.choices.next().copied().unwrap_or(0)
+        }
+        fn pick<'t>(&mut self, table: &[&'t str]) -> &'t str {
+            table[usize::from(self.next()) % table.len()]
+        }
+        fn quoted(&mut self, text: &str) {
+            self.out.push(b'"');
+            self.out.extend_from_slice(text.as_bytes());
+            self.out.push(b'"');
+        }
+        fn value(&mut self, depth: usize) {
+            let choice = self.next() % 8;
+            let choice = if depth >= 5 && matches!(choice, 0 | 1 | 7) {
+                2
+            } else {
+                choice
+            };
+            match choice {
+                0 | 7 => {
+                    self.out.push(b'{');
+                    for i in 0..self.next() % 5 {
+                        if i > 0 {
+                            self.out.push(b',');
+                        }
+                        let key = self.pick(&JSON_KEYS);
+                        self.quoted(key);
+                        self.out.push(b':');
+                        self.value(depth + 1);
+                    }
+                    self.out.push(b'}');
+                }
+                1 => {
+                    self.out.push(b'[');
+                    for i in 0..self.next() % 4 {
+                        if i > 0 {
+                            self.out.push(b',');
+                        }
+                        self.value(depth + 1);
+                    }
+                    self.out.push(b']');
+                }
+                2 => {
+                    let text = self.pick(&JSON_STRINGS);
+                    self.quoted(text);
+                }
+                3 => {
+                    let text = self.pick(&JSON_KEYS);
+                    self.quoted(text);
+                }
+                4 => {
+                    let text = self.pick(&JSON_NUMBERS);
+                    self.out.extend_from_slice(text.as_bytes());
+                }
+                5 => {
+                    let text = self.pick(&["true", "false", "null"]);
+                    self.out.extend_from_slice(text.as_bytes());
+                }
+                _ => {
+                    let mut text = String::new();
+                    for _ in 0..self.next() % 8 {
+                        match self.next() {
+                            b @ (0x00..=0x1f | b'"' | b'\\') => {
+                                text.push_str(&format!("\\u{b:04X}"));
+                            }
+                            b @ 0x20..=0x7e => text.push(char::from(b)),
+                            b => text.push(JSON_NON_ASCII[usize::from(b) % JSON_NON_ASCII.len()]),
+                        }
+                    }
+                    self.quoted(&text);
+                }
+            }
+        }
+    }
+    let mut writer = Writer {
+        choices: choices.iter(),
+        out: Vec::new(),
+    };
+    writer.value(0);
+    writer.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,15 +421,28 @@ mod tests {
         assert!(!is_b64token(b"=="));
         assert!(!is_b64token(b"a=b"));
     }
-}
 
-/// The JSON body of a refusal response (ready at once: the crate builds it whole).
-pub fn body_json(response: http::Response<axum::body::Body>) -> serde_json::Value {
-    let body = futures_util::FutureExt::now_or_never(axum::body::to_bytes(
-        response.into_body(),
-        usize::MAX,
-    ))
-    .expect("a full body is ready at once")
-    .expect("body");
-    serde_json::from_slice(&body).expect("the refusal body is JSON")
+    #[test]
+    fn generated_json_is_well_formed() {
+        assert_eq!(json_from_choices(b""), b"{}");
+        let text = json_from_choices(&[0, 2, 1, 2, 1, 3, 0, 1, 4, 2, 12]);
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            r#"{"method":"tools/call","params":{"name":"create"}}"#
+        );
+        let mut choices = Vec::new();
+        for seed in 0u32..2000 {
+            choices.clear();
+            let mut x = seed.wrapping_mul(2_654_435_761);
+            for _ in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                choices.push(x.to_le_bytes()[0]);
+            }
+            let text = json_from_choices(&choices);
+            serde_json::from_slice::<serde::de::IgnoredAny>(&text)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&text)));
+        }
+    }
 }
