@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The soak run of mcpauth (issue 7, item 3): the `notes` example (release build, its own
+# The soak run of mcpauth: the `notes` example (release build, its own
 # process) under steady `wrk` load for 12 phases while its authorization server rotates keys,
 # goes down, answers 503, slowly, or not at all; a checker sends valid, expired, wrongly-signed,
 # foreign-audience, rotated-away and missing tokens throughout. Everything on 127.0.0.1.

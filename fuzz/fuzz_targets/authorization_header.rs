@@ -20,7 +20,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use mcpauth::__fuzzing::bearer_token;
-use mcpauth::{AuthError, AuthErrorReason, DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES};
+use mcpauth::{AuthError, AuthErrorReason, BearerAuthLayer};
 use mcpauth_fuzz::is_b64token;
 
 const SMALL: usize = 64;
@@ -101,7 +101,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let small = check(&headers, SMALL);
-    let default = check(&headers, DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES);
+    let default = check(&headers, BearerAuthLayer::DEFAULT_MAX_AUTHORIZATION_HEADER_BYTES);
     let longest = headers
         .get_all(AUTHORIZATION)
         .iter()

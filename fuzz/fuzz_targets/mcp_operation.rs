@@ -18,8 +18,8 @@
 //! included, with its key decoded, so duplicate and case-variant keys are seen as the rules
 //! define them (`serde_json::Value` would drop duplicates); its own Base64 decoder; its own
 //! `Content-Encoding` reading. In short, a request is refused with 400 when:
-//! - POST with a `Content-Encoding` value whose comma-separated, OWS-trimmed items are not all
-//!   `identity` (ASCII case-insensitively) → `unsupported_content_encoding`;
+//! - a `Content-Encoding` value (any method) whose comma-separated, OWS-trimmed items are not
+//!   all `identity` (ASCII case-insensitively) → `unsupported_content_encoding`;
 //! - `Mcp-Method` or `Mcp-Name` sent twice or not visible ASCII (HTAB, SP, VCHAR), `Mcp-Name`
 //!   without `Mcp-Method`, a `=?base64?…?=` name that is not canonical padded standard Base64
 //!   or not UTF-8 → `invalid_mcp_operation`;
@@ -32,8 +32,9 @@
 //!   `params.uri`; `tasks/get|update|cancel` → `params.taskId`) without `params` as an object
 //!   holding that member once as a string → `malformed_mcp_body`;
 //! - a message with `jsonrpc`, `method`, `id` or `params` twice, or a key that is one of them
-//!   after ASCII lower-casing and ſ→s, K (Kelvin)→k, ı→i, İ→i without being it; for a method
-//!   with a target, `params` holding its member twice or a case variant of it →
+//!   after ASCII lower-casing and ſ→s, K (Kelvin)→k, ı→i, İ→i without being it; `params` (an
+//!   object) holding `name`, `uri` or `taskId` twice, whatever the method; for a method with a
+//!   target, `params` holding a case variant of its member →
 //!   `ambiguous_mcp_body` (in a body that stops being JSON, a key read before that point counts);
 //! - POST with `Mcp-Method` and a body (readable) whose operations are not exactly one, with
 //!   that method, and with that name when `Mcp-Name` is sent (a method without a target never
@@ -49,9 +50,6 @@
 //! Otherwise the request is accepted and needs the layer's scope, the baseline, then per
 //! operation in body order (for a request without a body: the one the headers name) the tool's
 //! scopes for a listed `tools/call` name, else the method's scopes if listed, without repeats.
-//!
-//! Two deviations of the crate from these rules are known and taken as either outcome while
-//! [`KNOWN_DEVIATIONS`] is set (see its documentation).
 //!
 //! Invariants:
 //! - `required_scopes` accepts exactly what the model accepts, with the model's scopes, and
@@ -103,17 +101,6 @@ const TOOLS: [(&str, &[&str]); 3] = [
     ("café", &["cafe"]),
 ];
 
-/// Known deviations of the crate from the rules, each taken as either outcome while `true`
-/// (set it to `false` to see them reported):
-///
-/// 1. A `params` object holding `name`, `uri` or `taskId` more than once is refused as
-///    `ambiguous_mcp_body` whatever the method, although the rules make only the member naming
-///    the method's target count (`{"method":"ping","params":{"name":1,"name":2}}`, a response
-///    with such params, `tools/call` with `uri` twice).
-/// 2. A request other than POST with a `Content-Encoding` other than identity is refused as
-///    `unsupported_content_encoding`, although the rules ask identity encoding of POST bodies
-///    only (a GET with `Content-Encoding: gzip` and no body).
-const KNOWN_DEVIATIONS: bool = true;
 
 struct Setup {
     runtime: Runtime,
@@ -590,7 +577,8 @@ struct BodyModel {
     broken: BTreeSet<Reason>,
     /// Whether serde_json's build-only checks apply somewhere (see the file's documentation).
     open: bool,
-    /// Known deviation 1: a `params` holds a member that names no target of its message twice.
+    /// A `params` holds `name`, `uri` or `taskId` twice where it names no target of its message
+    /// (refused all the same: the rules refuse these members twice whatever the method).
     duplicate_other_target: bool,
 }
 
@@ -825,16 +813,11 @@ fn scopes_for(ops: &[Op]) -> Vec<String> {
 fn model(post: bool, headers: &[(Header, &[u8])], body: &[u8]) -> Expected {
     let mut broken = BTreeSet::new();
     let mut open = false;
-    let mut tolerated = BTreeSet::new();
     let encoded = headers
         .iter()
         .any(|&(h, value)| h == Header::Encoding && !is_identity(value));
     if encoded {
-        if post {
-            broken.insert(Reason::Encoding);
-        } else if KNOWN_DEVIATIONS {
-            tolerated.insert(Reason::Encoding);
-        }
+        broken.insert(Reason::Encoding);
     }
     let named = named_operation(headers).unwrap_or_else(|()| {
         broken.insert(Reason::Operation);
@@ -843,8 +826,8 @@ fn model(post: bool, headers: &[(Header, &[u8])], body: &[u8]) -> Expected {
     let ops = if post {
         let body = read_body(body);
         open = body.open;
-        if body.duplicate_other_target && KNOWN_DEVIATIONS {
-            tolerated.insert(Reason::Ambiguous);
+        if body.duplicate_other_target {
+            broken.insert(Reason::Ambiguous);
         }
         if let (true, Some(named)) = (body.broken.is_empty(), &named) {
             let agrees = matches!(&body.ops[..], [only] if only.method == named.method
@@ -865,7 +848,6 @@ fn model(post: bool, headers: &[(Header, &[u8])], body: &[u8]) -> Expected {
     if open {
         refuse.insert(Reason::Malformed);
     }
-    refuse.extend(tolerated);
     Expected {
         accept: broken.is_empty().then(|| scopes_for(&ops)),
         refuse,

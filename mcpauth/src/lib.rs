@@ -130,11 +130,12 @@
 //!   `127.1`, a trailing dot, Unicode) never matches, and nothing matches by prefix. Resource
 //!   identifiers must be written in canonical form ([`ConfigError::InvalidResource`] otherwise,
 //!   or a compile error with the macros).
-//! - **MCP operations.** With [`OperationScopes`], a POST body must be identity-encoded, strict
-//!   UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty batch; `jsonrpc`,
-//!   `method`, `id`, `params` and the member naming the target (`params.name`, `params.uri`,
-//!   `params.taskId`) appear once and in no other case, and a method that acts on a target names
-//!   it as a string; other methods' requests carry no body. `Mcp-Method` / `Mcp-Name` (Base64
+//! - **MCP operations.** With [`OperationScopes`], no request is content-encoded; a POST body
+//!   must be strict UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty
+//!   batch; `jsonrpc`, `method`, `id`, `params` and the members naming targets (`params.name`,
+//!   `params.uri`, `params.taskId`) appear once, the first four and the method's target member
+//!   in no other case, and a method that acts on a target names it as a string; other methods'
+//!   requests carry no body. `Mcp-Method` / `Mcp-Name` (Base64
 //!   wrapping undone) must match the body. Anything else is a 400 naming the reason, without a
 //!   Bearer challenge. The body is read without being built, within a bound (413 beyond it).
 //! - **Every request is authenticated**, CORS preflights included: serve CORS with a layer

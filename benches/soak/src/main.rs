@@ -1,4 +1,4 @@
-//! `soak`: the soak run of mcpauth (issue 7, item 3). Run it through `benches/soak/run.sh`.
+//! `soak`: the soak run of mcpauth. Run it through `benches/soak/run.sh`.
 //!
 //! ```text
 //! soak NOTES_BIN WRK_LUA      # settings from the environment, see README.md

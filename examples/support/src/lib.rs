@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 /// The port when neither `PORT` nor `BIND` is set.
 pub const DEFAULT_PORT: u16 = 3001;
 
+// The macro-based examples read their deployment values through `expr(…)`, which call the
+// functions below; `whoami` shows the same without any of this, with the runtime API.
 static ISSUER: OnceLock<(String, AuthServerType)> = OnceLock::new();
 static RESOURCE: OnceLock<String> = OnceLock::new();
 
@@ -126,6 +128,10 @@ pub struct Deployment {
     pub bound: SocketAddr,
     /// The resource identifier.
     pub resource: String,
+    /// The authorization server's issuer (`MCP_AUTH_ISSUER`, or the development server's).
+    pub issuer: String,
+    /// How its metadata is discovered.
+    pub issuer_type: AuthServerType,
     /// The development authorization server, when no issuer was configured.
     pub dev: Option<DevAuthServer>,
 }
@@ -154,21 +160,20 @@ pub async fn deployment(path: &str) -> Result<Deployment, StartupError> {
         }
     });
     let _ = RESOURCE.set(resource.clone());
-    let dev = match setting("MCP_AUTH_ISSUER") {
+    let (issuer, issuer_type, dev) = match setting("MCP_AUTH_ISSUER") {
         None => {
             let dev = DevAuthServer::start().await?;
-            let _ = ISSUER.set((dev.issuer().to_owned(), AuthServerType::Oidc));
-            Some(dev)
+            (dev.issuer().to_owned(), AuthServerType::Oidc, Some(dev))
         }
-        Some(issuer) => {
-            let _ = ISSUER.set((issuer, server_type));
-            None
-        }
+        Some(issuer) => (issuer, server_type, None),
     };
+    let _ = ISSUER.set((issuer.clone(), issuer_type));
     Ok(Deployment {
         listener,
         bound,
         resource,
+        issuer,
+        issuer_type,
         dev,
     })
 }

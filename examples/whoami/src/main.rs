@@ -14,35 +14,24 @@
 //! An rmcp streamable-HTTP MCP server at `/mcp` with one tool, `whoami`, answering with the
 //! caller's claims. Configuration as in `notes` (`MCP_AUTH_ISSUER`, `MCP_AUTH_ISSUER_TYPE`,
 //! `MCP_RESOURCE_IDENTIFIER` default `http://127.0.0.1:3001/mcp`, `PORT`, `BIND`).
+//!
+//! Written with the runtime API, as a server whose configuration is read at start-up would be
+//! (the other examples declare theirs with the macros).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use example_support::{StartupError, deployment};
 use mcpauth::discovery::{DiscoveryError, fetch_server_config};
-use mcpauth::{AuthInfo, ConfigError, McpAuth, RemoteVerifier, auth_server, protected_resource};
+use mcpauth::{
+    AuthInfo, AuthServer, AuthServerType, ConfigError, McpAuth, ProtectedResource, RemoteVerifier,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-
-auth_server! {
-    /// The authorization server: `MCP_AUTH_ISSUER`, or the development server started in-process.
-    pub WHOAMI_ISSUER = issuer(
-        expr(example_support::issuer()),
-        type = expr(example_support::issuer_type())
-    );
-}
-
-/// The whoami MCP endpoint as a protected resource.
-#[protected_resource(
-    resource = expr(example_support::resource()),
-    authorization_servers = [WHOAMI_ISSUER],
-    resource_name = "Who am I",
-)]
-pub mod whoami {}
 
 /// The MCP server.
 #[derive(Debug, Clone)]
@@ -78,8 +67,11 @@ fn setting(name: &str) -> Option<String> {
 }
 
 /// Introspection when this server has client credentials for it, else userinfo.
-async fn remote_verifier(issuer: &str) -> Result<(RemoteVerifier, bool), StartupError> {
-    let config = fetch_server_config(issuer, example_support::issuer_type()).await?;
+async fn remote_verifier(
+    issuer: &str,
+    issuer_type: AuthServerType,
+) -> Result<(RemoteVerifier, bool), StartupError> {
+    let config = fetch_server_config(issuer, issuer_type).await?;
     let credentials = setting("MCP_AUTH_INTROSPECTION_CLIENT_ID")
         .zip(setting("MCP_AUTH_INTROSPECTION_CLIENT_SECRET"));
     let missing = |member: &str| {
@@ -110,10 +102,11 @@ async fn remote_verifier(issuer: &str) -> Result<(RemoteVerifier, bool), Startup
 
 fn app(
     auth: &McpAuth,
+    resource: &str,
     verifier: RemoteVerifier,
     audience_known: bool,
 ) -> Result<axum::Router, ConfigError> {
-    let mut bearer = whoami::require(auth, [])?.verifier(verifier);
+    let mut bearer = auth.bearer_auth(resource)?.verifier(verifier);
     if !audience_known {
         // Userinfo answers carry no audience: the token's audience cannot be checked here.
         bearer = bearer.skip_audience_check();
@@ -132,9 +125,12 @@ fn app(
 #[allow(clippy::print_stdout)] // the example talks to the person who started it
 async fn run() -> Result<(), StartupError> {
     let deployment = deployment("/mcp").await?;
-    let auth = McpAuth::resource_server([whoami::protected_resource()?])?;
-    let (verifier, introspection) = remote_verifier(&example_support::issuer()).await?;
-    let app = app(&auth, verifier, introspection)?;
+    let (issuer, resource) = (&deployment.issuer, &deployment.resource);
+    let auth = McpAuth::resource_server([ProtectedResource::new(resource)
+        .authorization_server(AuthServer::discover(issuer, deployment.issuer_type))
+        .resource_name("Who am I")])?;
+    let (verifier, introspection) = remote_verifier(issuer, deployment.issuer_type).await?;
+    let app = app(&auth, resource, verifier, introspection)?;
     println!("whoami: listening on http://{}", deployment.bound);
     println!("whoami: MCP endpoint {}", deployment.resource);
     println!(

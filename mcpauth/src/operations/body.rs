@@ -3,8 +3,9 @@
 //! A body that the scope check cannot read the way every server would read it is refused, never
 //! taken as "no operation": it must be strict UTF-8 JSON without a byte-order mark; a message is
 //! an object, a batch a non-empty array of objects; the members that name the operation
-//! (`jsonrpc`, `method`, `id`, `params`, and in `params` the member naming its target) appear at
-//! most once, and no other member is one of them in another case — a key that an ASCII,
+//! (`jsonrpc`, `method`, `id`, `params`, and in `params` the members that name targets: `name`,
+//! `uri`, `taskId`, whatever the method) appear at most once, and no other member is one of
+//! them (or, in `params`, the one naming the method's target) in another case — a key that an ASCII,
 //! Unicode-simple-folding or .NET-invariant case-insensitive reader would take for one of them
 //! (`Method`, `NAME`, `paramſ`…) is refused. A method that acts on a named target (`tools/call`,
 //! `resources/read`, `tasks/get`…) must carry the name as a string.

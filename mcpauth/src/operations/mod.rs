@@ -7,8 +7,8 @@
 //! name it they must agree. The body is read within a bound and handed on unchanged.
 //!
 //! Fail closed: a request whose operation cannot be read the way any server would read it is
-//! refused with 400, never taken as "no operation". A POST body must be identity-encoded, strict
-//! UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty batch whose
+//! refused with 400, never taken as "no operation". No request may be content-encoded (other
+//! than `identity`); a POST body must be strict UTF-8 JSON without a byte-order mark, one JSON-RPC message or a non-empty batch whose
 //! deciding members appear once and in no other case (see `body`); another method's request
 //! carries no body; headers that name an operation must match the single message of the body.
 
