@@ -23,7 +23,7 @@
 //! let app = Router::new()
 //!     .route("/mcp", post(|who: AuthInfo| async move { who.subject().to_owned() }))
 //!     .route_layer(bearer)
-//!     .merge(auth.resource_metadata_router()?)
+//!     .merge(auth.resource_metadata_router())
 //!     .layer(mcpauth::cors::mcp_cors(["https://app.example"])?); // outside the bearer layer
 //!
 //! // The preflight is answered by the CORS layer: no token needed.
