@@ -40,6 +40,8 @@
 //!   refuses the others with 403 `insufficient_scope`;
 //! - a refusal's `WWW-Authenticate` (details hidden) is one of the fixed challenges and its
 //!   body's `error_description` one of the fixed sentences: nothing from the token is echoed;
+//!   its `reason` is absent for a verdict on the credential (`invalid_token`, malformed
+//!   header) and the refusal's reason otherwise, and always the refusal's with details shown;
 //!   with details shown, the header is still a valid RFC 7235 / RFC 6750 challenge whose
 //!   `error` matches the refusal.
 #![no_main]
@@ -450,7 +452,19 @@ fn check_refusal(setup: &Setup, layer: &BearerAuthLayer, error: &AuthError) {
         setup.descriptions.iter().any(|d| d == description),
         "a description not among the fixed ones: {description}"
     );
-    assert_eq!(body["reason"], error.reason().as_str());
+    // With details hidden, the reason code of a verdict on the credential is not shown (it
+    // would say what the generic description hides); every other refusal names its reason.
+    let verdict = matches!(
+        error,
+        AuthError::InvalidToken { .. } | AuthError::InvalidRequest { .. }
+    );
+    if verdict {
+        assert!(body.get("reason").is_none(), "a hidden reason shown: {body}");
+    } else {
+        assert_eq!(body["reason"], error.reason().as_str());
+    }
+    let loud_body = body_json(setup.loud.error_response(error));
+    assert_eq!(loud_body["reason"], error.reason().as_str());
 
     let response = setup.loud.error_response(error);
     if let Some(challenge) = response.headers().get(WWW_AUTHENTICATE) {
