@@ -1,33 +1,42 @@
 #!/usr/bin/env bash
-# The load benchmark of mcpauth (issue 6): the `notes` example (release build, development
-# authorization server) against two reference servers in the same run, driven by `wrk` over
-# loopback, one server core.
+# The load benchmark of mcpauth: the `notes` example (release build, development authorization
+# server) and reference servers built around the same handler, driven by `wrk` over loopback,
+# one server core, every scenario run in turn over several rounds.
 #
 #   benches/load/run.sh                       # from the repository root
-#   DURATION=30 CONNECTIONS=64 TOKENS=50000 benches/load/run.sh
+#   ROUNDS=7 DURATION=10 TOKENS=50000 benches/load/run.sh
 #
 # Settings (environment):
-#   DURATION     seconds measured per scenario (default 10)
-#   WARMUP       seconds of unmeasured load before each scenario (default 2)
+#   ROUNDS       rounds; each runs every scenario once, in the same order (default 5)
+#   DURATION     seconds measured per scenario and round (default 5)
+#   WARMUP       seconds of unmeasured load before each measured run (default 1)
 #   THREADS      wrk threads (default 1)
 #   CONNECTIONS  wrk connections (default 32)
 #   TOKENS       distinct valid tokens for the "many distinct" rows (default 20000)
 #
-# Scenarios: against `notes`: metadata, one valid token repeated, many distinct valid tokens,
-# a token with a bad signature (known `kid`), no token; against the references: `ceiling` (bare
-# axum, no authentication) and `bare jsonwebtoken` (bare axum + `jsonwebtoken::decode`, same
-# tokens). It prints one table: requests/s, p50/p99 latency, the server's peak RSS, and the
-# ratios the issue's targets are stated in. A benchmark, not a test: it never fails on timings,
-# only flags wrong statuses or socket errors.
+# Scenarios: `notes`' GET /notes handler served by `load-reference` without authentication
+# (`plain`, the reference), behind mcpauth's bearer layer (`cached`), and behind it with the
+# verified-token cache off (`uncached`), each sent the same request with one token; against
+# `notes` itself: one valid token repeated, many distinct valid tokens, a token with a bad
+# signature (known `kid`), no token, the metadata; and `bare jsonwebtoken` (the same handler
+# behind a bare `jsonwebtoken::decode`) with the many distinct tokens. Since the machine's noise
+# drifts over minutes, the scenarios are interleaved (round-robin) and every figure is the median
+# over the rounds; ratios and differences are taken within each round, then their median.
+#
+# It prints one table: requests/s, p50/p99 latency, the server's CPU time per request (user +
+# system, from /proc, all its threads), its peak RSS, and the ratios to `plain` and to `bare
+# jsonwebtoken`; then the CPU the bearer layer adds per request (`cached` − `plain`). A
+# benchmark, not a test: it never fails on timings, only flags wrong statuses or socket errors.
 set -euo pipefail
 
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
 THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-32}
 TOKENS=${TOKENS:-20000}
 
-for setting in DURATION WARMUP THREADS CONNECTIONS TOKENS; do
+for setting in ROUNDS DURATION WARMUP THREADS CONNECTIONS TOKENS; do
   if ! [[ ${!setting} =~ ^[0-9]+$ ]] || ((${!setting} == 0)); then
     echo "run.sh: $setting=${!setting} must be a positive whole number" >&2
     exit 2
@@ -108,8 +117,9 @@ env -u MCP_AUTH_ISSUER -u MCP_AUTH_ISSUER_TYPE -u MCP_RESOURCE_IDENTIFIER -u BIN
   PORT=0 "${SERVER_PIN[@]}" "$NOTES_BIN" >"$WORK/notes.out" 2>"$WORK/notes.err" &
 NOTES_PID=$!
 SERVER_PIDS+=("$NOTES_PID")
-# The token line is the last one notes prints before it serves (its socket is already bound).
-wait_for_line "$WORK/notes.out" '^notes: token ' "$NOTES_PID"
+# The pasteable request is the last line notes prints before it serves (its socket is already
+# bound).
+wait_for_line "$WORK/notes.out" '^curl ' "$NOTES_PID"
 NOTES_URL=$(sed -n 's/^notes: listening on //p' "$WORK/notes.out")
 RESOURCE=$(sed -n 's/^notes: resource //p' "$WORK/notes.out")
 ISSUER=$(sed -n 's/^notes: development authorization server at \(.*\) (development only)$/\1/p' \
@@ -117,14 +127,18 @@ ISSUER=$(sed -n 's/^notes: development authorization server at \(.*\) (developme
 [[ -n $NOTES_URL && -n $RESOURCE && -n $ISSUER ]] || die "unexpected notes output: $(cat "$WORK/notes.out")"
 
 # --- the reference servers ----------------------------------------------------------------
-# They decode the development server's RS256 key once, at start-up, from its JWKS.
+# mcpauth resource servers for notes' resource trusting its development server (metadata and
+# keys fetched at start-up), and the jsonwebtoken reference with its RS256 key decoded once.
 "${SERVER_PIN[@]}" "$REFERENCE_BIN" serve "$ISSUER" "$RESOURCE" \
   >"$WORK/reference.out" 2>"$WORK/reference.err" &
 REFERENCE_PID=$!
 SERVER_PIDS+=("$REFERENCE_PID")
 wait_for_line "$WORK/reference.out" '^jwt ' "$REFERENCE_PID"
-CEILING_URL=$(sed -n 's/^ceiling //p' "$WORK/reference.out")
-JWT_URL=$(sed -n 's/^jwt //p' "$WORK/reference.out")
+reference_url() { sed -n "s/^$1 //p" "$WORK/reference.out"; }
+PLAIN_URL=$(reference_url plain)
+CACHED_URL=$(reference_url cached)
+UNCACHED_URL=$(reference_url uncached)
+JWT_URL=$(reference_url jwt)
 
 # --- tokens -------------------------------------------------------------------------------
 # Every client-credentials request to the development server returns a freshly signed RS256
@@ -143,49 +157,82 @@ BAD_TOKEN="${TOKEN%.*}.${FLIPPED}${SIGNATURE:1}"
 # The memory notes holds once started and done minting, before any load.
 vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 NOTES_STARTUP_HWM=$(vm_hwm_kib "$NOTES_PID")
+# A process's CPU time so far (user + system, all threads), in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+CLOCK_TICKS=$(getconf CLK_TCK)
 
 # --- scenarios ----------------------------------------------------------------------------
 WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency -s "$LUA_SCRIPT")
-ROWS=()
+METADATA_URL=$(sed -n 's/^notes: metadata: curl -s //p' "$WORK/notes.out")
+AUTH=(-H "Authorization: Bearer $TOKEN")
+BAD_AUTH=(-H "Authorization: Bearer $BAD_TOKEN")
 
-# run_scenario LABEL PID EXPECTED_STATUS TOKENS_FILE URL [wrk -H options]
-# A refusal row's exact status is checked once with curl (wrk counts only "above 399"). A
-# warm-up run first (connections, allocator, caches; not measured), then the peak RSS is reset
-# to the current RSS so that the peak read afterwards belongs to this scenario's load.
+# One scenario a line: label|server (notes or reference)|expected status|tokens file|URL|
+# header set (AUTH, BAD_AUTH or none). The reference trio first: they are what the added cost
+# is read from, and the round-robin keeps them close in time.
+SCENARIOS=(
+  "plain: notes handler, no auth|reference|200||$PLAIN_URL/notes|AUTH"
+  "cached: + bearer layer, one token|reference|200||$CACHED_URL/notes|AUTH"
+  "uncached: + layer, cache off|reference|200||$UNCACHED_URL/notes|AUTH"
+  "notes: valid, one token repeated|notes|200||$NOTES_URL/notes|AUTH"
+  "notes: valid, many distinct tokens|notes|200|$TOKENS_FILE|$NOTES_URL/notes|none"
+  "bare jsonwebtoken, many distinct|reference|200|$TOKENS_FILE|$JWT_URL/notes|none"
+  "notes: invalid signature|notes|401||$NOTES_URL/notes|BAD_AUTH"
+  "notes: missing token|notes|401||$NOTES_URL/notes|none"
+  "notes: metadata|notes|200||$METADATA_URL|none"
+)
+
+# The header options of a header set's name, in HEADER.
+header_set() {
+  case $1 in
+    AUTH) HEADER=("${AUTH[@]}") ;;
+    BAD_AUTH) HEADER=("${BAD_AUTH[@]}") ;;
+    *) HEADER=() ;;
+  esac
+}
+
+# Each scenario's status is checked once with curl first (wrk counts only "above 399").
+for scenario in "${SCENARIOS[@]}"; do
+  IFS='|' read -r label _ expect tokens url headers <<<"$scenario"
+  header_set "$headers"
+  if [[ -n $tokens ]]; then HEADER=(-H "Authorization: Bearer $(head -n 1 "$tokens")"); fi
+  status=$(curl -s -o /dev/null -w '%{http_code}' "${HEADER[@]}" "$url") || die "curl failed for $label"
+  [[ $status == "$expect" ]] || die "$label: expected $expect, got $status"
+done
+
+ROWS=()
+# run_scenario ROUND LABEL PID EXPECTED_STATUS TOKENS_FILE URL [wrk -H options]
+# A warm-up run first (connections, allocator, caches; not measured), then the peak RSS is reset
+# to the current RSS so that the peak read afterwards belongs to this run's load, and the
+# server's CPU time is read before and after the measured run.
 run_scenario() {
-  local label=$1 pid=$2 expect=$3 tokens=$4 url=$5
-  shift 5
-  echo "run.sh: $label" >&2
-  if ((expect != 200)); then
-    local status
-    status=$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url") || die "curl failed for $label"
-    [[ $status == "$expect" ]] || die "$label: expected $expect, got $status"
-  fi
+  local round=$1 label=$2 pid=$3 expect=$4 tokens=$5 url=$6
+  shift 6
   TOKENS_FILE=$tokens "${LOAD_PIN[@]}" wrk "${WRK_ARGS[@]}" -d"${WARMUP}s" "$@" "$url" >/dev/null
   local reset=no
   if echo 5 2>/dev/null >"/proc/$pid/clear_refs"; then reset=yes; fi
-  local output result
+  local output result before after
+  before=$(cpu_ticks "$pid")
   output=$(TOKENS_FILE=$tokens "${LOAD_PIN[@]}" wrk "${WRK_ARGS[@]}" -d"${DURATION}s" "$@" "$url")
+  after=$(cpu_ticks "$pid")
   result=$(grep '^WRK_RESULT ' <<<"$output") || die "no result from wrk for $label: $output"
-  ROWS+=("label=$label expect=$expect hwm_kib=$(vm_hwm_kib "$pid") hwm_reset=$reset ${result#WRK_RESULT }")
+  ROWS+=("round=$round cpu_ticks=$((after - before)) expect=$expect hwm_kib=$(vm_hwm_kib "$pid") hwm_reset=$reset ${result#WRK_RESULT } label=$label")
 }
 
-METADATA_URL=$(sed -n 's/^notes: metadata: curl -s //p' "$WORK/notes.out")
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-run_scenario "notes: metadata" "$NOTES_PID" 200 "" "$METADATA_URL"
-run_scenario "notes: valid, one token repeated" "$NOTES_PID" 200 "" "$NOTES_URL/notes" \
-  -H "Authorization: Bearer $TOKEN"
-run_scenario "notes: valid, many distinct tokens" "$NOTES_PID" 200 "$TOKENS_FILE" "$NOTES_URL/notes"
-run_scenario "notes: invalid signature" "$NOTES_PID" 401 "" "$NOTES_URL/notes" \
-  -H "Authorization: Bearer $BAD_TOKEN"
-run_scenario "notes: missing token" "$NOTES_PID" 401 "" "$NOTES_URL/notes"
-run_scenario "ceiling (bare axum, no auth)" "$REFERENCE_PID" 200 "" "$CEILING_URL/notes"
-run_scenario "bare jsonwebtoken, many distinct" "$REFERENCE_PID" 200 "$TOKENS_FILE" "$JWT_URL/notes"
+for ((round = 1; round <= ROUNDS; round++)); do
+  for scenario in "${SCENARIOS[@]}"; do
+    IFS='|' read -r label server expect tokens url headers <<<"$scenario"
+    echo "run.sh: round $round/$ROUNDS: $label" >&2
+    if [[ $server == notes ]]; then pid=$NOTES_PID; else pid=$REFERENCE_PID; fi
+    header_set "$headers"
+    run_scenario "$round" "$label" "$pid" "$expect" "$tokens" "$url" "${HEADER[@]}"
+  done
+done
 
 # What notes answers a bad signature with, to show the row measures the signature check (not,
 # say, a malformed-token shortcut).
-BAD_CHALLENGE=$(curl -s -o /dev/null -w '%header{www-authenticate}' \
-  -H "Authorization: Bearer $BAD_TOKEN" "$NOTES_URL/notes")
+BAD_CHALLENGE=$(curl -s -o /dev/null -w '%header{www-authenticate}' "${BAD_AUTH[@]}" "$NOTES_URL/notes")
 
 # --- report -------------------------------------------------------------------------------
 echo
@@ -193,60 +240,98 @@ echo "mcpauth load benchmark — commit $(commit_label), $(date -u +%Y-%m-%dT%H:
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)); load average $LOAD_BEFORE before the scenarios, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo "pinning: $PINNING"
 echo "wrk:     wrk ${WRK_ARGS[*]} -d${DURATION}s [-H 'Authorization: Bearer …'] URL   (after ${WARMUP}s warm-up each; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2))"
-echo "tokens:  $TOKENS distinct RS256 tokens from the development server, rotated per request in the 'many distinct' rows"
-echo "servers: notes = $NOTES_BIN; references = $REFERENCE_BIN (both on 127.0.0.1)"
+echo "rounds:  $ROUNDS, each running every scenario once in the order below; figures are medians over the rounds"
+echo "tokens:  $TOKENS distinct RS256 tokens from the development server, rotated per request in the 'many distinct' rows; one of them in the one-token rows"
+echo "servers: notes = $NOTES_BIN; plain, cached, uncached, bare jsonwebtoken = $REFERENCE_BIN (all on 127.0.0.1)"
 echo "invalid-signature challenge: $BAD_CHALLENGE"
 echo
 
-# Every row as key=value pairs; awk does the arithmetic and the layout.
-printf '%s\n' "${ROWS[@]}" | awk -v tokens="$TOKENS" -v startup_hwm="$NOTES_STARTUP_HWM" '
+# Every run as key=value pairs (the label last, it has spaces); awk does the arithmetic, the
+# medians and the layout.
+printf '%s\n' "${ROWS[@]}" | awk -v tokens="$TOKENS" -v rounds="$ROUNDS" -v hz="$CLOCK_TICKS" \
+  -v startup_hwm="$NOTES_STARTUP_HWM" '
+  function median(list,    n, v, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++)
+      for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    if (n == 0) return ""
+    return (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  function range(list,    n, v, i, lo, hi) {
+    n = split(list, v, " ")
+    lo = v[1]; hi = v[1]
+    for (i = 2; i <= n; i++) { if (v[i] + 0 < lo + 0) lo = v[i]; if (v[i] + 0 > hi + 0) hi = v[i] }
+    return sprintf(fmt_range, lo, hi)
+  }
+  function add(array, key, value) { array[key] = (key in array ? array[key] " " : "") value }
   {
     delete f
-    label = ""
-    for (i = 1; i <= NF; i++) {
-      split($i, kv, "=")
-      if (kv[1] == "label") { label = substr($0, 7, index($0, " expect=") - 7) }
-      else { f[kv[1]] = kv[2] }
-    }
-    n++
-    name[n] = label
-    rps[n] = f["requests"] / (f["duration_us"] / 1e6)
-    p50[n] = f["p50_us"] / 1000; p99[n] = f["p99_us"] / 1000
-    hwm[n] = f["hwm_kib"] / 1024; reset[n] = f["hwm_reset"]
-    reqs[n] = f["requests"]
+    label = substr($0, index($0, " label=") + 7)
+    for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    if (!(label in seen)) { seen[label] = 1; order[++labels] = label }
+    r = f["round"]
+    rps = f["requests"] / (f["duration_us"] / 1e6)
+    cpu = f["cpu_ticks"] / hz * 1e6 / f["requests"]
+    add(rps_of, label, rps); add(p50_of, label, f["p50_us"] / 1000); add(p99_of, label, f["p99_us"] / 1000)
+    add(cpu_of, label, cpu)
+    round_rps[label, r] = rps; round_cpu[label, r] = cpu
+    hwm = f["hwm_kib"] / 1024
+    if (hwm > peak[label]) peak[label] = hwm
+    if (f["hwm_reset"] != "yes") cumulative = 1
+    if (label ~ /^notes/ && hwm > notes_peak) notes_peak = hwm
     socket = f["connect_errors"] + f["read_errors"] + f["write_errors"] + f["timeouts"]
-    check[n] = "ok"
     refused = f["status_errors"]
-    if (f["expect"] < 400 && refused > 0)
-      check[n] = sprintf("WRONG: %d of %d refused", refused, f["requests"])
-    if (f["expect"] >= 400 && refused != f["requests"])
-      check[n] = sprintf("WRONG: %d of %d not refused", f["requests"] - refused, f["requests"])
-    if (socket > 0)
-      check[n] = (check[n] == "ok" ? "" : check[n] "; ") sprintf("%d socket errors/timeouts", socket)
-    if (label ~ /^ceiling/) ceiling = rps[n]
-    if (label ~ /^bare jsonwebtoken/) bare = rps[n]
-    if (label ~ /^notes/ && hwm[n] > notes_peak) notes_peak = hwm[n]
+    problem = ""
+    if (f["expect"] < 400 && refused > 0) problem = sprintf("%d of %d refused", refused, f["requests"])
+    if (f["expect"] >= 400 && refused != f["requests"]) problem = sprintf("%d of %d not refused", f["requests"] - refused, f["requests"])
+    if (socket > 0) problem = (problem == "" ? "" : problem "; ") sprintf("%d socket errors/timeouts", socket)
+    if (problem != "") { check[label] = (label in check ? check[label] "; " : "WRONG: ") "round " r ": " problem; flagged++ }
+    if (label ~ /many distinct/) requests_of[label] += f["requests"]
   }
   END {
-    fmt = "%-36s %11s %9s %9s %10s %11s %9s  %s\n"
-    printf fmt, "scenario", "requests/s", "p50 ms", "p99 ms", "peak RSS", "vs ceiling", "vs bare", "statuses"
-    for (i = 1; i <= n; i++) {
-      vs_bare = "";
-      if (name[i] ~ /many distinct/ && bare > 0) vs_bare = sprintf("%.2f", rps[i] / bare)
-      printf fmt, name[i], sprintf("%.0f", rps[i]), sprintf("%.3f", p50[i]), sprintf("%.3f", p99[i]),
-        sprintf("%.1f MiB", hwm[i]), (ceiling > 0 ? sprintf("%.2f", rps[i] / ceiling) : "-"), vs_bare, check[i]
-      if (name[i] ~ /many distinct/) uses = uses sprintf("%s~%.0f times (%s)", (uses == "" ? "" : ", "), reqs[i] / tokens, name[i])
-      if (reset[i] != "yes") cumulative = 1
-      if (check[i] != "ok") flagged++
+    for (i = 1; i <= labels; i++) {
+      if (order[i] ~ /^plain/) plain = order[i]
+      if (order[i] ~ /^cached/) cached = order[i]
+      if (order[i] ~ /^uncached/) uncached = order[i]
+      if (order[i] ~ /^bare jsonwebtoken/) bare = order[i]
+    }
+    # Per-round ratios to plain (requests/s) and to bare jsonwebtoken (many distinct rows).
+    for (i = 1; i <= labels; i++)
+      for (r = 1; r <= rounds; r++) {
+        add(vs_plain, order[i], round_rps[order[i], r] / round_rps[plain, r])
+        if (order[i] ~ /many distinct/) add(vs_bare, order[i], round_rps[order[i], r] / round_rps[bare, r])
+      }
+    fmt = "%-36s %10s %7s %7s %9s %9s %8s %8s  %s\n"
+    printf fmt, "scenario", "requests/s", "p50 ms", "p99 ms", "CPU µs/req", "peak RSS", "vs plain", "vs bare", "statuses"
+    for (i = 1; i <= labels; i++) {
+      l = order[i]
+      printf fmt, l, sprintf("%.0f", median(rps_of[l])), sprintf("%.3f", median(p50_of[l])),
+        sprintf("%.3f", median(p99_of[l])), sprintf("%.2f", median(cpu_of[l])), sprintf("%.1f MiB", peak[l]),
+        sprintf("%.2f", median(vs_plain[l])), (l in vs_bare ? sprintf("%.2f", median(vs_bare[l])) : ""),
+        (l in check ? check[l] : "ok")
     }
     print ""
-    printf "peak RSS: the server process'"'"'s VmHWM after the scenario (notes for notes rows, load-reference for the others)%s.\n",
-      (cumulative ? "; the peak could not be reset, so values are cumulative since start-up" : ", reset to the current RSS before it")
+    # What the bearer layer adds to the same handler: CPU per request, paired within each round.
+    for (r = 1; r <= rounds; r++) {
+      add(added_hit, "x", sprintf("%.3f", round_cpu[cached, r] - round_cpu[plain, r]))
+      add(added_miss, "x", sprintf("%.3f", round_cpu[uncached, r] - round_cpu[plain, r]))
+    }
+    fmt_range = "%.2f to %.2f"
+    printf "added by the bearer layer, CPU per request (median of the %d per-round differences, and their range):\n", rounds
+    printf "  cache hit  (cached - plain):   %.2f µs  (%s)\n", median(added_hit["x"]), range(added_hit["x"])
+    printf "  cache off  (uncached - plain): %.2f µs  (%s)\n", median(added_miss["x"]), range(added_miss["x"])
+    fmt_range = "%.2f to %.2f"
+    printf "requests/s vs plain, per round: cached %s; uncached %s\n", range(vs_plain[cached]), range(vs_plain[uncached])
+    printf "CPU µs/req: the server process'"'"'s user + system CPU time (all threads, clock ticks of 1/%d s) over the measured run, divided by its requests.\n", hz
+    printf "peak RSS: the server process'"'"'s VmHWM after the run, the largest over the rounds (notes for notes rows, load-reference for the others)%s.\n",
+      (cumulative ? "; the peak could not be reset, so values are cumulative since start-up" : ", reset to the current RSS before each run")
     printf "notes peak RSS: %.1f MiB after start-up and minting; %.1f MiB at most under load.\n", startup_hwm / 1024, notes_peak
-    print "many distinct tokens: each of the " tokens " tokens was sent " uses ";"
+    for (i = 1; i <= labels; i++)
+      if (order[i] ~ /many distinct/) uses = uses sprintf("%s~%.0f times (%s)", (uses == "" ? "" : ", "), requests_of[order[i]] / tokens, order[i])
+    print "many distinct tokens: each of the " tokens " tokens was sent " uses " over all rounds;"
     print "  they are cache misses only while a verified-token cache holds fewer than " tokens " entries (a cycle longer than an LRU misses every time)."
     if (flagged) {
-      printf "\n!! %d row(s) had wrong statuses or socket errors: their numbers do not measure the scenario.\n", flagged
+      printf "\n!! %d run(s) had wrong statuses or socket errors: their numbers do not measure the scenario.\n", flagged
       exit 1
     }
   }'

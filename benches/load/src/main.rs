@@ -2,20 +2,28 @@
 //! the token minter it uses.
 //!
 //! ```text
-//! load-reference serve ISSUER RESOURCE         # prints `ceiling http://…` and `jwt http://…`
+//! load-reference serve ISSUER RESOURCE         # prints `plain http://…`, `cached http://…`,
+//!                                              # `uncached http://…` and `jwt http://…`
 //! load-reference tokens ISSUER RESOURCE COUNT  # prints COUNT fresh access tokens, one a line
 //! ```
 //!
-//! `serve` answers `GET /notes` on two loopback ports, with the same small JSON body as the
-//! `notes` example (`{"subject":…,"notes":[]}`):
-//! - `ceiling`: no authentication at all, the benchmark's upper bound. Like `notes`' handler it
-//!   builds its JSON body on every request, so a ratio to it isolates what authentication costs
-//!   (`notes`' metadata route, which sends a body serialised once, can be faster than it);
+//! `serve` answers `GET /notes` on four loopback ports with the `notes` example's own handler
+//! (lock the notebook, keep the caller's notes, serialise them with the caller's subject), so
+//! that the servers differ only in how the caller is authenticated:
+//! - `plain`: no authentication, the benchmark's reference: the handler gets no `AuthInfo` and
+//!   answers for the subject the tokens carry, so every server sends the same body;
+//! - `cached`: the handler behind `mcpauth`'s bearer layer (`read:notes` required, the
+//!   verified-token cache on, as in `notes`);
+//! - `uncached`: the same with the verified-token cache off: every request checks a signature;
 //! - `jwt`: the "bare axum + `jsonwebtoken`" handler: the RS256 key is fetched from the issuer's
 //!   JWKS and decoded once at start-up, then every request is verified with
 //!   `jsonwebtoken::decode` (aws-lc backend) with the checks mcpauth makes for `notes`: RS256
 //!   only, `iss`, `aud` = the resource, `exp` required, `nbf`, 60 s leeway, `read:notes` in
 //!   `scope`. 401 on failure. No cache, no key lookup by `kid`: the cheapest honest verifier.
+//!
+//! The `plain`, `cached` and `uncached` routers have the same shape as `notes`' (the route, then
+//! the resource's metadata router merged in); `cached` and `uncached` are `mcpauth` resource
+//! servers for RESOURCE trusting ISSUER, so they accept the tokens minted for `notes`.
 //!
 //! `tokens` asks the issuer's token endpoint (client credentials, `scope=read:notes`,
 //! `resource=RESOURCE`) for COUNT tokens, a few requests at a time; every answer is a freshly
@@ -26,7 +34,7 @@
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -35,13 +43,16 @@ use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use mcpauth::{
+    AuthInfo, AuthServer, AuthServerType, McpAuth, ProtectedResource, TokenCacheOptions,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-/// The client ID the tokens are minted for; it becomes their `sub`, so the ceiling answers it
-/// too and all servers send bodies of the same size.
+/// The client ID the tokens are minted for; it becomes their `sub`, so the `plain` server
+/// answers for it too and all servers send the same body.
 const CLIENT_ID: &str = "load-bench";
 
 /// The scope `GET /notes` needs.
@@ -74,6 +85,10 @@ enum Error {
     NoRsaKey(String),
     #[error("cannot decode the RS256 key: {0}")]
     Key(jsonwebtoken::errors::Error),
+    #[error("cannot set up mcpauth: {0}")]
+    Config(#[from] mcpauth::ConfigError),
+    #[error("cannot discover the authorization server: {0}")]
+    Discovery(#[from] mcpauth::discovery::DiscoveryError),
     #[error("cannot listen on 127.0.0.1: {0}")]
     Bind(std::io::Error),
     #[error("server error: {0}")]
@@ -106,18 +121,40 @@ struct Verifier {
     validation: Validation,
 }
 
-/// The `notes` answer for an empty notebook.
-fn notes_body(subject: &str) -> Json<Value> {
-    Json(json!({ "subject": subject, "notes": [] }))
+/// One note, owned by the subject that wrote it (as in `notes`).
+#[derive(Debug, Clone, Serialize)]
+struct Note {
+    id: usize,
+    owner: String,
+    text: String,
 }
 
-/// `GET /notes` without authentication: the ceiling.
-async fn ceiling() -> Json<Value> {
-    notes_body(CLIENT_ID)
+/// The notebook (as in `notes`).
+type Notes = Arc<Mutex<Vec<Note>>>;
+
+/// `notes`' `GET /notes` answer: the caller's notes.
+fn list_notes(notes: &Notes, subject: &str) -> Json<Value> {
+    let notes = notes.lock().unwrap_or_else(PoisonError::into_inner);
+    let mine: Vec<&Note> = notes.iter().filter(|n| n.owner == subject).collect();
+    Json(json!({ "subject": subject, "notes": mine }))
+}
+
+/// `GET /notes` for the `plain`, `cached` and `uncached` servers: `notes`' handler, which takes
+/// the caller from the bearer layer when there is one.
+async fn notes_handler(State(notes): State<Notes>, auth: Option<AuthInfo>) -> Json<Value> {
+    let subject = auth.as_ref().map_or(CLIENT_ID, AuthInfo::subject);
+    list_notes(&notes, subject)
+}
+
+/// The `jwt` server's state.
+#[derive(Debug, Clone)]
+struct JwtState {
+    verifier: Arc<Verifier>,
+    notes: Notes,
 }
 
 /// `GET /notes` behind a bare `jsonwebtoken::decode`.
-async fn jwt(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response {
+async fn jwt(State(state): State<JwtState>, headers: HeaderMap) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -125,13 +162,47 @@ async fn jwt(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Respo
     let Some(token) = token else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
+    let verifier = &state.verifier;
     match jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation) {
         Ok(data) if data.claims.scope.split(' ').any(|s| s == READ_SCOPE) => {
-            notes_body(&data.claims.sub).into_response()
+            list_notes(&state.notes, &data.claims.sub).into_response()
         }
         Ok(_) => StatusCode::FORBIDDEN.into_response(),
         Err(_) => StatusCode::UNAUTHORIZED.into_response(),
     }
+}
+
+/// `notes`' router for RESOURCE with the notes handler: behind the bearer layer of `auth`
+/// (`read:notes` required) or, with `None`, unprotected.
+fn notes_router(auth: &McpAuth, resource: &str, protected: bool) -> Result<Router, Error> {
+    let route = get(notes_handler);
+    let route = if protected {
+        route.route_layer(auth.bearer_auth(resource)?.required_scopes([READ_SCOPE])?)
+    } else {
+        route
+    };
+    Ok(Router::new()
+        .route("/notes", route)
+        .with_state(Notes::default())
+        .merge(auth.resource_metadata_router()))
+}
+
+/// An `mcpauth` resource server for RESOURCE trusting ISSUER, its metadata fetched now.
+async fn resource_server(
+    issuer: &str,
+    resource: &str,
+    cache: TokenCacheOptions,
+) -> Result<McpAuth, Error> {
+    let auth = McpAuth::builder()
+        .protected_resource(
+            ProtectedResource::new(resource)
+                .authorization_server(AuthServer::discover(issuer, AuthServerType::Oidc))
+                .scopes([READ_SCOPE, "write:notes"]),
+        )
+        .token_cache(cache)
+        .build()?;
+    auth.discover_all().await?;
+    Ok(auth)
 }
 
 async fn get_json<T: DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, Error> {
@@ -210,15 +281,31 @@ async fn listen() -> Result<(TcpListener, SocketAddr), Error> {
 #[allow(clippy::print_stdout)] // the addresses are this command's output
 async fn serve(client: reqwest::Client, issuer: &str, resource: &str) -> Result<(), Error> {
     let verifier = Arc::new(verifier(&client, issuer, resource).await?);
-    let ceiling_app = Router::new().route("/notes", get(ceiling));
-    let jwt_app = Router::new().route("/notes", get(jwt)).with_state(verifier);
-    let (ceiling_listener, ceiling_addr) = listen().await?;
-    let (jwt_listener, jwt_addr) = listen().await?;
-    println!("ceiling http://{ceiling_addr}");
-    println!("jwt http://{jwt_addr}");
-    let ceiling_server = axum::serve(ceiling_listener, ceiling_app).into_future();
-    let jwt_server = axum::serve(jwt_listener, jwt_app).into_future();
-    tokio::try_join!(ceiling_server, jwt_server).map_err(Error::Serve)?;
+    let cached = resource_server(issuer, resource, TokenCacheOptions::default()).await?;
+    let uncached = resource_server(issuer, resource, TokenCacheOptions::disabled()).await?;
+    let apps = [
+        ("plain", notes_router(&cached, resource, false)?),
+        ("cached", notes_router(&cached, resource, true)?),
+        ("uncached", notes_router(&uncached, resource, true)?),
+        (
+            "jwt",
+            Router::new()
+                .route("/notes", get(jwt))
+                .with_state(JwtState {
+                    verifier,
+                    notes: Notes::default(),
+                }),
+        ),
+    ];
+    let mut servers = tokio::task::JoinSet::new();
+    for (name, app) in apps {
+        let (listener, addr) = listen().await?;
+        println!("{name} http://{addr}");
+        servers.spawn(axum::serve(listener, app).into_future());
+    }
+    while let Some(served) = servers.join_next().await {
+        served.map_err(Error::Join)?.map_err(Error::Serve)?;
+    }
     Ok(())
 }
 
