@@ -124,6 +124,18 @@ impl Config {
         self.static_scopes = required;
     }
 
+    /// `info` when it has the scopes every request needs, else the refusal.
+    fn with_static_scopes(&self, info: AuthInfo) -> Result<Option<AuthInfo>, AuthError> {
+        let missing = self.missing(&info, &self.static_scopes);
+        if !missing.is_empty() {
+            return Err(AuthError::InsufficientScope {
+                required: self.static_scopes.clone(),
+                missing,
+            });
+        }
+        Ok(Some(info))
+    }
+
     /// The scopes of `required` that `info` lacks, through the resource's hierarchy.
     fn missing(&self, info: &AuthInfo, required: &[String]) -> Vec<String> {
         let hierarchy = &self.resource().scope_hierarchy;
@@ -335,14 +347,11 @@ impl BearerAuthLayer {
     /// Authenticates a request from its headers: `Ok(None)` for an anonymous request in
     /// optional mode.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<AuthInfo>, AuthError> {
-        let config = &*self.config;
-        let Some(token) = bearer_token(headers, config.max_header_bytes)? else {
-            return if config.optional {
-                Ok(None)
-            } else {
-                Err(AuthError::MissingCredentials)
-            };
+        let token = match self.authenticate_now(headers) {
+            Authenticated::Now(answer) => return answer,
+            Authenticated::Later(token) => token,
         };
+        let config = &*self.config;
         let resource = config.resource();
         let retry_after = config.auth.inner.key_cache_options.min_refresh_interval;
         let info = match &config.verification {
@@ -410,14 +419,27 @@ impl BearerAuthLayer {
                 info
             }
         };
-        let missing = config.missing(&info, &config.static_scopes);
-        if !missing.is_empty() {
-            return Err(AuthError::InsufficientScope {
-                required: config.static_scopes.clone(),
-                missing,
-            });
+        config.with_static_scopes(info)
+    }
+
+    /// What can be answered without waiting: no credentials, malformed ones, and a JWT that
+    /// the verified-token cache holds (its scopes checked); else the token to verify.
+    fn authenticate_now<'h>(&self, headers: &'h HeaderMap) -> Authenticated<'h> {
+        let config = &*self.config;
+        let token = match bearer_token(headers, config.max_header_bytes) {
+            Ok(Some(token)) => token,
+            Ok(None) if config.optional => return Authenticated::Now(Ok(None)),
+            Ok(None) => return Authenticated::Now(Err(AuthError::MissingCredentials)),
+            Err(error) => return Authenticated::Now(Err(error)),
+        };
+        let resource = config.resource();
+        if let Verification::Jwt = config.verification
+            && let Some(cache) = &resource.token_cache
+            && let Some(cached) = cache.cached(token, &resource.auth_servers, &config.rules)
+        {
+            return Authenticated::Now(cached.and_then(|info| config.with_static_scopes(info)));
         }
-        Ok(Some(info))
+        Authenticated::Later(token)
     }
 
     /// Reads the body and checks the scopes its MCP operation needs; returns the body to hand
@@ -452,6 +474,20 @@ impl BearerAuthLayer {
     pub fn error_response(&self, error: &AuthError) -> Response<Body> {
         self.config.challenges.response(error)
     }
+
+    /// The response for a refused request, logged.
+    fn refuse(&self, error: &AuthError) -> Response<Body> {
+        tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
+        self.error_response(error)
+    }
+}
+
+/// The outcome of [`BearerAuthLayer::authenticate_now`].
+enum Authenticated<'h> {
+    /// The answer: the caller (`None`: anonymous, in optional mode) or the refusal.
+    Now(Result<Option<AuthInfo>, AuthError>),
+    /// A token to verify.
+    Later(&'h str),
 }
 
 impl<S> Layer<S> for BearerAuthLayer {
@@ -505,15 +541,33 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        // What needs no waiting (no credentials, malformed ones, a token the verified-token
+        // cache holds) is decided here, unless the body must be read for per-operation scopes:
+        // the inner service, polled ready, is called now, and not cloned.
+        if self.layer.config.operations.is_none()
+            && let Authenticated::Now(answer) = self.layer.authenticate_now(request.headers())
+        {
+            return match answer {
+                Ok(info) => {
+                    let mut request = request.map(Body::new);
+                    if let Some(info) = info {
+                        request.extensions_mut().insert(info);
+                    }
+                    let response = self.inner.call(request);
+                    Box::pin(async move { Ok(response.await?.map(Body::new)) })
+                }
+                Err(error) => {
+                    let refusal = self.layer.refuse(&error);
+                    Box::pin(async move { Ok(refusal) })
+                }
+            };
+        }
         // The clone is the one that was polled ready; keep it for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let refuse = |error: AuthError| {
-                tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
-                layer.error_response(&error)
-            };
+            let refuse = |error: AuthError| layer.refuse(&error);
             // Every request is authenticated, CORS preflights included: a preflight carries no
             // credentials, so it is refused here like any other request without them. Serve
             // CORS with a layer outside this one, which answers preflights itself.

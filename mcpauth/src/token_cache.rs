@@ -159,6 +159,20 @@ impl TokenCache {
         }
     }
 
+    /// What [`verify`](Self::verify) answers for `token` when the cache holds a usable entry for
+    /// it (the rules checked again), without waiting; `None` when it must be verified.
+    pub(crate) fn cached(
+        &self,
+        token: &str,
+        servers: &[Arc<AuthServerHandle>],
+        rules: &JwtRules,
+    ) -> Option<Result<AuthInfo, AuthError>> {
+        let now = claims::now_seconds();
+        let entry = self.entries.get(token).filter(|entry| entry.usable(now))?;
+        let checked = entry.check(servers, rules, now);
+        Some(checked.map(|()| AuthInfo::new(&entry.identity, token)))
+    }
+
     /// Verifies `token` for a route with `rules`: from the cache when it holds a usable entry
     /// (the rules checked again), else in full, remembering the result.
     pub(crate) async fn verify(
