@@ -6,7 +6,8 @@
 //!
 //! Configuration (environment):
 //! - `MCP_AUTH_ISSUER`: the authorization server's issuer. Unset: a development authorization
-//!   server is started in-process and a token for the notes resource is printed.
+//!   server is started in-process, and a token for the notes resource is printed as two lines
+//!   to paste into a shell (`export TOKEN=…`, then a `curl` request with it).
 //! - `MCP_AUTH_ISSUER_TYPE`: `oidc` (default) or `oauth`; exactly that well-known form is fetched.
 //! - `MCP_RESOURCE_IDENTIFIER`: the resource identifier (default `http://127.0.0.1:<port>/notes`,
 //!   that is `http://127.0.0.1:3001/notes` with the default port).
@@ -145,8 +146,13 @@ async fn run() -> Result<(), StartupError> {
             "notes: development authorization server at {} (development only)",
             dev.issuer()
         );
-        println!("notes: token (read:notes write:notes, valid 1 h): {token}");
-        println!("notes: try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{bound}/notes");
+        // Two lines to paste into a shell as they are: the token in `TOKEN`, then a request
+        // with it (a token is base64url and dots: nothing in it needs quoting).
+        println!(
+            "notes: a token (read:notes write:notes, valid 1 h) and a request with it, to paste into a shell:"
+        );
+        println!("export TOKEN={token}");
+        println!("curl -s -H \"Authorization: Bearer $TOKEN\" http://{bound}/notes");
     }
     if let Some(allowed) = allowed {
         println!("notes: CORS for {allowed}");

@@ -64,9 +64,9 @@ fn start(cors_origins: Option<&str>, count: usize) -> Running {
     let addr = lines[0]
         .strip_prefix("notes: listening on http://")
         .unwrap_or_else(|| panic!("{}", lines[0]));
-    let token = lines[4]
-        .strip_prefix("notes: token (read:notes write:notes, valid 1 h): ")
-        .unwrap_or_else(|| panic!("{}", lines[4]))
+    let token = lines[5]
+        .strip_prefix("export TOKEN=")
+        .unwrap_or_else(|| panic!("{}", lines[5]))
         .to_owned();
     Running {
         url: format!("http://{addr}/notes"),
@@ -105,11 +105,11 @@ fn cors_grants(headers: &HeaderMap) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listed_origins_get_preflights_answered_and_can_read_challenges() {
-    let running = tokio::task::spawn_blocking(|| start(Some(&format!("{APP}, {LOCAL_APP}")), 7))
+    let running = tokio::task::spawn_blocking(|| start(Some(&format!("{APP}, {LOCAL_APP}")), 8))
         .await
         .unwrap();
     assert_eq!(
-        running.lines[6],
+        running.lines[7],
         format!("notes: CORS for {APP} {LOCAL_APP}")
     );
     let url = &running.url;
@@ -178,7 +178,7 @@ async fn listed_origins_get_preflights_answered_and_can_read_challenges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_origins_get_no_cors_headers() {
-    let running = tokio::task::spawn_blocking(|| start(Some(APP), 7))
+    let running = tokio::task::spawn_blocking(|| start(Some(APP), 8))
         .await
         .unwrap();
     let url = &running.url;
@@ -229,7 +229,7 @@ async fn other_origins_get_no_cors_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cors_origins_there_is_no_cors() {
-    let running = tokio::task::spawn_blocking(|| start(None, 6))
+    let running = tokio::task::spawn_blocking(|| start(None, 7))
         .await
         .unwrap();
     let answer = preflight(&running.url, APP, "GET").await;

@@ -35,6 +35,19 @@ fn notes(env: &[(&str, &str)]) -> Command {
     command
 }
 
+/// The command line a POSIX shell runs for `command` once `export` (a line `notes` prints for
+/// pasting) has run: its words, after the shell's expansion and quote removal.
+fn pasted(export: &str, command: &str) -> Vec<String> {
+    let script = format!("{export}\nset -- {command}\nprintf '%s\\n' \"$@\"\n");
+    let output = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Runs a start-up that must fail and returns its one stderr line.
 async fn failing_start(env: &[(&str, &str)]) -> String {
     let mut command = notes(env);
@@ -122,7 +135,7 @@ async fn with_no_configuration_it_runs_a_development_server_and_serves_metadata(
         .unwrap_or_else(|| panic!("first line: {listening}"))
         .to_owned();
     let mut lines = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..6 {
         lines.push(running.next_line());
     }
     let resource = format!("http://{addr}/notes");
@@ -130,10 +143,24 @@ async fn with_no_configuration_it_runs_a_development_server_and_serves_metadata(
     let metadata_url = format!("http://{addr}/.well-known/oauth-protected-resource/notes");
     assert_eq!(lines[1], format!("notes: metadata: curl -s {metadata_url}"));
     assert!(lines[2].starts_with("notes: development authorization server at http://127.0.0.1:"));
-    let token = lines[3]
-        .strip_prefix("notes: token (read:notes write:notes, valid 1 h): ")
-        .unwrap();
+    assert_eq!(
+        lines[3],
+        "notes: a token (read:notes write:notes, valid 1 h) and a request with it, to paste into a shell:"
+    );
+    let token = lines[4].strip_prefix("export TOKEN=").unwrap();
     assert_eq!(token.split('.').count(), 3);
+    // Pasted into a shell, the two lines run `curl` with the token in its header.
+    let curl = pasted(&lines[4], &lines[5]);
+    assert_eq!(
+        curl,
+        [
+            "curl".to_owned(),
+            "-s".to_owned(),
+            "-H".to_owned(),
+            format!("Authorization: Bearer {token}"),
+            format!("http://{addr}/notes"),
+        ]
+    );
 
     let response = reqwest::get(&metadata_url).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -173,9 +200,13 @@ async fn with_no_configuration_it_runs_a_development_server_and_serves_metadata(
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
+    // The request of the pasted `curl` line.
     let listed: Value = client
-        .get(&notes)
-        .bearer_auth(token)
+        .get(&curl[4])
+        .header(
+            reqwest::header::AUTHORIZATION,
+            curl[3].strip_prefix("Authorization: ").unwrap(),
+        )
         .send()
         .await
         .unwrap()
