@@ -6,7 +6,9 @@
 use axum::routing::get;
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, ProtectedResource};
-use mcpauth_tests::TestServer;
+use std::collections::BTreeMap;
+
+use mcpauth_tests::{TestServer, parse_challenge};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -49,8 +51,8 @@ impl TwoResources {
         }
     }
 
-    /// The status and body `path` answers to a token whose `aud` is `audience`.
-    async fn answer(&self, path: &str, audience: &str) -> (StatusCode, Value) {
+    /// The status, challenge and body `path` answers to a token whose `aud` is `audience`.
+    async fn answer(&self, path: &str, audience: &str) -> (StatusCode, Option<String>, Value) {
         let token = self.dev.token().audience(audience).sign().unwrap();
         let response = reqwest::Client::new()
             .get(self.server.url(path))
@@ -59,26 +61,39 @@ impl TwoResources {
             .await
             .unwrap();
         let status = response.status();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, challenge, body)
     }
 
     async fn assert_refused(&self, path: &str, audience: &str) {
-        let (status, body) = self.answer(path, audience).await;
-        assert_eq!(
-            status,
-            StatusCode::UNAUTHORIZED,
-            "aud {audience:?} at {path}: {body}"
-        );
-        assert_eq!(body["error"], "invalid_token", "aud {audience:?} at {path}");
+        let (status, challenge, body) = self.answer(path, audience).await;
+        let case = format!("aud {audience:?} at {path}");
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
+        assert_eq!(body["error"], "invalid_token", "{case}");
+        let (scheme, params) = parse_challenge(&challenge.unwrap_or_default());
+        assert_eq!(scheme, "Bearer", "{case}");
+        let metadata = format!("{}/.well-known/oauth-protected-resource{path}", self.origin);
+        let expected = BTreeMap::from([
+            ("error".to_owned(), "invalid_token".to_owned()),
+            (
+                "error_description".to_owned(),
+                "The access token is invalid.".to_owned(),
+            ),
+            ("resource_metadata".to_owned(), metadata),
+        ]);
+        assert_eq!(params, expected, "{case}");
     }
 
     async fn assert_accepted(&self, path: &str, audience: &str) {
-        let (status, body) = self.answer(path, audience).await;
+        let (status, challenge, body) = self.answer(path, audience).await;
         assert_eq!(status, StatusCode::OK, "aud {audience:?} at {path}: {body}");
+        assert_eq!(challenge, None);
+        assert_eq!(body, "dev-user", "the handler saw the token's subject");
     }
 }
 

@@ -318,6 +318,11 @@ mod tests {
         let c = claims(json!({"scope": "a  b", "scp": ["b", "c"], "scopes": "d"}));
         assert_eq!(scopes(&c, &DEFAULT_SCOPE_CLAIMS).unwrap(), ["a", "b", "c"]);
         assert_eq!(scopes(&c, &["scopes", "scope"]).unwrap(), ["d", "a", "b"]);
+        // One named claim (a userinfo member), read alone.
+        let answer = claims(json!({"scope": "a b", "roles": ["x", "y", "x"], "n": 1}));
+        assert_eq!(scopes(&answer, &["roles"]).unwrap(), ["x", "y"]);
+        assert!(scopes(&answer, &["missing"]).unwrap().is_empty());
+        assert!(scopes(&answer, &["n"]).is_err());
         assert!(scopes(&claims(json!({"scp": [1]})), &DEFAULT_SCOPE_CLAIMS).is_err());
         assert!(
             scopes(&claims(json!({})), &DEFAULT_SCOPE_CLAIMS)

@@ -371,23 +371,20 @@ impl BearerAuthLayer {
                 }
             }
             Verification::Custom(verifier) => {
+                let unavailable = |detail, retry_after| AuthError::Unavailable {
+                    reason: AuthErrorReason::VerifierUnavailable,
+                    detail,
+                    retry_after,
+                };
                 let info = verifier.verify(token).await.map_err(|error| match error {
                     CustomVerifyError::InvalidToken(detail) => {
                         AuthError::invalid_token(AuthErrorReason::Rejected, detail)
                     }
-                    CustomVerifyError::Unavailable(detail) => AuthError::Unavailable {
-                        reason: AuthErrorReason::VerifierUnavailable,
-                        detail,
-                        retry_after,
-                    },
+                    CustomVerifyError::Unavailable(detail) => unavailable(detail, retry_after),
                     CustomVerifyError::UnavailableFor {
                         detail,
                         retry_after,
-                    } => AuthError::Unavailable {
-                        reason: AuthErrorReason::VerifierUnavailable,
-                        detail,
-                        retry_after,
-                    },
+                    } => unavailable(detail, retry_after),
                 })?;
                 if !resource
                     .auth_servers

@@ -666,7 +666,9 @@ impl RemoteVerifier {
         };
         let userinfo = matches!(settings.endpoint, Endpoint::Userinfo { .. });
         let scopes = match &settings.scopes_member {
-            Some(member) => member_scopes(&claims, member)?,
+            Some(member) => {
+                claims::scopes(&claims, std::slice::from_ref(member)).map_err(invalid)?
+            }
             None if userinfo => Vec::new(),
             None => claims::scopes(&claims, &claims::DEFAULT_SCOPE_CLAIMS).map_err(invalid)?,
         };
@@ -691,51 +693,11 @@ impl RemoteVerifier {
     }
 }
 
-/// The scopes in `member`: a space-delimited string or an array of strings, without repeats.
-fn member_scopes(claims: &Map<String, Value>, member: &str) -> Result<Vec<String>, String> {
-    let wrong_type = || format!("the answer's {member} is not a string or an array of strings");
-    let listed: Vec<&str> = match claims.get(member) {
-        None => Vec::new(),
-        Some(Value::String(list)) => list.split(' ').collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| item.as_str().ok_or_else(wrong_type))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(wrong_type()),
-    };
-    let mut scopes: Vec<String> = Vec::new();
-    for scope in listed {
-        if !scope.is_empty() && !scopes.iter().any(|known| known == scope) {
-            scopes.push(scope.to_owned());
-        }
-    }
-    Ok(scopes)
-}
-
 impl VerifyToken for RemoteVerifier {
     fn verify<'a>(
         &'a self,
         token: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<AuthInfo, CustomVerifyError>> + Send + 'a>> {
         Box::pin(self.verify_token(token))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn claims(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn a_named_scopes_member_is_read_alone() {
-        let answer = claims(json!({"scope": "a b", "roles": ["x", "y", "x"], "n": 1}));
-        assert_eq!(member_scopes(&answer, "roles").unwrap(), ["x", "y"]);
-        assert_eq!(member_scopes(&answer, "scope").unwrap(), ["a", "b"]);
-        assert!(member_scopes(&answer, "missing").unwrap().is_empty());
-        assert!(member_scopes(&answer, "n").is_err());
     }
 }

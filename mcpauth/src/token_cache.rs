@@ -136,6 +136,18 @@ impl VerifiedToken {
     fn usable(&self, now: f64) -> bool {
         now < self.exp && self.keys.holds(&self.key)
     }
+
+    /// The `AuthInfo` of a hit, after the route's rules are checked again.
+    fn serve(
+        &self,
+        token: &str,
+        servers: &[Arc<AuthServerHandle>],
+        rules: &JwtRules,
+        now: f64,
+    ) -> Result<AuthInfo, AuthError> {
+        self.check(servers, rules, now)?;
+        Ok(AuthInfo::new(&self.identity, token))
+    }
 }
 
 impl TokenCache {
@@ -169,8 +181,7 @@ impl TokenCache {
     ) -> Option<Result<AuthInfo, AuthError>> {
         let now = claims::now_seconds();
         let entry = self.entries.get(token).filter(|entry| entry.usable(now))?;
-        let checked = entry.check(servers, rules, now);
-        Some(checked.map(|()| AuthInfo::new(&entry.identity, token)))
+        Some(entry.serve(token, servers, rules, now))
     }
 
     /// Verifies `token` for a route with `rules`: from the cache when it holds a usable entry
@@ -187,10 +198,7 @@ impl TokenCache {
         // and the second verifies afresh, still one verification for concurrent callers.
         for round in 0..2 {
             match self.entries.get_value_or_guard_async(token).await {
-                Ok(entry) if entry.usable(now) => {
-                    entry.check(servers, rules, now)?;
-                    return Ok(AuthInfo::new(&entry.identity, token));
-                }
+                Ok(entry) if entry.usable(now) => return entry.serve(token, servers, rules, now),
                 Ok(_) if round == 0 => {
                     self.entries.remove(token);
                 }
