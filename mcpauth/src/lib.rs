@@ -200,6 +200,9 @@ mod auth_info;
 mod auth_server;
 mod authorization_server_mode;
 mod bearer;
+#[cfg(feature = "broker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "broker")))]
+pub mod broker;
 mod bounded_cache;
 mod challenge;
 mod claims;

@@ -1,0 +1,153 @@
+//! The broker's secret material: random identifiers and tokens, their stored hashes, MACs and
+//! authenticated encryption — all through aws-lc.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{constant_time, digest, hmac, rand};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Randomness or a cipher failed; the request fails closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the broker's cryptography failed")]
+pub(crate) struct CryptoFailure;
+
+/// `bytes` random bytes, base64url without padding (256 bits for tokens, 128 for identifiers).
+pub(crate) fn random_token(bytes: usize) -> Result<String, CryptoFailure> {
+    let mut buffer = vec![0u8; bytes];
+    rand::fill(&mut buffer).map_err(|_| CryptoFailure)?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
+}
+
+/// What is stored in place of a code or a refresh token: base64url(SHA-256(token)). A leaked
+/// store then yields nothing a client could present.
+pub(crate) fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// The RFC 7636 S256 transformation: base64url(SHA-256(verifier)).
+pub(crate) fn s256_challenge(verifier: &str) -> String {
+    token_hash(verifier)
+}
+
+/// Compares two secrets without revealing where they differ.
+pub(crate) fn equal_in_constant_time(a: &str, b: &str) -> bool {
+    constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// A key for HMAC-SHA-256 (cookie and CSRF values).
+#[derive(Clone)]
+pub(crate) struct MacKey(hmac::Key);
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(..)")
+    }
+}
+
+impl MacKey {
+    pub(crate) fn new(secret: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// base64url(HMAC(key, purpose ‖ 0x00 ‖ message)): the purpose keeps a MAC made for one use
+    /// from being accepted for another.
+    pub(crate) fn sign(&self, purpose: &str, message: &str) -> String {
+        let mut context = hmac::Context::with_key(&self.0);
+        context.update(purpose.as_bytes());
+        context.update(&[0]);
+        context.update(message.as_bytes());
+        URL_SAFE_NO_PAD.encode(context.sign())
+    }
+
+    /// Whether `mac` is [`sign`](Self::sign)`(purpose, message)`, in constant time.
+    pub(crate) fn verify(&self, purpose: &str, message: &str, mac: &str) -> bool {
+        equal_in_constant_time(&self.sign(purpose, message), mac)
+    }
+}
+
+/// AES-256-GCM for records kept encrypted at rest (upstream token sets). A random 96-bit nonce
+/// is stored in front of each ciphertext; the associated data binds a ciphertext to its record
+/// so one cannot be moved to another.
+#[derive(Clone)]
+pub(crate) struct SealingKey(std::sync::Arc<LessSafeKey>);
+
+impl std::fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealingKey(..)")
+    }
+}
+
+impl SealingKey {
+    /// A key of exactly 32 bytes.
+    pub(crate) fn new(secret: &[u8]) -> Result<Self, CryptoFailure> {
+        let key = UnboundKey::new(&AES_256_GCM, secret).map_err(|_| CryptoFailure)?;
+        Ok(Self(std::sync::Arc::new(LessSafeKey::new(key))))
+    }
+
+    pub(crate) fn seal(&self, associated: &str, plaintext: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce).map_err(|_| CryptoFailure)?;
+        let mut sealed = plaintext.to_vec();
+        self.0
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(associated.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(|_| CryptoFailure)?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    pub(crate) fn open(&self, associated: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+        let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN).ok_or(CryptoFailure)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoFailure)?;
+        let mut buffer = ciphertext.to_vec();
+        let plaintext = self
+            .0
+            .open_in_place(nonce, Aad::from(associated.as_bytes()), &mut buffer)
+            .map_err(|_| CryptoFailure)?;
+        Ok(plaintext.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_the_rfc_7636_example() {
+        assert_eq!(
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn sealed_records_open_only_with_their_associated_data() {
+        let key = SealingKey::new(&[7; 32]).unwrap();
+        let sealed = key.seal("grant-1", b"upstream tokens").unwrap();
+        assert_eq!(key.open("grant-1", &sealed).unwrap(), b"upstream tokens");
+        assert!(key.open("grant-2", &sealed).is_err());
+        assert!(key.open("grant-1", &sealed[..10]).is_err());
+        assert!(SealingKey::new(&[7; 31]).is_err());
+    }
+
+    #[test]
+    fn macs_are_bound_to_their_purpose() {
+        let key = MacKey::new(b"secret");
+        let mac = key.sign("csrf", "txn");
+        assert!(key.verify("csrf", "txn", &mac));
+        assert!(!key.verify("cookie", "txn", &mac));
+        assert!(!MacKey::new(b"other").verify("csrf", "txn", &mac));
+    }
+
+    #[test]
+    fn random_tokens_have_the_asked_entropy() {
+        let a = random_token(32).unwrap();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_token(32).unwrap());
+    }
+}

@@ -1,0 +1,1 @@
+//! The in-memory store (tests; state is lost when the process ends).

@@ -1,0 +1,151 @@
+//! Where the broker keeps its state: one small trait of the operations its flows need, so the
+//! same flows run on the embedded store, in memory (tests) or on a shared server.
+//!
+//! Values are opaque bytes the broker serialises itself; every write can carry a time to live,
+//! and the single-use operations ([`take`](BrokerStore::take),
+//! [`compare_and_swap`](BrokerStore::compare_and_swap)) are atomic, so two requests racing for
+//! one authorization code or one refresh token see exactly one winner — across replicas too when
+//! the store is shared.
+
+mod memory;
+mod redb;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use self::memory::MemoryStore;
+pub use self::redb::RedbStore;
+
+/// The future every store operation returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The kinds of record the broker keeps; each is a key space of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Namespace {
+    /// Registered clients (dynamic registration), by client id.
+    Client,
+    /// Authorization requests waiting for consent, by transaction id.
+    Transaction,
+    /// Approved requests waiting for the identity provider's answer, by the upstream `state`.
+    UpstreamLogin,
+    /// One-time authorization codes, by the hash of the code.
+    Code,
+    /// Codes already redeemed, by the hash of the code (to revoke a grant when one is replayed).
+    RedeemedCode,
+    /// Grants (a user's authorization of a client for a resource), by grant id.
+    Grant,
+    /// Refresh tokens, by the hash of the token.
+    RefreshToken,
+    /// Keys the broker generated for itself in development.
+    Key,
+}
+
+impl Namespace {
+    /// Every namespace, in a fixed order.
+    pub const ALL: [Self; 8] = [
+        Self::Client,
+        Self::Transaction,
+        Self::UpstreamLogin,
+        Self::Code,
+        Self::RedeemedCode,
+        Self::Grant,
+        Self::RefreshToken,
+        Self::Key,
+    ];
+
+    /// A short stable name, usable as a key prefix or a table name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Transaction => "txn",
+            Self::UpstreamLogin => "upstream",
+            Self::Code => "code",
+            Self::RedeemedCode => "redeemed",
+            Self::Grant => "grant",
+            Self::RefreshToken => "refresh",
+            Self::Key => "key",
+        }
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A store could not do what was asked; the broker answers `503` with `Retry-After` (never a
+/// token issued without its state written).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is unreachable or failed; trying again later may work.
+    #[error("the broker's store is unavailable: {0}")]
+    Unavailable(String),
+    /// The stored data could not be read back (corrupt or written by an incompatible version).
+    #[error("the broker's store holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+/// The operations the broker's flows need of a store.
+///
+/// Expired entries are never returned. `index_*` keep sets of strings (a user's or a client's
+/// grants) so a revocation can find every grant it ends.
+pub trait BrokerStore: Send + Sync + fmt::Debug + 'static {
+    /// Writes `value` under `key`, replacing what was there; it expires after `ttl` (`None`:
+    /// kept until deleted).
+    fn put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Writes `value` only when `key` holds nothing (or only an expired value); `true` when it
+    /// was written.
+    fn put_new<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The value under `key`, if any.
+    fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Removes and returns the value under `key`, atomically: of concurrent takes of one key,
+    /// exactly one gets the value.
+    fn take<'a>(&'a self, namespace: Namespace, key: &'a str)
+    -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// Replaces the value under `key` with `new` (`None`: removes it) only when it is still
+    /// byte-for-byte `expected`; `true` when replaced. The new value expires after `ttl`.
+    fn compare_and_swap<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Removes the value under `key` (nothing when there is none).
+    fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The number of live entries in a namespace (bounds such as the cap on registered clients).
+    fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64>;
+
+    /// Adds `member` to the set named `index`.
+    fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()>;
+
+    /// Removes `member` from the set named `index`.
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()>;
+
+    /// The members of the set named `index` (empty when there is none).
+    fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>>;
+}
