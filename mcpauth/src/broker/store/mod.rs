@@ -9,6 +9,8 @@
 
 mod memory;
 mod redb;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::future::Future;
@@ -120,8 +122,7 @@ pub trait BrokerStore: Send + Sync + fmt::Debug + 'static {
 
     /// Removes and returns the value under `key`, atomically: of concurrent takes of one key,
     /// exactly one gets the value.
-    fn take<'a>(&'a self, namespace: Namespace, key: &'a str)
-    -> StoreFuture<'a, Option<Vec<u8>>>;
+    fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 
     /// Replaces the value under `key` with `new` (`None`: removes it) only when it is still
     /// byte-for-byte `expected`; `true` when replaced. The new value expires after `ttl`.

@@ -1,0 +1,579 @@
+//! One conformance suite, run against every store, and the checks particular to each.
+//!
+//! The checks take the store as `Arc<dyn BrokerStore>`, not `&dyn BrokerStore`: the concurrent
+//! ones spawn tasks, which must own what they use.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Barrier;
+
+use super::{BrokerStore, MemoryStore, Namespace, RedbStore};
+
+/// Long enough to outlive any check.
+const LONG: Option<Duration> = Some(Duration::from_secs(60));
+/// For entries only ever checked after they expired.
+const SHORT: Option<Duration> = Some(Duration::from_millis(50));
+/// Comfortably past [`SHORT`].
+const PAST_SHORT: Duration = Duration::from_millis(150);
+/// For entries checked both before and after they expire: the margin covers a few durable
+/// writes on a slow, busy disk.
+const MEDIUM: Option<Duration> = Some(Duration::from_millis(500));
+/// Comfortably past [`MEDIUM`].
+const PAST_MEDIUM: Duration = Duration::from_millis(700);
+
+const RACERS: usize = 32;
+
+fn bytes(value: &str) -> Vec<u8> {
+    value.as_bytes().to_vec()
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let name = super::super::secrets::random_token(12).unwrap();
+        Self(std::env::temp_dir().join(format!("mcpauth-store-{name}")))
+    }
+
+    /// A database path one directory down, so opening also has to create the directory.
+    fn database(&self) -> PathBuf {
+        self.0.join("state").join("broker.redb")
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn put_get_replace(store: Arc<dyn BrokerStore>) {
+    assert_eq!(store.get(Namespace::Client, "a").await.unwrap(), None);
+    store
+        .put(Namespace::Client, "a", bytes("one"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Client, "a").await.unwrap(),
+        Some(bytes("one"))
+    );
+    store
+        .put(Namespace::Client, "a", bytes("two"), LONG)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Client, "a").await.unwrap(),
+        Some(bytes("two"))
+    );
+    // An empty value is a value.
+    store
+        .put(Namespace::Client, "empty", Vec::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Client, "empty").await.unwrap(),
+        Some(Vec::new())
+    );
+}
+
+async fn namespaces_are_separate(store: Arc<dyn BrokerStore>) {
+    store
+        .put(Namespace::Code, "k", bytes("code"), None)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Grant, "k", bytes("grant"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Code, "k").await.unwrap(),
+        Some(bytes("code"))
+    );
+    assert_eq!(
+        store.get(Namespace::Grant, "k").await.unwrap(),
+        Some(bytes("grant"))
+    );
+    assert_eq!(store.get(Namespace::Client, "k").await.unwrap(), None);
+    store.delete(Namespace::Code, "k").await.unwrap();
+    assert_eq!(
+        store.get(Namespace::Grant, "k").await.unwrap(),
+        Some(bytes("grant"))
+    );
+}
+
+async fn entries_expire(store: Arc<dyn BrokerStore>) {
+    store
+        .put(Namespace::Transaction, "short", bytes("s"), SHORT)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Transaction, "long", bytes("l"), LONG)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Transaction, "forever", bytes("f"), None)
+        .await
+        .unwrap();
+    // Rewriting without a time to live keeps the value for good.
+    store
+        .put(Namespace::Transaction, "renewed", bytes("r"), SHORT)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Transaction, "renewed", bytes("r2"), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        store.get(Namespace::Transaction, "short").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get(Namespace::Transaction, "long").await.unwrap(),
+        Some(bytes("l"))
+    );
+    assert_eq!(
+        store.get(Namespace::Transaction, "forever").await.unwrap(),
+        Some(bytes("f"))
+    );
+    assert_eq!(
+        store.get(Namespace::Transaction, "renewed").await.unwrap(),
+        Some(bytes("r2"))
+    );
+    // Nor do the single-use operations see an expired value.
+    store
+        .put(Namespace::Code, "short", bytes("s"), SHORT)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.take(Namespace::Code, "short").await.unwrap(), None);
+    store
+        .put(Namespace::Code, "short", bytes("s"), SHORT)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_SHORT).await;
+    assert!(
+        !store
+            .compare_and_swap(Namespace::Code, "short", b"s", Some(bytes("t")), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(Namespace::Code, "short").await.unwrap(), None);
+}
+
+async fn put_new_only_when_absent_or_expired(store: Arc<dyn BrokerStore>) {
+    assert!(
+        store
+            .put_new(Namespace::Client, "c", bytes("first"), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_new(Namespace::Client, "c", bytes("second"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(Namespace::Client, "c").await.unwrap(),
+        Some(bytes("first"))
+    );
+
+    assert!(
+        store
+            .put_new(Namespace::UpstreamLogin, "s", bytes("old"), MEDIUM)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_new(Namespace::UpstreamLogin, "s", bytes("early"), None)
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(PAST_MEDIUM).await;
+    assert!(
+        store
+            .put_new(Namespace::UpstreamLogin, "s", bytes("new"), LONG)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(Namespace::UpstreamLogin, "s").await.unwrap(),
+        Some(bytes("new"))
+    );
+}
+
+async fn take_returns_once(store: Arc<dyn BrokerStore>) {
+    assert_eq!(store.take(Namespace::Code, "none").await.unwrap(), None);
+    store
+        .put(Namespace::Code, "x", bytes("code"), LONG)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take(Namespace::Code, "x").await.unwrap(),
+        Some(bytes("code"))
+    );
+    assert_eq!(store.take(Namespace::Code, "x").await.unwrap(), None);
+    assert_eq!(store.get(Namespace::Code, "x").await.unwrap(), None);
+}
+
+async fn concurrent_takes_have_one_winner(store: Arc<dyn BrokerStore>) {
+    store
+        .put(Namespace::Code, "race", bytes("code"), LONG)
+        .await
+        .unwrap();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.take(Namespace::Code, "race").await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        if let Some(value) = racer.await.unwrap() {
+            assert_eq!(value, bytes("code"));
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn compare_and_swap_needs_the_exact_bytes(store: Arc<dyn BrokerStore>) {
+    let ns = Namespace::RefreshToken;
+    // Nothing stored: nothing to match.
+    assert!(
+        !store
+            .compare_and_swap(ns, "r", b"", Some(bytes("v")), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(ns, "r").await.unwrap(), None);
+
+    store.put(ns, "r", bytes("v1"), LONG).await.unwrap();
+    for wrong in [&b"v"[..], b"v12", b"V1", b""] {
+        assert!(
+            !store
+                .compare_and_swap(ns, "r", wrong, Some(bytes("bad")), None)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(store.get(ns, "r").await.unwrap(), Some(bytes("v1")));
+
+    assert!(
+        store
+            .compare_and_swap(ns, "r", b"v1", Some(bytes("v2")), MEDIUM)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(ns, "r").await.unwrap(), Some(bytes("v2")));
+    // The old value no longer matches.
+    assert!(
+        !store
+            .compare_and_swap(ns, "r", b"v1", Some(bytes("v3")), None)
+            .await
+            .unwrap()
+    );
+    // The swapped value took the new time to live.
+    tokio::time::sleep(PAST_MEDIUM).await;
+    assert_eq!(store.get(ns, "r").await.unwrap(), None);
+
+    store.put(ns, "d", bytes("gone"), None).await.unwrap();
+    assert!(
+        store
+            .compare_and_swap(ns, "d", b"gone", None, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(ns, "d").await.unwrap(), None);
+    assert!(
+        !store
+            .compare_and_swap(ns, "d", b"gone", None, None)
+            .await
+            .unwrap()
+    );
+}
+
+async fn concurrent_swaps_have_one_winner(store: Arc<dyn BrokerStore>) {
+    let ns = Namespace::RefreshToken;
+    store.put(ns, "rotate", bytes("v0"), LONG).await.unwrap();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|racer| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let new = bytes(&format!("v{}", racer + 1));
+                let swapped = store
+                    .compare_and_swap(ns, "rotate", b"v0", Some(new.clone()), LONG)
+                    .await
+                    .unwrap();
+                swapped.then_some(new)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(store.get(ns, "rotate").await.unwrap(), winners.pop());
+}
+
+async fn delete_removes(store: Arc<dyn BrokerStore>) {
+    store.delete(Namespace::Grant, "none").await.unwrap();
+    store
+        .put(Namespace::Grant, "g", bytes("grant"), LONG)
+        .await
+        .unwrap();
+    store.delete(Namespace::Grant, "g").await.unwrap();
+    assert_eq!(store.get(Namespace::Grant, "g").await.unwrap(), None);
+    assert_eq!(store.count(Namespace::Grant).await.unwrap(), 0);
+    // A deleted key can be created anew.
+    assert!(
+        store
+            .put_new(Namespace::Grant, "g", bytes("again"), None)
+            .await
+            .unwrap()
+    );
+}
+
+async fn count_ignores_expired(store: Arc<dyn BrokerStore>) {
+    assert_eq!(store.count(Namespace::Client).await.unwrap(), 0);
+    for key in ["a", "b", "c"] {
+        store
+            .put(Namespace::Client, key, bytes(key), None)
+            .await
+            .unwrap();
+    }
+    store
+        .put(Namespace::Client, "d", bytes("d"), LONG)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Client, "e", bytes("e"), MEDIUM)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Client, "f", bytes("f"), MEDIUM)
+        .await
+        .unwrap();
+    // Replacing a key does not count it twice.
+    store
+        .put(Namespace::Client, "a", bytes("a2"), None)
+        .await
+        .unwrap();
+    store
+        .put(Namespace::Code, "other", bytes("x"), MEDIUM)
+        .await
+        .unwrap();
+    assert_eq!(store.count(Namespace::Client).await.unwrap(), 6);
+    assert_eq!(store.count(Namespace::Code).await.unwrap(), 1);
+    tokio::time::sleep(PAST_MEDIUM).await;
+    assert_eq!(store.count(Namespace::Client).await.unwrap(), 4);
+    assert_eq!(store.count(Namespace::Code).await.unwrap(), 0);
+    store.delete(Namespace::Client, "b").await.unwrap();
+    assert_eq!(store.count(Namespace::Client).await.unwrap(), 3);
+}
+
+async fn indexes_hold_sets(store: Arc<dyn BrokerStore>) {
+    assert!(store.index_members("user:1").await.unwrap().is_empty());
+    store.index_add("user:1", "g2").await.unwrap();
+    store.index_add("user:1", "g1").await.unwrap();
+    store.index_add("user:1", "g2").await.unwrap();
+    store.index_add("client:9", "g1").await.unwrap();
+    let mut members = store.index_members("user:1").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["g1", "g2"]);
+    assert_eq!(store.index_members("client:9").await.unwrap(), ["g1"]);
+
+    store.index_remove("user:1", "g2").await.unwrap();
+    store.index_remove("user:1", "missing").await.unwrap();
+    store.index_remove("nobody", "g1").await.unwrap();
+    assert_eq!(store.index_members("user:1").await.unwrap(), ["g1"]);
+    store.index_remove("user:1", "g1").await.unwrap();
+    assert!(store.index_members("user:1").await.unwrap().is_empty());
+    assert_eq!(store.index_members("client:9").await.unwrap(), ["g1"]);
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::$check(Arc::new(MemoryStore::new())).await;
+                }
+            )*
+        }
+
+        mod redb {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    let dir = TempDir::new();
+                    let store = RedbStore::open(dir.database()).unwrap();
+                    super::$check(Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    put_get_replace,
+    namespaces_are_separate,
+    entries_expire,
+    put_new_only_when_absent_or_expired,
+    take_returns_once,
+    concurrent_takes_have_one_winner,
+    compare_and_swap_needs_the_exact_bytes,
+    concurrent_swaps_have_one_winner,
+    delete_removes,
+    count_ignores_expired,
+    indexes_hold_sets,
+);
+
+#[tokio::test]
+async fn memory_writes_purge_expired_entries() {
+    let store = MemoryStore::new();
+    for i in 0..5 {
+        store
+            .put(Namespace::Code, &format!("k{i}"), bytes("v"), MEDIUM)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(PAST_MEDIUM).await;
+    assert_eq!(store.stored_len(Namespace::Code), 5);
+    // One write in any namespace removes a bounded batch of expired entries anywhere.
+    store
+        .put(Namespace::Client, "trigger", bytes("v"), None)
+        .await
+        .unwrap();
+    assert_eq!(store.stored_len(Namespace::Code), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_survives_a_restart() {
+    let dir = TempDir::new();
+    {
+        let store = RedbStore::open(dir.database()).unwrap();
+        store
+            .put(Namespace::Client, "kept", bytes("client"), None)
+            .await
+            .unwrap();
+        store
+            .put(Namespace::RefreshToken, "long", bytes("token"), LONG)
+            .await
+            .unwrap();
+        store.index_add("user:1", "g2").await.unwrap();
+        store.index_add("user:1", "g1").await.unwrap();
+        // The last write, so nothing purges it before the store closes.
+        store
+            .put(Namespace::Code, "short", bytes("code"), SHORT)
+            .await
+            .unwrap();
+        assert_eq!(store.stored_rows(Namespace::Code).unwrap(), (1, 2));
+    }
+    // The time to live of "short" runs out while the store is closed.
+    tokio::time::sleep(PAST_SHORT).await;
+
+    let store = RedbStore::open(dir.database()).unwrap();
+    assert!(dir.database().starts_with(dir.path()));
+    assert_eq!(store.path(), dir.database());
+    assert_eq!(
+        store.get(Namespace::Client, "kept").await.unwrap(),
+        Some(bytes("client"))
+    );
+    assert_eq!(
+        store.get(Namespace::RefreshToken, "long").await.unwrap(),
+        Some(bytes("token"))
+    );
+    assert_eq!(store.get(Namespace::Code, "short").await.unwrap(), None);
+    assert_eq!(store.index_members("user:1").await.unwrap(), ["g1", "g2"]);
+    // Opening purged the entry that expired while closed; the long one keeps its expiry row.
+    assert_eq!(store.stored_rows(Namespace::Code).unwrap(), (0, 1));
+    assert_eq!(store.stored_rows(Namespace::RefreshToken).unwrap(), (1, 1));
+
+    // The time to live restored is the absolute one written before the restart.
+    let written = tokio::time::Instant::now();
+    store
+        .put(Namespace::Transaction, "t", bytes("t"), MEDIUM)
+        .await
+        .unwrap();
+    drop(store);
+    let store = RedbStore::open(dir.database()).unwrap();
+    assert_eq!(
+        store.get(Namespace::Transaction, "t").await.unwrap(),
+        Some(bytes("t"))
+    );
+    tokio::time::sleep_until(written + PAST_MEDIUM).await;
+    assert_eq!(store.get(Namespace::Transaction, "t").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_writes_purge_expired_rows() {
+    let dir = TempDir::new();
+    let store = RedbStore::open(dir.database()).unwrap();
+    for i in 0..5 {
+        store
+            .put(Namespace::Code, &format!("k{i}"), bytes("v"), MEDIUM)
+            .await
+            .unwrap();
+    }
+    store
+        .put(Namespace::Code, "live", bytes("v"), LONG)
+        .await
+        .unwrap();
+    tokio::time::sleep(PAST_MEDIUM).await;
+    // Expired rows are still in the file, but neither read nor counted.
+    assert_eq!(store.stored_rows(Namespace::Code).unwrap(), (6, 6));
+    assert_eq!(store.count(Namespace::Code).await.unwrap(), 1);
+    // One write in any namespace removes a bounded batch of expired entries anywhere, with
+    // their expiry rows.
+    store
+        .put(Namespace::Client, "trigger", bytes("v"), None)
+        .await
+        .unwrap();
+    assert_eq!(store.stored_rows(Namespace::Code).unwrap(), (1, 1));
+    assert_eq!(store.count(Namespace::Code).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_file_is_locked_while_open() {
+    let dir = TempDir::new();
+    let store = RedbStore::open(dir.database()).unwrap();
+    assert!(matches!(
+        RedbStore::open(dir.database()),
+        Err(super::StoreError::Unavailable(_))
+    ));
+    drop(store);
+    RedbStore::open(dir.database()).unwrap();
+}
+
+#[test]
+fn redb_rejects_a_file_that_is_not_a_database() {
+    let dir = TempDir::new();
+    let path = dir.path().join("not-a-database");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    std::fs::write(
+        &path,
+        b"definitely not a redb file, but long enough to be read as one?",
+    )
+    .unwrap();
+    assert!(RedbStore::open(&path).is_err());
+}
