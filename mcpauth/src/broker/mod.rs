@@ -14,4 +14,9 @@
 
 pub mod store;
 
+mod cimd;
+mod client;
+mod redirect_uri;
 mod secrets;
+
+pub use cimd::CimdOptions;
