@@ -1,6 +1,8 @@
 //! The development authorization server, used the way clients and resource servers use a real
 //! one: discovery, JWKS, signed tokens, key rotation, and the token, authorize and register
-//! endpoints.
+//! endpoints; and its upstream mode, an identity provider in the manner of Google.
+
+mod upstream;
 
 use std::time::Duration;
 

@@ -7,6 +7,7 @@
 mod audience;
 mod dev_server;
 mod discovery;
+mod github_like;
 // Public, as a user's crate would declare it: the generated items are checked for warnings and
 // missing docs as they would be there.
 pub mod macros;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub mod github_like;
 pub mod protected;
 
 /// A server running on `127.0.0.1` with an ephemeral port; stopped when dropped.

@@ -1,6 +1,7 @@
 //! The HTTP endpoints of the development authorization server: metadata, JWKS, token (client
 //! credentials and authorization code with PKCE), authorize (automatic consent) and dynamic
-//! registration.
+//! registration. Upstream mode has endpoints of its own (`upstream.rs`) and shares the helpers
+//! here.
 //!
 //! Every endpoint answers CORS for any origin, as authorization servers serving browser-based
 //! clients do (a web page logging in discovers, registers and redeems its code cross-origin).
@@ -11,8 +12,9 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{SHA256, digest};
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -23,13 +25,16 @@ use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, Expos
 use url::Url;
 
 use super::token::{TokenBuilder, now_unix, random_id};
-use super::{DevState, PendingCode};
+use super::{DevState, PendingCode, TokenFailure};
 use crate::discovery::well_known::{OAUTH_AUTHORIZATION_SERVER, OPENID_CONFIGURATION};
 
 /// How long an authorization code stays valid.
-const CODE_LIFETIME: Duration = Duration::from_secs(60);
+pub(super) const CODE_LIFETIME: Duration = Duration::from_secs(60);
 
 pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
+    if let Some(upstream) = state.upstream.clone() {
+        return super::upstream::router(state, upstream, issuer_path);
+    }
     let metadata = get(|State(state): State<Arc<DevState>>| async move {
         no_store(Json(&state.metadata).into_response())
     });
@@ -40,7 +45,13 @@ pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
         )
         .route(&format!("{issuer_path}{OPENID_CONFIGURATION}"), metadata)
         .route(&format!("{issuer_path}/jwks"), get(jwks))
-        .route(&format!("{issuer_path}/token"), post(token))
+        .route(
+            &format!("{issuer_path}/token"),
+            post(token).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                token_faults,
+            )),
+        )
         .route(&format!("{issuer_path}/authorize"), get(authorize))
         .route(&format!("{issuer_path}/register"), post(register))
         .route(&format!("{issuer_path}/userinfo"), get(userinfo))
@@ -51,7 +62,7 @@ pub(crate) fn router(state: Arc<DevState>, issuer_path: &str) -> Router {
 
 /// CORS for any origin: `*`, the methods used, the request headers the browser asks for
 /// (`Authorization` is never covered by `*`), and the userinfo challenge readable.
-fn cors() -> CorsLayer {
+pub(super) fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods(AllowMethods::list([
@@ -63,14 +74,14 @@ fn cors() -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-fn no_store(mut response: Response) -> Response {
+pub(super) fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
-fn server_error(error: impl std::fmt::Display) -> Response {
+pub(super) fn server_error(error: impl std::fmt::Display) -> Response {
     oauth_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "server_error",
@@ -78,12 +89,57 @@ fn server_error(error: impl std::fmt::Display) -> Response {
     )
 }
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     no_store((status, Json(body)).into_response())
 }
 
-async fn jwks(State(state): State<Arc<DevState>>) -> Response {
+/// In front of the token endpoint of either mode: counts every request, and answers the
+/// injected failure, if one is set, without passing the request on.
+pub(super) async fn token_faults(
+    State(state): State<Arc<DevState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    state
+        .token_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let failure = *state
+        .token_failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match failure {
+        None => next.run(request).await,
+        Some(TokenFailure::ServerError) => oauth_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "injected failure",
+        ),
+        Some(TokenFailure::Html) => no_store(
+            axum::response::Html(
+                "<!DOCTYPE html>\n<html><head><title>Sign in</title></head>\
+                 <body><p>Please sign in to continue.</p></body></html>\n",
+            )
+            .into_response(),
+        ),
+        Some(TokenFailure::Status(status)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            no_store((status, "injected failure\n").into_response())
+        }
+    }
+}
+
+/// The credential of an `Authorization: Bearer` header.
+pub(super) fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+}
+
+pub(super) async fn jwks(State(state): State<Arc<DevState>>) -> Response {
     state
         .jwks_requests
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -337,27 +393,24 @@ async fn userinfo(State(state): State<Arc<DevState>>, headers: HeaderMap) -> Res
     state
         .userinfo_requests
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    match token.and_then(|token| verified_claims(&state, &token)) {
+    match bearer_token(&headers).and_then(|token| verified_claims(&state, &token)) {
         Some(claims) => no_store(Json(Value::Object(claims)).into_response()),
-        None => {
-            let mut response = oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the token is not valid",
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-            response
-        }
+        None => invalid_token(),
     }
+}
+
+/// 401 for a bearer token that is missing or not valid, with its challenge.
+pub(super) fn invalid_token() -> Response {
+    let mut response = oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "the token is not valid",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
 }
 
 /// RFC 7662 introspection (any client may ask: development only).

@@ -31,10 +31,85 @@
 //! assert_eq!(token.split('.').count(), 3);
 //! # Ok(()) }
 //! ```
+//!
+//! # Upstream mode
+//!
+//! [`DevAuthServerBuilder::upstream_client`] turns it into an identity provider in the manner
+//! of Google, for a broker (an MCP server acting as its own authorization server) to sit in
+//! front of when no real provider is configured. It then serves a single confidential client
+//! and nothing MCP clients could use directly:
+//! - metadata at `[/path]/.well-known/openid-configuration` only, without
+//!   `registration_endpoint`, `client_id_metadata_document_supported` or introspection; no
+//!   `/register` or `/introspect`;
+//! - `/authorize` knows only the configured client ID and its redirect URIs (registered with
+//!   [`DevAuthServerBuilder::upstream_redirect_uri`], matched exactly; without any, any `http`
+//!   loopback URI). Unknown clients and redirect URIs get a 400 page, never a redirect. PKCE is
+//!   optional, but an `S256` challenge, once sent, must be met at the token endpoint. A
+//!   `resource` parameter is refused with `invalid_target`, so a test can show a broker does not
+//!   pass the MCP resource on. The development user (the [default
+//!   subject](DevAuthServerBuilder::default_subject)) is logged in at once; the redirect carries
+//!   `code`, `state` and `iss`;
+//! - `/token` requires `client_secret_basic` or `client_secret_post` (else 401
+//!   `invalid_client`), grants `authorization_code` and `refresh_token` (and refuses
+//!   `resource`), and answers an opaque `access_token`, `expires_in`, `scope`, a
+//!   `refresh_token` when `offline_access` was asked (or Google's `access_type=offline`), and an
+//!   RS256 `id_token` when `openid` was: `aud` the client ID, `nonce` as sent, `email`
+//!   `<subject>@example.com` and `name` the subject. Refreshing returns a new access token (and
+//!   ID token) but no new refresh token: it is not rotated;
+//! - `/userinfo` answers `sub`, `email` and `name` for an access token of this mode.
+//!
+//! Test aids on the handle, for either mode: [`DevAuthServer::fail_token_endpoint`],
+//! [`DevAuthServer::token_requests`]; for upstream mode:
+//! [`DevAuthServer::revoke_upstream_refresh_tokens`].
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use mcpauth::dev::DevAuthServer;
+//!
+//! let idp = DevAuthServer::builder()
+//!     .upstream_client("broker", "broker-secret")
+//!     .start()
+//!     .await?;
+//! let callback = "http://127.0.0.1:3000/oauth/callback";
+//! let browser = reqwest::Client::builder()
+//!     .redirect(reqwest::redirect::Policy::none())
+//!     .build()?;
+//! let authorize = url::Url::parse_with_params(
+//!     &idp.metadata().authorization_endpoint,
+//!     [
+//!         ("response_type", "code"),
+//!         ("client_id", "broker"),
+//!         ("redirect_uri", callback),
+//!         ("scope", "openid email offline_access"),
+//!         ("state", "s1"),
+//!     ],
+//! )?;
+//! let login = browser.get(authorize).send().await?;
+//! let location = url::Url::parse(login.headers()["location"].to_str()?)?;
+//! let code = location.query_pairs().find(|(k, _)| k == "code").ok_or("no code")?.1;
+//!
+//! let tokens: serde_json::Value = reqwest::Client::new()
+//!     .post(&idp.metadata().token_endpoint)
+//!     .basic_auth("broker", Some("broker-secret"))
+//!     .form(&[
+//!         ("grant_type", "authorization_code"),
+//!         ("code", &code),
+//!         ("redirect_uri", callback),
+//!     ])
+//!     .send()
+//!     .await?
+//!     .json()
+//!     .await?;
+//! assert!(tokens["id_token"].is_string());
+//! assert!(tokens["refresh_token"].is_string());
+//! # Ok(()) }
+//! ```
 
 mod endpoints;
 mod keys;
 mod token;
+mod upstream;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,6 +150,24 @@ pub enum DevServerError {
     /// A token could not be signed.
     #[error("cannot sign the token: {0}")]
     Sign(String),
+    /// The upstream mode is misconfigured (see
+    /// [`DevAuthServerBuilder::upstream_client`]).
+    #[error("invalid upstream configuration: {0}")]
+    InvalidUpstream(String),
+}
+
+/// A failure the token endpoint answers instead of processing requests, set with
+/// [`DevAuthServer::fail_token_endpoint`]: a test aid, to see how a client copes with an
+/// authorization server that misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenFailure {
+    /// 500 with a JSON `server_error` body.
+    ServerError,
+    /// 200 with an HTML page (`text/html`), as a login wall or a misrouted proxy answers.
+    Html,
+    /// This status with a `text/plain` body (500 if the number is not a valid status).
+    Status(u16),
 }
 
 #[derive(Debug)]
@@ -99,6 +192,10 @@ pub(crate) struct DevState {
     jwks_requests: AtomicUsize,
     userinfo_requests: AtomicUsize,
     introspection_requests: AtomicUsize,
+    token_requests: AtomicUsize,
+    token_failure: Mutex<Option<TokenFailure>>,
+    /// Present in upstream mode only.
+    upstream: Option<Arc<upstream::Upstream>>,
 }
 
 /// Configures a [`DevAuthServer`].
@@ -109,6 +206,8 @@ pub struct DevAuthServerBuilder {
     issuer_path: String,
     default_subject: String,
     token_lifetime: Duration,
+    upstream_client: Option<upstream::UpstreamClient>,
+    upstream_redirect_uris: Vec<String>,
 }
 
 impl Default for DevAuthServerBuilder {
@@ -118,6 +217,8 @@ impl Default for DevAuthServerBuilder {
             issuer_path: String::new(),
             default_subject: "dev-user".into(),
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            upstream_client: None,
+            upstream_redirect_uris: Vec::new(),
         }
     }
 }
@@ -148,6 +249,51 @@ impl DevAuthServerBuilder {
         self
     }
 
+    /// Turns the server into an upstream identity provider in the manner of Google, with one
+    /// confidential client: `client_id`, authenticated by `client_secret` (see
+    /// [upstream mode](self#upstream-mode)). This is what a broker sits in front of: no dynamic
+    /// registration, no client ID metadata documents, no `resource` parameter, opaque access
+    /// tokens, ID tokens, refresh tokens that are not rotated.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mcpauth::dev::DevAuthServer;
+    ///
+    /// let idp = DevAuthServer::builder()
+    ///     .upstream_client("broker", "broker-secret")
+    ///     .upstream_redirect_uri("http://127.0.0.1:3000/oauth/callback")
+    ///     .start()
+    ///     .await?;
+    /// let metadata = idp.metadata();
+    /// assert_eq!(metadata.registration_endpoint, None);
+    /// assert_eq!(metadata.client_id_metadata_document_supported, None);
+    /// assert!(metadata.userinfo_endpoint.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub fn upstream_client(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
+        self.upstream_client = Some(upstream::UpstreamClient {
+            id: client_id.into(),
+            secret: client_secret.into(),
+        });
+        self
+    }
+
+    /// Registers a redirect URI of the [upstream client](Self::upstream_client); may be called
+    /// several times. Once one is registered, `/authorize` accepts only registered URIs, compared
+    /// as strings (no normalisation, as Google does); with none, any `http` loopback URI
+    /// (`127.0.0.0/8`, `[::1]`, `localhost`) is accepted. Starting fails with
+    /// [`DevServerError::InvalidUpstream`] without an upstream client or if `uri` is not an
+    /// absolute URL without fragment.
+    pub fn upstream_redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.upstream_redirect_uris.push(uri.into());
+        self
+    }
+
     /// Generates keys, binds and starts serving in the background.
     pub async fn start(self) -> Result<DevAuthServer, DevServerError> {
         let path = self.issuer_path.trim_end_matches('/').to_owned();
@@ -156,6 +302,7 @@ impl DevAuthServerBuilder {
         if !path_is_plain {
             return Err(DevServerError::InvalidPath(self.issuer_path));
         }
+        let upstream = upstream::Upstream::new(self.upstream_client, self.upstream_redirect_uris)?;
         let listener =
             TcpListener::bind(self.addr)
                 .await
@@ -174,8 +321,13 @@ impl DevAuthServerBuilder {
             .await
             .map_err(|e| DevServerError::Keys(e.to_string()))??;
         let issuer = format!("http://{addr}{path}");
+        let metadata = if upstream.is_some() {
+            upstream::metadata(&issuer)
+        } else {
+            dev_metadata(&issuer)
+        };
         let state = Arc::new(DevState {
-            metadata: dev_metadata(&issuer),
+            metadata,
             issuer,
             default_subject: self.default_subject,
             token_lifetime: self.token_lifetime,
@@ -184,6 +336,9 @@ impl DevAuthServerBuilder {
             jwks_requests: AtomicUsize::new(0),
             userinfo_requests: AtomicUsize::new(0),
             introspection_requests: AtomicUsize::new(0),
+            token_requests: AtomicUsize::new(0),
+            token_failure: Mutex::new(None),
+            upstream: upstream.map(Arc::new),
         });
         let app = endpoints::router(state.clone(), &path);
         let task = tokio::spawn(async move {
@@ -297,6 +452,63 @@ impl DevAuthServer {
     /// How many times the introspection endpoint was asked.
     pub fn introspection_requests(&self) -> usize {
         self.state.introspection_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many requests reached the token endpoint, in either mode, failed ones and those
+    /// answered with an injected [`TokenFailure`] included (CORS preflights excepted). A test aid:
+    /// to see that a client redeemed or refreshed, or that it did not call again.
+    pub fn token_requests(&self) -> usize {
+        self.state.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token endpoint answer `failure` to every request from now on, without looking
+    /// at them (codes and refresh tokens sent stay usable); `None` restores normal service. A
+    /// test aid, for either mode.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mcpauth::dev::{DevAuthServer, TokenFailure};
+    ///
+    /// let dev = DevAuthServer::start().await?;
+    /// dev.fail_token_endpoint(Some(TokenFailure::Status(503)));
+    /// let response = reqwest::Client::new()
+    ///     .post(&dev.metadata().token_endpoint)
+    ///     .form(&[("grant_type", "client_credentials"), ("client_id", "c")])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(response.status(), 503);
+    /// assert_eq!(dev.token_requests(), 1);
+    /// dev.fail_token_endpoint(None);
+    /// # Ok(()) }
+    /// ```
+    pub fn fail_token_endpoint(&self, failure: Option<TokenFailure>) {
+        *self
+            .state
+            .token_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    /// Revokes every refresh token issued in upstream mode, as a user removing the
+    /// application's access would: refreshing with any of them then fails with 400
+    /// `invalid_grant`. Access tokens already issued stay valid until they expire. Answers how
+    /// many were revoked (0 outside upstream mode). A test aid.
+    pub fn revoke_upstream_refresh_tokens(&self) -> usize {
+        self.state
+            .upstream
+            .as_ref()
+            .map_or(0, |upstream| upstream.revoke_refresh_tokens(None))
+    }
+
+    /// Revokes one refresh token issued in upstream mode (see
+    /// [`revoke_upstream_refresh_tokens`](Self::revoke_upstream_refresh_tokens)); `true` if it
+    /// was live. A test aid.
+    pub fn revoke_upstream_refresh_token(&self, refresh_token: &str) -> bool {
+        self.state
+            .upstream
+            .as_ref()
+            .is_some_and(|upstream| upstream.revoke_refresh_tokens(Some(refresh_token)) == 1)
     }
 
     /// The key IDs currently published: RSA, P-256, Ed25519.
