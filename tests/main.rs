@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod audience;
+mod broker;
 mod dev_server;
 mod discovery;
 mod github_like;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth_error::{AuthError, AuthErrorReason};
 use crate::claims::DEFAULT_SCOPE_CLAIMS;
-use crate::jwks::{KeyCache, KeyCacheOptions};
+use crate::jwks::{KeyCache, KeyCacheOptions, LocalKeySet};
 use mcpauth_rules::url as url_rules;
 
 use crate::discovery::{
@@ -69,6 +69,8 @@ pub struct AuthServer {
     fetcher: MetadataFetcher,
     check_compatibility: bool,
     scope_claims: Vec<String>,
+    /// Keys held by this process (the broker's): read in-process instead of from `jwks_uri`.
+    local_keys: Option<LocalKeySet>,
 }
 
 impl AuthServer {
@@ -80,6 +82,7 @@ impl AuthServer {
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
             scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
+            local_keys: None,
         }
     }
 
@@ -114,7 +117,16 @@ impl AuthServer {
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
             scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
+            local_keys: None,
         }
+    }
+
+    /// Verifies with keys held by this process instead of fetching `jwks_uri` (the broker's
+    /// own keys: no HTTP call to itself).
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    pub(crate) fn with_local_keys(mut self, keys: LocalKeySet) -> Self {
+        self.local_keys = Some(keys);
+        self
     }
 
     /// Fetches with `fetcher` instead of the default one: its bounds apply to the metadata (for
@@ -351,6 +363,7 @@ impl AuthServerHandle {
                 Ok(KeyCache::new(
                     url,
                     self.server.fetcher.client().clone(),
+                    self.server.local_keys.clone(),
                     self.key_options,
                 ))
             })

@@ -37,7 +37,7 @@ impl JwksDecoder {
         let uri = Url::parse("https://auth.example.com/jwks").unwrap_or_else(|_| unreachable!());
         let options = KeyCacheOptions::default().max_keys(max_keys);
         Self {
-            cache: KeyCache::new(uri, BoundedClient::new(Limits::default()), options),
+            cache: KeyCache::new(uri, BoundedClient::new(Limits::default()), None, options),
         }
     }
 

@@ -272,10 +272,30 @@ struct Attempts {
     last_failed: bool,
 }
 
+/// A key set held by this process (the broker's own keys): read directly, never over HTTP.
+#[derive(Clone)]
+pub(crate) struct LocalKeySet(Arc<dyn Fn() -> Value + Send + Sync>);
+
+impl LocalKeySet {
+    /// `jwks` returns the current JWKS document each time it is called.
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    pub(crate) fn new(jwks: impl Fn() -> Value + Send + Sync + 'static) -> Self {
+        Self(Arc::new(jwks))
+    }
+}
+
+impl fmt::Debug for LocalKeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LocalKeySet(..)")
+    }
+}
+
 /// One authorization server's keys.
 pub(crate) struct KeyCache {
     jwks_uri: Url,
     client: BoundedClient,
+    /// Keys held in this process: read instead of fetching `jwks_uri`.
+    local: Option<LocalKeySet>,
     options: KeyCacheOptions,
     current: ArcSwapOption<VerificationKeys>,
     attempts: Mutex<Attempts>,
@@ -293,10 +313,16 @@ impl fmt::Debug for KeyCache {
 }
 
 impl KeyCache {
-    pub(crate) fn new(jwks_uri: Url, client: BoundedClient, options: KeyCacheOptions) -> Arc<Self> {
+    pub(crate) fn new(
+        jwks_uri: Url,
+        client: BoundedClient,
+        local: Option<LocalKeySet>,
+        options: KeyCacheOptions,
+    ) -> Arc<Self> {
         Arc::new(Self {
             jwks_uri,
             client,
+            local,
             options,
             current: ArcSwapOption::empty(),
             attempts: Mutex::new(Attempts::default()),
@@ -401,10 +427,12 @@ impl KeyCache {
     }
 
     async fn fetch(&self) -> KeysAnswer {
-        let result = self.client.get_json_object(&self.jwks_uri).await;
-        let outcome = match result {
-            Ok(fetched) => self.decode(&fetched.value, &fetched.headers),
-            Err(error) => Err(error.to_string()),
+        let outcome = match &self.local {
+            Some(local) => self.decode(&(local.0)(), &HeaderMap::new()),
+            None => match self.client.get_json_object(&self.jwks_uri).await {
+                Ok(fetched) => self.decode(&fetched.value, &fetched.headers),
+                Err(error) => Err(error.to_string()),
+            },
         };
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {

@@ -200,10 +200,10 @@ mod auth_info;
 mod auth_server;
 mod authorization_server_mode;
 mod bearer;
+mod bounded_cache;
 #[cfg(feature = "broker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "broker")))]
 pub mod broker;
-mod bounded_cache;
 mod challenge;
 mod claims;
 #[cfg(feature = "cors")]

@@ -79,16 +79,21 @@ pub enum StartupError {
     /// The configuration was refused.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// The broker could not be configured.
+    #[error("cannot start the broker: {0}")]
+    Broker(#[from] mcpauth::broker::BrokerError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
 
-fn setting(name: &'static str) -> Option<String> {
+/// The value of an environment variable, `None` when unset or blank.
+pub fn setting(name: &'static str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn invalid(name: &'static str, value: &str, reason: impl ToString) -> StartupError {
+/// The error for a setting whose value cannot be used.
+pub fn invalid(name: &'static str, value: &str, reason: impl ToString) -> StartupError {
     StartupError::Setting {
         name,
         value: value.to_owned(),
@@ -136,15 +141,20 @@ pub struct Deployment {
     pub dev: Option<DevAuthServer>,
 }
 
-/// Reads the settings, binds, and starts the development authorization server when no issuer
-/// is configured; the default resource identifier is `path` on loopback at the bound port.
-pub async fn deployment(path: &str) -> Result<Deployment, StartupError> {
-    let server_type: AuthServerType = match setting("MCP_AUTH_ISSUER_TYPE") {
-        Some(value) => value
-            .parse()
-            .map_err(|e| invalid("MCP_AUTH_ISSUER_TYPE", &value, e))?,
-        None => AuthServerType::Oidc,
-    };
+/// A bound listener and the resource identifier served on it.
+#[derive(Debug)]
+pub struct Listening {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// Its address.
+    pub bound: SocketAddr,
+    /// The resource identifier (`MCP_RESOURCE_IDENTIFIER`, or `path` on loopback at the bound
+    /// port).
+    pub resource: String,
+}
+
+/// Binds (`PORT`/`BIND`) and settles the resource identifier.
+pub async fn listen(path: &str) -> Result<Listening, StartupError> {
     let addr = bind_address()?;
     let listener = TcpListener::bind(addr)
         .await
@@ -160,6 +170,27 @@ pub async fn deployment(path: &str) -> Result<Deployment, StartupError> {
         }
     });
     let _ = RESOURCE.set(resource.clone());
+    Ok(Listening {
+        listener,
+        bound,
+        resource,
+    })
+}
+
+/// Reads the settings, binds, and starts the development authorization server when no issuer
+/// is configured; the default resource identifier is `path` on loopback at the bound port.
+pub async fn deployment(path: &str) -> Result<Deployment, StartupError> {
+    let server_type: AuthServerType = match setting("MCP_AUTH_ISSUER_TYPE") {
+        Some(value) => value
+            .parse()
+            .map_err(|e| invalid("MCP_AUTH_ISSUER_TYPE", &value, e))?,
+        None => AuthServerType::Oidc,
+    };
+    let Listening {
+        listener,
+        bound,
+        resource,
+    } = listen(path).await?;
     let (issuer, issuer_type, dev) = match setting("MCP_AUTH_ISSUER") {
         None => {
             let dev = DevAuthServer::start().await?;

@@ -27,7 +27,6 @@ use crate::rate_limit::TokenBucket;
 use crate::single_flight::SingleFlight;
 
 /// Why a client metadata document gave no client.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum CimdError {
     /// The URL or the document is not acceptable: the client's fault, the same on retry.
@@ -38,7 +37,6 @@ pub(crate) enum CimdError {
     Unavailable(String),
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl CimdError {
     /// Whether a later attempt may succeed (the authorization endpoint answers 503 before
     /// consent, rather than calling the client invalid).
@@ -374,7 +372,6 @@ struct Inner {
 
 /// Resolves metadata document client ids to client records: cached, or fetched under the
 /// rules of this module.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone)]
 pub(crate) struct CimdFetcher {
     inner: Arc<Inner>,
@@ -389,7 +386,6 @@ impl fmt::Debug for CimdFetcher {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 impl CimdFetcher {
     pub(crate) fn new(options: CimdOptions) -> Self {
         let trusted: Arc<HashMap<String, SocketAddr>> =

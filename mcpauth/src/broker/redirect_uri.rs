@@ -264,7 +264,6 @@ impl RedirectUri {
 
     /// What the consent page shows as the destination: the host of an http(s) URI, the scheme
     /// of a custom one (`cursor`, `com.example.app`), which names the application that claims it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn host(&self) -> &str {
         match &self.host {
             Some(host) if self.scheme == "http" || self.scheme == "https" => host,

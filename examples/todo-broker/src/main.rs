@@ -1,0 +1,342 @@
+//! `todo-broker`: the todo manager's MCP server with the mcpauth broker as its authorization
+//! server — for identity providers that cannot serve MCP clients themselves (no client ID
+//! metadata documents, no dynamic registration, no resource indicators).
+//!
+//! ```text
+//! cargo run -p todo-broker
+//! ```
+//!
+//! The MCP endpoint is `/mcp`; the broker's issuer is its origin. MCP clients register (client
+//! ID metadata document or dynamic registration), approve the request on the consent page, sign
+//! in at the identity provider, and receive the broker's own tokens. Tools and scopes as in
+//! `todo-manager`: `get_todos` and `delete_todo` need nothing (logins ask for `read:todos`),
+//! `create_todo` needs `create:todos` (a 403 `insufficient_scope` makes the client step up).
+//!
+//! Configuration (environment):
+//! - the identity provider: `UPSTREAM_ISSUER` (OpenID Connect, discovered), or
+//!   `UPSTREAM_AUTHORIZE_URL` + `UPSTREAM_TOKEN_URL` + `UPSTREAM_USERINFO_URL` (plain OAuth 2.0;
+//!   `UPSTREAM_USER_ID_MEMBER` names the userinfo member that identifies the user, default
+//!   `sub`); `UPSTREAM_CLIENT_ID`, `UPSTREAM_CLIENT_SECRET`, `UPSTREAM_SCOPES` (space-separated).
+//!   Register the printed callback URL at the provider. Unset: a development identity provider
+//!   runs in-process (no registration, no metadata documents, no resource indicators; it signs
+//!   in a development user automatically).
+//! - `MCP_RESOURCE_IDENTIFIER` (default `http://127.0.0.1:3001/mcp`), `PORT`, `BIND`.
+//! - `BROKER_STORE`: the embedded store's file (default `mcpauth-todo-broker/broker.redb` under
+//!   the system's temporary directory; printed at start-up).
+//! - keys (required on a non-loopback issuer): `BROKER_SIGNING_KEY_FILE` (a PKCS#8 PEM P-256 or
+//!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
+//!   base64url). On loopback without them, development keys are generated once and kept in the
+//!   store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use example_support::{Listening, StartupError, invalid, listen, setting};
+use mcpauth::broker::{Broker, BrokerKeys, RedbStore, SigningKey, Upstream};
+use mcpauth::dev::DevAuthServer;
+use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+const SCOPES: [&str; 3] = ["create:todos", "read:todos", "delete:todos"];
+
+/// One todo.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Todo {
+    id: String,
+    content: String,
+    owner_id: String,
+}
+
+/// The todos, shared by every request.
+#[derive(Debug, Clone, Default)]
+struct Todos {
+    todos: Arc<Mutex<Vec<Todo>>>,
+    next_id: Arc<Mutex<u64>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct CreateTodo {
+    /// What to do.
+    content: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct DeleteTodo {
+    /// The todo's id.
+    id: String,
+}
+
+/// The MCP server: one per request (stateless), sharing the todos.
+#[derive(Debug, Clone)]
+struct TodoBroker {
+    todos: Todos,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl TodoBroker {
+    fn new(todos: Todos) -> Self {
+        Self {
+            todos,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Creates a todo owned by the caller (the bearer layer already required `create:todos`).
+    #[tool(description = "Create a new todo (needs the create:todos scope)")]
+    async fn create_todo(&self, auth: AuthInfo, Parameters(new): Parameters<CreateTodo>) -> String {
+        let id = {
+            let mut next = self
+                .todos
+                .next_id
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            format!("todo-{next}")
+        };
+        let todo = Todo {
+            id,
+            content: new.content,
+            owner_id: auth.subject().to_owned(),
+        };
+        self.todos
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(todo.clone());
+        json!(todo).to_string()
+    }
+
+    /// Lists todos: all of them with `read:todos`, else the caller's own.
+    #[tool(description = "List todos (all with read:todos, else your own)")]
+    async fn get_todos(&self, auth: AuthInfo) -> String {
+        let all = auth.has_scope("read:todos");
+        let todos = self
+            .todos
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let visible: Vec<&Todo> = todos
+            .iter()
+            .filter(|todo| all || todo.owner_id == auth.subject())
+            .collect();
+        json!({ "todos": visible }).to_string()
+    }
+
+    /// Deletes a todo: the caller's own, or any with `delete:todos`.
+    #[tool(description = "Delete a todo (your own, or any with delete:todos)")]
+    async fn delete_todo(
+        &self,
+        auth: AuthInfo,
+        Parameters(target): Parameters<DeleteTodo>,
+    ) -> String {
+        let any = auth.has_scope("delete:todos");
+        let mut todos = self
+            .todos
+            .todos
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let position = todos
+            .iter()
+            .position(|todo| todo.id == target.id && (any || todo.owner_id == auth.subject()));
+        match position {
+            Some(index) => {
+                let todo = todos.remove(index);
+                json!({ "message": format!("Todo {} deleted", todo.id), "details": todo })
+                    .to_string()
+            }
+            None => json!({ "error": "Failed to delete todo" }).to_string(),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TodoBroker {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+}
+
+/// The identity provider: configured, or the development one started here.
+async fn upstream(callback: &str) -> Result<(Upstream, Option<DevAuthServer>), StartupError> {
+    let client_id = setting("UPSTREAM_CLIENT_ID");
+    let with_client = |upstream: Upstream| {
+        let upstream = match setting("UPSTREAM_CLIENT_SECRET") {
+            Some(secret) => upstream.client_secret(secret),
+            None => upstream,
+        };
+        match setting("UPSTREAM_SCOPES") {
+            Some(scopes) => upstream.scopes(scopes.split_whitespace().map(str::to_owned)),
+            None => upstream,
+        }
+    };
+    if let Some(issuer) = setting("UPSTREAM_ISSUER") {
+        let client_id = client_id.ok_or_else(|| missing("UPSTREAM_CLIENT_ID"))?;
+        return Ok((with_client(Upstream::oidc(issuer, client_id)), None));
+    }
+    if let Some(authorize) = setting("UPSTREAM_AUTHORIZE_URL") {
+        let token = setting("UPSTREAM_TOKEN_URL").ok_or_else(|| missing("UPSTREAM_TOKEN_URL"))?;
+        let userinfo =
+            setting("UPSTREAM_USERINFO_URL").ok_or_else(|| missing("UPSTREAM_USERINFO_URL"))?;
+        let client_id = client_id.ok_or_else(|| missing("UPSTREAM_CLIENT_ID"))?;
+        let mut upstream = Upstream::oauth(authorize, token, userinfo, client_id);
+        if let Some(member) = setting("UPSTREAM_USER_ID_MEMBER") {
+            upstream = upstream.user_id_member(member);
+        }
+        return Ok((with_client(upstream), None));
+    }
+    // The development identity provider: one confidential client, the broker's callback as
+    // its only redirect URI, automatic sign-in of a development user.
+    let secret = URL_SAFE_NO_PAD.encode(*b"todo-broker development secret!!");
+    let dev = DevAuthServer::builder()
+        .upstream_client("todo-broker", secret.clone())
+        .upstream_redirect_uri(callback)
+        .start()
+        .await?;
+    let upstream = Upstream::oidc(dev.issuer(), "todo-broker")
+        .id("dev")
+        .display_name("the development identity provider")
+        .client_secret(secret)
+        .scopes(["openid", "profile", "email"]);
+    Ok((upstream, Some(dev)))
+}
+
+fn missing(name: &'static str) -> StartupError {
+    invalid(
+        name,
+        "",
+        "it is required with the other UPSTREAM_* settings",
+    )
+}
+
+/// Keys from the environment, when given.
+fn configured_keys() -> Result<Option<BrokerKeys>, StartupError> {
+    let Some(path) = setting("BROKER_SIGNING_KEY_FILE") else {
+        return Ok(None);
+    };
+    let pem =
+        std::fs::read_to_string(&path).map_err(|e| invalid("BROKER_SIGNING_KEY_FILE", &path, e))?;
+    let signing = SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| invalid("BROKER_SIGNING_KEY_FILE", &path, e))?;
+    let key32 = |name: &'static str| -> Result<[u8; 32], StartupError> {
+        let value = setting(name).ok_or_else(|| {
+            invalid(
+                name,
+                "",
+                "set 32 random bytes, base64url, with BROKER_SIGNING_KEY_FILE",
+            )
+        })?;
+        URL_SAFE_NO_PAD
+            .decode(value.trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| invalid(name, "…", "expected 32 bytes, base64url"))
+    };
+    Ok(Some(BrokerKeys::new(
+        signing,
+        key32("BROKER_STORAGE_KEY")?,
+        key32("BROKER_COOKIE_KEY")?,
+    )))
+}
+
+fn store_path() -> PathBuf {
+    match setting("BROKER_STORE") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::temp_dir()
+            .join("mcpauth-todo-broker")
+            .join("broker.redb"),
+    }
+}
+
+/// The MCP endpoint behind the bearer layer with per-tool scopes, the protected-resource
+/// metadata, and the broker's routes.
+fn app(auth: &McpAuth, broker: &Broker, resource: &str) -> Result<axum::Router, StartupError> {
+    let operations = OperationScopes::new()
+        .advertise(["read:todos"])
+        .tool("create_todo", ["create:todos"]);
+    let bearer = auth.bearer_auth(resource)?.operation_scopes(operations)?;
+    let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
+    let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
+    let todos = Todos::default();
+    let config = StreamableHttpServerConfig::default()
+        .with_sse_keep_alive(None)
+        .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"]);
+    let mcp = StreamableHttpService::new(
+        move || Ok(TodoBroker::new(todos.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Ok(axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .layer(bearer)
+        .merge(auth.resource_metadata_router())
+        .merge(broker.router()))
+}
+
+#[allow(clippy::print_stdout)] // the example talks to the person who started it
+async fn run() -> Result<(), StartupError> {
+    let Listening {
+        listener,
+        bound,
+        resource,
+    } = listen("/mcp").await?;
+    let issuer = resource.split('/').take(3).collect::<Vec<_>>().join("/");
+    // The callback is `<issuer>/callback/<upstream id>`; the development provider (id `dev`)
+    // registers it before the broker exists.
+    let (upstream, dev) = upstream(&format!("{issuer}/callback/dev")).await?;
+    let path = store_path();
+    let store = RedbStore::open(&path)
+        .map_err(|e| invalid("BROKER_STORE", &path.display().to_string(), e))?;
+    let mut builder = Broker::builder(issuer.clone())
+        .resource(resource.clone(), SCOPES)
+        .upstream(upstream)
+        .server_name("Todo manager")
+        .store(store);
+    if let Some(keys) = configured_keys()? {
+        builder = builder.keys(keys);
+    }
+    let broker = builder.build().await?;
+    let auth = McpAuth::builder()
+        .protected_resource(
+            ProtectedResource::new(resource.clone())
+                .authorization_server(broker.auth_server())
+                .scopes(SCOPES)
+                .resource_name("Todo manager"),
+        )
+        .build()?;
+    let app = app(&auth, &broker, &resource)?;
+
+    println!("todo-broker: listening on http://{bound}");
+    println!("todo-broker: MCP endpoint {resource} (give this URL to your MCP client)");
+    println!("todo-broker: authorization server {}", broker.issuer());
+    println!(
+        "todo-broker: identity provider callback {}",
+        broker.callback_url()
+    );
+    println!("todo-broker: store {}", path.display());
+    if let Some(dev) = &dev {
+        println!(
+            "todo-broker: development identity provider at {} (development only)",
+            dev.issuer()
+        );
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(example_support::shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)
+}
+
+fn main() -> ExitCode {
+    example_support::main("todo-broker", run())
+}

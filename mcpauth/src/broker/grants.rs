@@ -1,0 +1,343 @@
+//! Grants and the tokens issued from them: the one-time code written at the end of a sign-in,
+//! its redemption, refresh-token rotation, revocation, and the RFC 9068 access tokens.
+//!
+//! Refresh tokens rotate on every use. The grant keeps the hash of the token last used
+//! (`refresh_previous`) and of the tokens issued for it that are not used yet
+//! (`refresh_current`, at most [`MAX_UNUSED_REFRESH_TOKENS`]): presenting the previous token
+//! again (a client that lost the answer, or refreshed twice at once) issues another one, and
+//! presenting one of the unused tokens makes it the previous one and forgets the others. Any
+//! other token of the grant is an older generation — a stolen copy, or a client that kept one
+//! it should have dropped — and ends the grant. Every rotation is a compare-and-swap on the
+//! grant record, so two replicas racing on one token cannot both rotate from the same state.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Header;
+use serde_json::{Value, json};
+
+use super::records::{self, CodeRecord, Grant, RefreshRecord, Transaction};
+use super::responses::OAuthError;
+use super::secrets::{random_token, token_hash};
+use super::store::Namespace;
+use super::upstream::UpstreamTokens;
+use super::{BrokerState, now_unix};
+
+/// How many issued-but-unused refresh tokens one grant accepts.
+pub(crate) const MAX_UNUSED_REFRESH_TOKENS: usize = 4;
+/// How many times a rotation retries when another request changed the grant meanwhile.
+const ROTATION_ATTEMPTS: usize = 4;
+
+pub(crate) struct NewGrant<'a> {
+    pub(crate) transaction: &'a Transaction,
+    pub(crate) subject: &'a str,
+    pub(crate) upstream: &'a UpstreamTokens,
+}
+
+/// What the token endpoint answers.
+#[derive(Debug)]
+pub(crate) struct IssuedTokens {
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) expires_in: u64,
+}
+
+impl IssuedTokens {
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+            "scope": self.scopes.join(" "),
+        })
+    }
+}
+
+fn user_index(subject: &str) -> String {
+    format!("user:{subject}")
+}
+
+fn client_index(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+impl BrokerState {
+    /// Writes the grant (upstream tokens sealed) and a one-time code for it; returns the code.
+    pub(crate) async fn create_grant(&self, new: NewGrant<'_>) -> Result<String, OAuthError> {
+        let grant_id = random_token(16)?;
+        let upstream = serde_json::to_vec(new.upstream)
+            .map_err(|_| OAuthError::unavailable("cannot store the sign-in", 5))?;
+        let sealed = self.sealing.seal(&grant_id, &upstream)?;
+        let transaction = new.transaction;
+        let grant = Grant {
+            client_id: transaction.client_id.clone(),
+            subject: new.subject.to_owned(),
+            scopes: transaction.scopes.clone(),
+            resource: transaction.resource.clone(),
+            created_at: now_unix(),
+            refresh_current: Vec::new(),
+            refresh_previous: None,
+            upstream: URL_SAFE_NO_PAD.encode(sealed),
+        };
+        // The grant lives until its code expires unredeemed; redemption extends it.
+        self.store
+            .put(
+                Namespace::Grant,
+                &grant_id,
+                records::encode(&grant)?,
+                Some(self.lifetimes.code),
+            )
+            .await?;
+        self.store
+            .index_add(&user_index(new.subject), &grant_id)
+            .await?;
+        self.store
+            .index_add(&client_index(&transaction.client_id), &grant_id)
+            .await?;
+        let code = random_token(32)?;
+        let record = CodeRecord {
+            grant_id,
+            client_id: transaction.client_id.clone(),
+            redirect_uri: transaction.redirect_uri.clone(),
+            redirect_uri_sent: transaction.redirect_uri_sent,
+            code_challenge: transaction.code_challenge.clone(),
+            expires_at: now_unix().saturating_add(self.lifetimes.code.as_secs()),
+        };
+        self.store
+            .put(
+                Namespace::Code,
+                &token_hash(&code),
+                records::encode(&record)?,
+                Some(self.lifetimes.code),
+            )
+            .await?;
+        Ok(code)
+    }
+
+    /// Takes the code's record atomically. A code that was already redeemed ends its grant.
+    pub(crate) async fn take_code(&self, code: &str) -> Result<CodeRecord, OAuthError> {
+        let hash = token_hash(code);
+        let Some(bytes) = self.store.take(Namespace::Code, &hash).await? else {
+            if let Some(grant_id) = self.store.get(Namespace::RedeemedCode, &hash).await? {
+                let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+                tracing::warn!("authorization code replayed; its grant is revoked");
+                self.revoke_grant(&grant_id).await?;
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code was already used; the tokens issued from it are revoked",
+                ));
+            }
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is unknown or expired",
+            ));
+        };
+        let record: CodeRecord = records::decode(&bytes)?;
+        self.store
+            .put(
+                Namespace::RedeemedCode,
+                &hash,
+                record.grant_id.clone().into_bytes(),
+                Some(self.lifetimes.code),
+            )
+            .await?;
+        if record.expires_at < now_unix() {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code has expired",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Issues the first tokens of a grant whose code was just redeemed.
+    pub(crate) async fn issue_for_code(&self, grant_id: &str) -> Result<IssuedTokens, OAuthError> {
+        let Some(bytes) = self.store.get(Namespace::Grant, grant_id).await? else {
+            return Err(OAuthError::invalid_grant("the grant no longer exists"));
+        };
+        let mut grant: Grant = records::decode(&bytes)?;
+        let refresh_token = random_token(32)?;
+        let refresh_hash = token_hash(&refresh_token);
+        grant.refresh_current = vec![refresh_hash.clone()];
+        self.write_refresh_record(&refresh_hash, grant_id, &grant.client_id)
+            .await?;
+        let swapped = self
+            .store
+            .compare_and_swap(
+                Namespace::Grant,
+                grant_id,
+                &bytes,
+                Some(records::encode(&grant)?),
+                Some(self.lifetimes.refresh_token),
+            )
+            .await?;
+        if !swapped {
+            return Err(OAuthError::invalid_grant(
+                "the grant changed; sign in again",
+            ));
+        }
+        let scopes = grant.scopes.clone();
+        self.tokens(&grant, scopes, refresh_token)
+    }
+
+    async fn write_refresh_record(
+        &self,
+        hash: &str,
+        grant_id: &str,
+        client_id: &str,
+    ) -> Result<(), OAuthError> {
+        let record = RefreshRecord {
+            grant_id: grant_id.to_owned(),
+            client_id: client_id.to_owned(),
+        };
+        self.store
+            .put(
+                Namespace::RefreshToken,
+                hash,
+                records::encode(&record)?,
+                Some(self.lifetimes.refresh_token),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The `refresh_token` grant: rotation with reuse detection (see the module docs).
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+        client_id: &str,
+        requested_scopes: Option<&str>,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let hash = token_hash(refresh_token);
+        let Some(bytes) = self.store.get(Namespace::RefreshToken, &hash).await? else {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is unknown or expired",
+            ));
+        };
+        let record: RefreshRecord = records::decode(&bytes)?;
+        if record.client_id != client_id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        for _ in 0..ROTATION_ATTEMPTS {
+            let Some(bytes) = self.store.get(Namespace::Grant, &record.grant_id).await? else {
+                return Err(OAuthError::invalid_grant("the grant was revoked"));
+            };
+            let mut grant: Grant = records::decode(&bytes)?;
+            let scopes = narrowed_scopes(&grant.scopes, requested_scopes)?;
+            let new_token = random_token(32)?;
+            let new_hash = token_hash(&new_token);
+            if grant.refresh_current.contains(&hash) {
+                grant.refresh_previous = Some(hash.clone());
+                grant.refresh_current = vec![new_hash.clone()];
+            } else if grant.refresh_previous.as_deref() == Some(hash.as_str()) {
+                if grant.refresh_current.len() >= MAX_UNUSED_REFRESH_TOKENS {
+                    return Err(OAuthError::invalid_grant(
+                        "the refresh token was used too many times without its successor",
+                    ));
+                }
+                grant.refresh_current.push(new_hash.clone());
+            } else {
+                tracing::warn!(client_id, "old refresh token reused; the grant is revoked");
+                self.revoke_grant(&record.grant_id).await?;
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already rotated; the grant is revoked",
+                ));
+            }
+            self.write_refresh_record(&new_hash, &record.grant_id, client_id)
+                .await?;
+            let swapped = self
+                .store
+                .compare_and_swap(
+                    Namespace::Grant,
+                    &record.grant_id,
+                    &bytes,
+                    Some(records::encode(&grant)?),
+                    Some(self.lifetimes.refresh_token),
+                )
+                .await?;
+            if swapped {
+                return self.tokens(&grant, scopes, new_token);
+            }
+            // Another request rotated the grant meanwhile: judge the token again against the
+            // new state.
+            self.store
+                .delete(Namespace::RefreshToken, &new_hash)
+                .await?;
+        }
+        Err(OAuthError::unavailable(
+            "the grant is being refreshed concurrently; try again",
+            1,
+        ))
+    }
+
+    /// Ends a grant: its refresh tokens stop working now, its access tokens when they expire.
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
+        if let Some(bytes) = self.store.take(Namespace::Grant, grant_id).await? {
+            let grant: Grant = records::decode(&bytes)?;
+            self.store
+                .index_remove(&user_index(&grant.subject), grant_id)
+                .await?;
+            self.store
+                .index_remove(&client_index(&grant.client_id), grant_id)
+                .await?;
+            tracing::info!(client_id = %grant.client_id, "grant revoked");
+        }
+        Ok(())
+    }
+
+    /// Signs an access token and assembles the answer.
+    fn tokens(
+        &self,
+        grant: &Grant,
+        scopes: Vec<String>,
+        refresh_token: String,
+    ) -> Result<IssuedTokens, OAuthError> {
+        let now = now_unix();
+        let lifetime = self.lifetimes.access_token.as_secs();
+        let claims = json!({
+            "iss": self.issuer,
+            "sub": grant.subject,
+            "aud": grant.resource,
+            "client_id": grant.client_id,
+            "scope": scopes.join(" "),
+            "iat": now,
+            "exp": now.saturating_add(lifetime),
+            "jti": random_token(16)?,
+        });
+        let key = self.keys.active();
+        let mut header = Header::new(key.algorithm());
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.key_id().to_owned());
+        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(|e| {
+            tracing::error!(error = %e, "cannot sign an access token");
+            OAuthError::unavailable("the authorization server cannot sign tokens now", 5)
+        })?;
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            scopes,
+            expires_in: lifetime,
+        })
+    }
+}
+
+/// The scopes of a refreshed access token: the grant's, or a subset the client asks for.
+fn narrowed_scopes(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(granted.to_vec());
+    };
+    let mut scopes = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.iter().any(|g| g == scope) {
+            return Err(OAuthError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("`{scope}` was not granted; a refresh can only narrow the scopes"),
+            ));
+        }
+        if !scopes.iter().any(|s: &String| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    Ok(scopes)
+}

@@ -1,0 +1,48 @@
+//! `POST {P}/revoke` (RFC 7009): a refresh token ends its grant — its refresh tokens at once,
+//! its access tokens when they expire (they are self-contained JWTs). Unknown tokens, and
+//! access tokens, get 200: the client cannot learn which tokens exist.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::BrokerState;
+use super::records::{self, RefreshRecord};
+use super::responses::{OAuthError, with_cors};
+use super::secrets::token_hash;
+use super::store::Namespace;
+use super::token::authenticate_client;
+
+pub(crate) async fn revoke(
+    State(state): State<Arc<BrokerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match revoke_token(&state, &headers, &body).await {
+        Ok(()) => with_cors(StatusCode::OK.into_response()),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn revoke_token(
+    state: &BrokerState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), OAuthError> {
+    let (params, client_id) = authenticate_client(state, headers, body).await?;
+    let Some(token) = params.get("token") else {
+        return Err(OAuthError::invalid_request("token is missing"));
+    };
+    let hash = token_hash(token);
+    if let Some(bytes) = state.store.get(Namespace::RefreshToken, &hash).await? {
+        let record: RefreshRecord = records::decode(&bytes)?;
+        // A client may revoke only its own tokens; another's are answered like unknown ones.
+        if record.client_id == client_id {
+            state.revoke_grant(&record.grant_id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,937 @@
+//! The broker over real HTTP: a development identity provider without registration, metadata
+//! documents or resource indicators upstream; the broker's endpoints, consent page and tokens;
+//! the protected resource verifying them. Each refusal asserts the status, the error code and
+//! that nothing was issued.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpauth::broker::{MemoryStore, RedbStore};
+use mcpauth_tests::broker::{
+    AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, SCOPES, pkce, query,
+};
+use mcpauth_tests::parse_challenge;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+#[tokio::test]
+async fn metadata_advertises_exactly_what_is_implemented() {
+    let fixture = BrokerFixture::start().await;
+    let response = fixture
+        .http
+        .get(fixture.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    let metadata: Value = response.json().await.unwrap();
+    let issuer = &fixture.issuer;
+    assert_eq!(
+        metadata,
+        json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "registration_endpoint": format!("{issuer}/register"),
+            "scopes_supported": SCOPES,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": true,
+        })
+    );
+    let prm: Value = fixture
+        .http
+        .get(fixture.url("/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prm["authorization_servers"], json!([issuer]));
+    let jwks: Value = fixture
+        .http
+        .get(fixture.url("/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "EC");
+    assert_eq!(key["alg"], "ES256");
+    assert!(key.get("d").is_none(), "no private member is published");
+}
+
+#[tokio::test]
+async fn a_client_signs_in_calls_a_tool_steps_up_and_refreshes() {
+    let fixture = BrokerFixture::start().await;
+    let (client_id, tokens) = fixture.login("read:todos").await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "read:todos");
+    assert!(tokens["expires_in"].as_u64().unwrap() <= 600);
+    let access = tokens["access_token"].as_str().unwrap();
+
+    // The access token: an RFC 9068 JWT for the resource, the user namespaced by provider.
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let response = fixture.call_tool(access, "get_todos").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let who: Value = response.json().await.unwrap();
+    assert_eq!(who["subject"], "dev|dev-user");
+    assert_eq!(who["client_id"], client_id);
+    assert_eq!(who["issuer"], fixture.issuer);
+    assert_eq!(who["scopes"], json!(["read:todos"]));
+
+    // Step-up: create_todo needs create:todos.
+    let response = fixture.call_tool(access, "create_todo").await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let (_, params) = parse_challenge(response.headers()[WWW_AUTHENTICATE].to_str().unwrap());
+    assert_eq!(params["error"], "insufficient_scope");
+    let needed = params["scope"].clone();
+    assert!(needed.contains("create:todos"), "{needed}");
+    let (verifier, challenge) = pkce();
+    let mut request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    request.scope = Some(needed.clone());
+    let answer = fixture.authorize_code(&request).await;
+    assert_eq!(answer["iss"], fixture.issuer);
+    assert_eq!(answer["state"], "client-state-1");
+    let (status, stepped) = fixture
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &answer["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stepped}");
+    let stepped_access = stepped["access_token"].as_str().unwrap();
+    let response = fixture.call_tool(stepped_access, "create_todo").await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Refresh: a new pair, the scopes kept.
+    let (status, refreshed) = fixture
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", stepped["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_ne!(refreshed["refresh_token"], stepped["refresh_token"]);
+    assert_eq!(refreshed["scope"], stepped["scope"]);
+    let response = fixture
+        .call_tool(refreshed["access_token"].as_str().unwrap(), "create_todo")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn refresh(fixture: &BrokerFixture, client_id: &str, token: &Value) -> (StatusCode, Value) {
+    fixture
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", token.as_str().unwrap()),
+        ])
+        .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_with_one_retry_and_theft_ends_the_grant() {
+    let fixture = BrokerFixture::start().await;
+    let (client_id, first) = fixture.login("read:todos").await;
+    let (status, second) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK);
+    // The previous token again before its successor is used (a lost answer): allowed.
+    let (status, second_again) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{second_again}");
+    // The successor is used: the first token is now an older generation.
+    let (status, third) = refresh(&fixture, &client_id, &second["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    let (status, error) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_grant");
+    assert!(error.get("access_token").is_none());
+    // …and the whole grant is gone, the newest token included.
+    let (status, error) = refresh(&fixture, &client_id, &third["refresh_token"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn scope_may_only_narrow_on_refresh_and_other_clients_cannot_refresh() {
+    let fixture = BrokerFixture::start().await;
+    let (client_id, tokens) = fixture.login("read:todos create:todos").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let (status, narrowed) = fixture
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", refresh_token),
+            ("scope", "read:todos"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{narrowed}");
+    assert_eq!(narrowed["scope"], "read:todos");
+    let (status, error) = fixture
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", narrowed["refresh_token"].as_str().unwrap()),
+            ("scope", "read:todos delete:todos"),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_scope");
+    let other = fixture.register(&[REDIRECT]).await;
+    let (status, error) = fixture
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &other),
+            ("refresh_token", narrowed["refresh_token"].as_str().unwrap()),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"], "invalid_grant");
+    assert!(error.get("access_token").is_none());
+}
+
+/// Signs in up to the code; returns (client id, verifier, code).
+async fn code_for(fixture: &BrokerFixture) -> (String, String, String) {
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (verifier, challenge) = pkce();
+    let answer = fixture
+        .authorize_code(&AuthorizeRequest::new(&client_id, REDIRECT, &challenge))
+        .await;
+    (client_id, verifier, answer["code"].clone())
+}
+
+fn assert_refused(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body.get("access_token").is_none(), "nothing issued: {body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "nothing issued: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
+    let fixture = BrokerFixture::start().await;
+    let (client_id, verifier, code) = code_for(&fixture).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, tokens) = fixture.token_request(&form).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, error) = fixture.token_request(&form).await;
+    assert_refused(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, error) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    assert_refused(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_bad_code_redemptions() {
+    let fixture = BrokerFixture::start().await;
+    // Each case gets a fresh code: a refused attempt consumes it.
+    type Tamper = fn(&mut Vec<(String, String)>, &str);
+    let cases: Vec<(&str, Tamper, StatusCode, &str)> = vec![
+        (
+            "wrong verifier",
+            |f, _| set(f, "code_verifier", &"x".repeat(43)),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            "malformed verifier",
+            |f, _| set(f, "code_verifier", "short"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "missing verifier",
+            |f, _| unset(f, "code_verifier"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "other redirect_uri",
+            |f, _| set(f, "redirect_uri", "http://127.0.0.1:9/other"),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            "missing redirect_uri",
+            |f, _| unset(f, "redirect_uri"),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            "resource of another server",
+            |f, _| set(f, "resource", "http://127.0.0.1:1/mcp"),
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+        ),
+        (
+            "unknown code",
+            |f, _| set(f, "code", "not-a-code"),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            "unknown client",
+            |f, _| set(f, "client_id", "nobody"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "missing client",
+            |f, _| unset(f, "client_id"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            "unsupported grant",
+            |f, _| set(f, "grant_type", "password"),
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            "repeated parameter",
+            |f, code| f.push(("code".into(), code.into())),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (name, tamper, expected, code_expected) in cases {
+        let (client_id, verifier, code) = code_for(&fixture).await;
+        let mut form: Vec<(String, String)> = vec![
+            ("grant_type".into(), "authorization_code".into()),
+            ("client_id".into(), client_id),
+            ("code".into(), code.clone()),
+            ("redirect_uri".into(), REDIRECT.into()),
+            ("code_verifier".into(), verifier),
+        ];
+        tamper(&mut form, &code);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (status, body) = fixture.token_request(&form).await;
+        assert_eq!(status, expected, "{name}: {body}");
+        assert_refused(status, &body, expected, code_expected);
+    }
+}
+
+fn set(form: &mut Vec<(String, String)>, name: &str, value: &str) {
+    unset(form, name);
+    form.push((name.into(), value.into()));
+}
+
+fn unset(form: &mut Vec<(String, String)>, name: &str) {
+    form.retain(|(k, _)| k != name);
+}
+
+#[tokio::test]
+async fn a_code_from_another_client_is_refused() {
+    let fixture = BrokerFixture::start().await;
+    let (_, verifier, code) = code_for(&fixture).await;
+    let other = fixture.register(&[REDIRECT]).await;
+    let (status, body) = fixture
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &other),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        configure: |b| b.code_lifetime(Duration::from_secs(1)),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let (client_id, verifier, code) = code_for(&fixture).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, body) = fixture
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+/// What `GET /authorize` answered: a page (no redirect) or a redirect to the client.
+async fn authorize_answer(
+    fixture: &BrokerFixture,
+    request: &AuthorizeRequest,
+) -> reqwest::Response {
+    fixture
+        .http
+        .get(request.url(&fixture.issuer))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn assert_page_not_redirect(response: reqwest::Response, status: StatusCode) {
+    assert_eq!(response.status(), status);
+    assert!(
+        response.headers().get(LOCATION).is_none(),
+        "never redirected"
+    );
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "an HTML page"
+    );
+}
+
+fn assert_error_redirect(response: &reqwest::Response, issuer: &str, code: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[LOCATION].to_str().unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let params = query(location);
+    assert_eq!(params["error"], code, "{location}");
+    assert_eq!(params["state"], "client-state-1");
+    assert_eq!(params["iss"], issuer);
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn authorization_requests_are_validated_before_any_redirect() {
+    let fixture = BrokerFixture::start().await;
+    let client_id = fixture
+        .register(&[REDIRECT, "https://app.example/cb"])
+        .await;
+    let (_, challenge) = pkce();
+    let good = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+
+    // Client or redirect URI not established: a page, never a redirect.
+    let pages: Vec<(&str, AuthorizeRequest)> = vec![
+        (
+            "unknown client",
+            AuthorizeRequest {
+                client_id: "nobody".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "unregistered redirect",
+            AuthorizeRequest {
+                redirect_uri: Some("https://evil.example/cb".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "other port on a non-loopback host",
+            AuthorizeRequest {
+                redirect_uri: Some("https://app.example:8443/cb".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "other path on loopback",
+            AuthorizeRequest {
+                redirect_uri: Some("http://127.0.0.1:9/other".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "javascript: redirect",
+            AuthorizeRequest {
+                redirect_uri: Some("javascript:alert(1)".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "fragment",
+            AuthorizeRequest {
+                redirect_uri: Some(format!("{REDIRECT}#x")),
+                ..good.clone()
+            },
+        ),
+        (
+            "userinfo",
+            AuthorizeRequest {
+                redirect_uri: Some("http://user@127.0.0.1:9/callback".into()),
+                ..good.clone()
+            },
+        ),
+        (
+            "ambiguous redirect (none sent, two registered)",
+            AuthorizeRequest {
+                redirect_uri: None,
+                ..good.clone()
+            },
+        ),
+    ];
+    for (name, request) in pages {
+        let response = authorize_answer(&fixture, &request).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert_page_not_redirect(response, StatusCode::BAD_REQUEST).await;
+    }
+    // Loopback: any port on the registered host.
+    let other_port = AuthorizeRequest {
+        redirect_uri: Some("http://127.0.0.1:50123/callback".into()),
+        ..good.clone()
+    };
+    let response = authorize_answer(&fixture, &other_port).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers()[LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/consent?")
+    );
+
+    // Established: errors go back with state and iss.
+    let redirects: Vec<(&str, AuthorizeRequest, &str)> = vec![
+        (
+            "plain PKCE",
+            AuthorizeRequest {
+                method: Some("plain".into()),
+                ..good.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            "no PKCE",
+            AuthorizeRequest {
+                challenge: None,
+                method: None,
+                ..good.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            "no method",
+            AuthorizeRequest {
+                method: None,
+                ..good.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            "malformed challenge",
+            AuthorizeRequest {
+                challenge: Some("abc".into()),
+                ..good.clone()
+            },
+            "invalid_request",
+        ),
+        (
+            "resource of another server",
+            AuthorizeRequest {
+                resource: Some("https://other.example/mcp".into()),
+                ..good.clone()
+            },
+            "invalid_target",
+        ),
+        (
+            "scope outside the resource's",
+            AuthorizeRequest {
+                scope: Some("admin:everything".into()),
+                ..good.clone()
+            },
+            "invalid_scope",
+        ),
+    ];
+    for (name, request, code) in redirects {
+        let response = authorize_answer(&fixture, &request).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+        assert_error_redirect(&response, &fixture.issuer, code);
+    }
+    let token_flow = AuthorizeRequest {
+        extra: vec![],
+        ..good.clone()
+    };
+    let url = token_flow
+        .url(&fixture.issuer)
+        .replace("response_type=code", "response_type=token");
+    let response = fixture.http.get(url).send().await.unwrap();
+    assert_error_redirect(&response, &fixture.issuer, "unsupported_response_type");
+
+    // The canonical spellings of the resource, and a client-added query, are the resource.
+    for resource in [
+        fixture.resource.clone(),
+        format!("{}/", fixture.resource),
+        fixture.resource.replace("http://", "HTTP://"),
+        format!("{}?client=chatgpt", fixture.resource),
+    ] {
+        let request = AuthorizeRequest {
+            resource: Some(resource.clone()),
+            ..good.clone()
+        };
+        let response = authorize_answer(&fixture, &request).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{resource}");
+        assert!(
+            response.headers()[LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with("/consent?"),
+            "{resource}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn denial_returns_access_denied_with_state_and_iss() {
+    let fixture = BrokerFixture::start().await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let mut jar = Jar::default();
+    let page = fixture
+        .open_consent(
+            &AuthorizeRequest::new(&client_id, REDIRECT, &challenge),
+            &mut jar,
+        )
+        .await;
+    assert!(page.html.contains("Test client"));
+    assert!(page.html.contains("unverified"));
+    assert!(page.html.contains("127.0.0.1"));
+    let response = fixture.answer_consent(&page, "deny", &mut jar).await;
+    assert_error_redirect(&response, &fixture.issuer, "access_denied");
+}
+
+#[tokio::test]
+async fn the_consent_form_is_bound_to_its_browser_and_answered_once() {
+    let fixture = BrokerFixture::start().await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let mut jar = Jar::default();
+    let page = fixture.open_consent(&request, &mut jar).await;
+
+    // Loading it again keeps the token: the first copy can still be approved.
+    let again = fixture.load_consent(&page.url, &mut jar).await;
+    assert_eq!(again.hidden["csrf"], page.hidden["csrf"]);
+
+    let post = |form: Vec<(&'static str, String)>, cookies: String| {
+        let http = fixture.http.clone();
+        let url = fixture.url("/consent");
+        async move {
+            http.post(url)
+                .header(COOKIE, cookies)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let transaction = page.hidden["transaction"].clone();
+    let csrf = page.hidden["csrf"].clone();
+    type Case = (&'static str, Vec<(&'static str, String)>, String);
+    let cases: Vec<Case> = vec![
+        (
+            "no CSRF token",
+            vec![
+                ("transaction", transaction.clone()),
+                ("decision", "approve".into()),
+            ],
+            jar.header(),
+        ),
+        (
+            "wrong CSRF token",
+            vec![
+                ("transaction", transaction.clone()),
+                ("csrf", "AAAA".into()),
+                ("decision", "approve".into()),
+            ],
+            jar.header(),
+        ),
+        (
+            "another browser",
+            vec![
+                ("transaction", transaction.clone()),
+                ("csrf", csrf.clone()),
+                ("decision", "approve".into()),
+            ],
+            "mcpauth-browser=someone-elses-nonce-0123".into(),
+        ),
+        (
+            "no cookie",
+            vec![
+                ("transaction", transaction.clone()),
+                ("csrf", csrf.clone()),
+                ("decision", "approve".into()),
+            ],
+            String::new(),
+        ),
+        (
+            "no transaction",
+            vec![("csrf", csrf.clone()), ("decision", "approve".into())],
+            jar.header(),
+        ),
+    ];
+    for (name, form, cookies) in cases {
+        let response = post(form, cookies).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{name}");
+        assert!(response.headers().get(LOCATION).is_none(), "{name}");
+    }
+    // The first copy is approved; a second answer finds nothing.
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    assert_eq!(approval.status(), StatusCode::SEE_OTHER);
+    let twice = fixture.answer_consent(&page, "approve", &mut jar).await;
+    assert_page_not_redirect(twice, StatusCode::BAD_REQUEST).await;
+}
+
+#[tokio::test]
+async fn the_callback_needs_the_binding_cookie_and_a_live_state() {
+    let fixture = BrokerFixture::start().await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let mut jar = Jar::default();
+    let page = fixture.open_consent(&request, &mut jar).await;
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    let callback = fixture.through_upstream(approval).await;
+
+    // Another browser (no binding cookie): refused, and the sign-in is not consumed.
+    let response = fixture.open_callback(&callback, &mut Jar::default()).await;
+    assert_page_not_redirect(response, StatusCode::FORBIDDEN).await;
+    // The browser that approved completes it.
+    let response = fixture.open_callback(&callback, &mut jar.clone()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(query(response.headers()[LOCATION].to_str().unwrap()).contains_key("code"));
+    // Replayed: the state is spent.
+    let response = fixture.open_callback(&callback, &mut jar.clone()).await;
+    assert!(response.headers().get(LOCATION).is_none());
+    assert!(response.status().is_client_error());
+    // An unknown state.
+    let unknown = format!("{}/callback/dev?state=unknown&code=x", fixture.issuer);
+    let response = fixture.open_callback(&unknown, &mut jar.clone()).await;
+    assert_page_not_redirect(response, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn an_upstream_error_reaches_the_client_as_an_oauth_error() {
+    let fixture = BrokerFixture::start().await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let mut jar = Jar::default();
+    let page = fixture
+        .open_consent(
+            &AuthorizeRequest::new(&client_id, REDIRECT, &challenge),
+            &mut jar,
+        )
+        .await;
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    let upstream_url = approval.headers()[LOCATION].to_str().unwrap().to_owned();
+    let state = query(&upstream_url)["state"].clone();
+    let callback = format!(
+        "{}/callback/dev?state={state}&error=access_denied&error_description=no",
+        fixture.issuer
+    );
+    let response = fixture.open_callback(&callback, &mut jar).await;
+    assert_error_redirect(&response, &fixture.issuer, "access_denied");
+}
+
+#[tokio::test]
+async fn registration_validates_metadata_and_is_rate_limited() {
+    let fixture = BrokerFixture::start().await;
+    let bad = [
+        json!({ "redirect_uris": ["javascript:alert(1)"] }),
+        json!({ "redirect_uris": [] }),
+        json!({ "client_name": "x" }),
+        json!({ "redirect_uris": ["http://evil.example/cb"] }),
+        json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic" }),
+        json!({ "redirect_uris": [REDIRECT], "grant_types": ["client_credentials"] }),
+        json!({ "redirect_uris": "http://127.0.0.1/cb" }),
+        json!([1, 2]),
+    ];
+    for body in bad {
+        let response = fixture
+            .http
+            .post(fixture.url("/register"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let code = error["error"].as_str().unwrap();
+        assert!(
+            code == "invalid_redirect_uri" || code == "invalid_client_metadata",
+            "{body}: {error}"
+        );
+        assert!(error.get("client_id").is_none());
+    }
+    // A thousand registrations at once: the limit answers most of them.
+    let mut created = 0;
+    let mut limited = 0;
+    for _ in 0..1000 {
+        let response = fixture
+            .http
+            .post(fixture.url("/register"))
+            .json(&json!({ "redirect_uris": [REDIRECT] }))
+            .send()
+            .await
+            .unwrap();
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(created + limited, 1000);
+    assert!(created <= 100, "{created} registered");
+    assert!(limited >= 900);
+}
+
+#[tokio::test]
+async fn revoking_ends_the_grant_and_its_access_tokens_within_their_lifetime() {
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        configure: |b| b.access_token_lifetime(Duration::from_secs(2)),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let (client_id, tokens) = fixture.login("read:todos").await;
+    let revoke = |token: String, client: String| {
+        let http = fixture.http.clone();
+        let url = fixture.url("/revoke");
+        async move {
+            http.post(url)
+                .form(&[("token", token.as_str()), ("client_id", client.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = revoke("unknown-token".into(), client_id.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = revoke(
+        tokens["refresh_token"].as_str().unwrap().into(),
+        client_id.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, body) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let access = tokens["access_token"].as_str().unwrap();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let response = fixture.call_tool(access, "get_todos").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_restart_on_the_embedded_store_loses_nothing() {
+    let dir = std::env::temp_dir().join(format!("mcpauth-broker-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("broker.redb");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let start = |listener, upstream| {
+        let path = path.clone();
+        async move {
+            BrokerFixture::start_with(FixtureOptions {
+                store: Arc::new(RedbStore::open(&path).unwrap()),
+                listener: Some(listener),
+                upstream,
+                ..FixtureOptions::default()
+            })
+            .await
+        }
+    };
+    let restart = |fixture: BrokerFixture| async move {
+        let BrokerFixture {
+            server,
+            upstream,
+            broker,
+            ..
+        } = fixture;
+        drop(server);
+        drop(broker);
+        // The store's file is released when the last handle goes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        (listener, upstream)
+    };
+
+    let fixture = start(listener, None).await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (listener, upstream) = restart(fixture).await;
+    let fixture = start(listener, Some(upstream)).await;
+    let (verifier, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let mut jar = Jar::default();
+    let page = fixture.open_consent(&request, &mut jar).await;
+    let (listener, upstream) = restart(fixture).await;
+    let fixture = start(listener, Some(upstream)).await;
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    let callback = fixture.through_upstream(approval).await;
+    let (listener, upstream) = restart(fixture).await;
+    let fixture = start(listener, Some(upstream)).await;
+    let response = fixture.open_callback(&callback, &mut jar).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let code = query(response.headers()[LOCATION].to_str().unwrap())["code"].clone();
+    let (listener, upstream) = restart(fixture).await;
+    let fixture = start(listener, Some(upstream)).await;
+    let (status, tokens) = fixture
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let (listener, upstream) = restart(fixture).await;
+    let fixture = start(listener, Some(upstream)).await;
+    // Same keys: the access token issued before the restart still verifies.
+    let response = fixture
+        .call_tool(tokens["access_token"].as_str().unwrap(), "get_todos")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, refreshed) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    drop(fixture);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn memory_store_fixture_uses_distinct_stores() {
+    // Two brokers never share state unless given the same store.
+    let a = BrokerFixture::start_with(FixtureOptions {
+        store: Arc::new(MemoryStore::new()),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let b = BrokerFixture::start().await;
+    let client_id = a.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let response =
+        authorize_answer(&b, &AuthorizeRequest::new(&client_id, REDIRECT, &challenge)).await;
+    assert_page_not_redirect(response, StatusCode::BAD_REQUEST).await;
+}

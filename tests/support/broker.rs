@@ -1,0 +1,505 @@
+//! A broker in front of a development identity provider, on real loopback HTTP, and a driver
+//! that plays an MCP client and its user's browser step by step (no redirect followed
+//! implicitly, cookies carried by hand) so tests can stop, replay or tamper at any step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use mcpauth::broker::{Broker, BrokerStore, MemoryStore, Upstream};
+use mcpauth::dev::DevAuthServer;
+use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::TestServer;
+
+/// The scopes of the test resource.
+pub const SCOPES: [&str; 3] = ["read:todos", "create:todos", "delete:todos"];
+/// The upstream client the broker uses at the development provider.
+pub const UPSTREAM_CLIENT: &str = "broker-upstream";
+/// Its secret.
+pub const UPSTREAM_SECRET: &str = "upstream-secret-0123456789";
+
+/// An MCP server whose authorization server is the broker.
+#[derive(Debug)]
+pub struct BrokerFixture {
+    /// The MCP server (broker routes, metadata, `/mcp`).
+    pub server: TestServer,
+    /// The development identity provider.
+    pub upstream: DevAuthServer,
+    /// The broker.
+    pub broker: Broker,
+    /// The protected resource (`<origin>/mcp`).
+    pub resource: String,
+    /// The broker's issuer (the origin).
+    pub issuer: String,
+    /// The HTTP client (never follows redirects).
+    pub http: reqwest::Client,
+}
+
+/// How to build a fixture.
+#[derive(Debug)]
+pub struct FixtureOptions {
+    /// The broker's store (default: in memory).
+    pub store: Arc<dyn BrokerStore>,
+    /// Configures the broker further.
+    pub configure: fn(mcpauth::broker::BrokerBuilder) -> mcpauth::broker::BrokerBuilder,
+    /// Listen here (to restart on the same address); default an ephemeral port.
+    pub listener: Option<TcpListener>,
+    /// Reuse this identity provider (restarts).
+    pub upstream: Option<DevAuthServer>,
+}
+
+impl Default for FixtureOptions {
+    fn default() -> Self {
+        Self {
+            store: Arc::new(MemoryStore::new()),
+            configure: |builder| builder,
+            listener: None,
+            upstream: None,
+        }
+    }
+}
+
+/// A client that does not follow redirects.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Echoes who called and with which scopes; `tools/call` of `create_todo` needs `create:todos`
+/// at the bearer layer.
+async fn mcp(auth: AuthInfo) -> Json<Value> {
+    Json(json!({
+        "subject": auth.subject(),
+        "client_id": auth.client_id(),
+        "scopes": auth.scopes(),
+        "issuer": auth.issuer(),
+    }))
+}
+
+impl BrokerFixture {
+    /// A broker with default options.
+    pub async fn start() -> Self {
+        Self::start_with(FixtureOptions::default()).await
+    }
+
+    /// A broker with `options`.
+    pub async fn start_with(options: FixtureOptions) -> Self {
+        let listener = match options.listener {
+            Some(listener) => listener,
+            None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        };
+        let addr = listener.local_addr().unwrap();
+        let issuer = format!("http://{addr}");
+        let resource = format!("{issuer}/mcp");
+        let callback = format!("{issuer}/callback/dev");
+        let upstream = match options.upstream {
+            Some(upstream) => upstream,
+            None => DevAuthServer::builder()
+                .upstream_client(UPSTREAM_CLIENT, UPSTREAM_SECRET)
+                .upstream_redirect_uri(&callback)
+                .start()
+                .await
+                .unwrap(),
+        };
+        let builder = Broker::builder(issuer.clone())
+            .resource(resource.clone(), SCOPES)
+            .upstream(
+                Upstream::oidc(upstream.issuer(), UPSTREAM_CLIENT)
+                    .id("dev")
+                    .client_secret(UPSTREAM_SECRET)
+                    .scopes(["openid", "email", "offline_access"]),
+            )
+            .server_name("Test todos")
+            .shared_store(options.store);
+        let broker = (options.configure)(builder).build().await.unwrap();
+        let auth = McpAuth::builder()
+            .protected_resource(
+                ProtectedResource::new(resource.clone())
+                    .authorization_server(broker.auth_server())
+                    .scopes(SCOPES),
+            )
+            .build()
+            .unwrap();
+        let operations = OperationScopes::new()
+            .advertise(["read:todos"])
+            .tool("create_todo", ["create:todos"]);
+        let bearer = auth
+            .bearer_auth(&resource)
+            .unwrap()
+            .operation_scopes(operations)
+            .unwrap()
+            // Same process, same clock: expiry is checked exactly, so tests can wait it out.
+            .leeway(std::time::Duration::ZERO);
+        let app = axum::Router::new()
+            .route("/mcp", post(mcp))
+            .layer(bearer)
+            .merge(auth.resource_metadata_router())
+            .merge(broker.router());
+        let server = TestServer::serve(listener, app);
+        Self {
+            server,
+            upstream,
+            broker,
+            resource,
+            issuer,
+            http: http_client(),
+        }
+    }
+
+    /// `<issuer>` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Registers a public client (DCR) with these redirect URIs; returns its id.
+    pub async fn register(&self, redirect_uris: &[&str]) -> String {
+        let response = self
+            .http
+            .post(self.url("/register"))
+            .json(&json!({
+                "client_name": "Test client",
+                "redirect_uris": redirect_uris,
+                "token_endpoint_auth_method": "none",
+                "application_type": "native",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["client_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Calls `/mcp` with `token` and a `tools/call` of `tool`.
+    pub async fn call_tool(&self, token: &str, tool: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/mcp"))
+            .bearer_auth(token)
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": { "name": tool, "arguments": {} }
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST to the token endpoint with `form`.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert_eq!(
+            response.headers()["cache-control"],
+            "no-store",
+            "token answers are never cached"
+        );
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A PKCE pair: (verifier, S256 challenge), computed here independently of the broker.
+pub fn pkce() -> (String, String) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let verifier = format!("verifier-{n:020}-0123456789abcdefghijklmnopqrstuvwxyz");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// The query parameters of a URL.
+pub fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A browser's cookie jar, by hand: name → value, from `Set-Cookie` answers.
+#[derive(Debug, Default, Clone)]
+pub struct Jar(pub HashMap<String, String>);
+
+impl Jar {
+    /// Keeps the cookies a response sets (and drops those it deletes).
+    pub fn absorb(&mut self, response: &reqwest::Response) {
+        for header in response.headers().get_all(SET_COOKIE) {
+            let text = header.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    /// The `Cookie` header value.
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The authorization request a client sends.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    /// `client_id`.
+    pub client_id: String,
+    /// `redirect_uri` (`None`: not sent).
+    pub redirect_uri: Option<String>,
+    /// `code_challenge`.
+    pub challenge: Option<String>,
+    /// `code_challenge_method`.
+    pub method: Option<String>,
+    /// `scope`.
+    pub scope: Option<String>,
+    /// `resource`.
+    pub resource: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// More parameters.
+    pub extra: Vec<(String, String)>,
+}
+
+impl AuthorizeRequest {
+    /// A well-formed request.
+    pub fn new(client_id: &str, redirect_uri: &str, challenge: &str) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            redirect_uri: Some(redirect_uri.to_owned()),
+            challenge: Some(challenge.to_owned()),
+            method: Some("S256".into()),
+            scope: Some("read:todos".into()),
+            resource: None,
+            state: Some("client-state-1".into()),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The URL at `issuer`.
+    pub fn url(&self, issuer: &str) -> String {
+        let mut url = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code");
+            q.append_pair("client_id", &self.client_id);
+            for (name, value) in [
+                ("redirect_uri", &self.redirect_uri),
+                ("code_challenge", &self.challenge),
+                ("code_challenge_method", &self.method),
+                ("scope", &self.scope),
+                ("resource", &self.resource),
+                ("state", &self.state),
+            ] {
+                if let Some(value) = value {
+                    q.append_pair(name, value);
+                }
+            }
+            for (name, value) in &self.extra {
+                q.append_pair(name, value);
+            }
+        }
+        url.to_string()
+    }
+}
+
+/// The consent page as a browser got it.
+#[derive(Debug, Clone)]
+pub struct ConsentPage {
+    /// The page URL.
+    pub url: String,
+    /// The HTML.
+    pub html: String,
+    /// Hidden inputs of the form.
+    pub hidden: HashMap<String, String>,
+}
+
+/// Reads `name="…" value="…"` hidden inputs (the page's own markup, escaped values).
+pub fn hidden_inputs(html: &str) -> HashMap<String, String> {
+    let mut inputs = HashMap::new();
+    for part in html.split("<input type=\"hidden\" ").skip(1) {
+        let name = part
+            .split("name=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let value = part
+            .split("value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        inputs.insert(
+            name.to_owned(),
+            value.replace("&quot;", "\"").replace("&amp;", "&"),
+        );
+    }
+    inputs
+}
+
+impl BrokerFixture {
+    /// `GET /authorize`: must redirect to the consent page; returns it (loaded with `jar`).
+    pub async fn open_consent(&self, request: &AuthorizeRequest, jar: &mut Jar) -> ConsentPage {
+        let response = self
+            .http
+            .get(request.url(&self.issuer))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "authorize redirects to consent"
+        );
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/consent?"), "{location}");
+        self.load_consent(&self.url(&location), jar).await
+    }
+
+    /// Loads a consent page URL with `jar`.
+    pub async fn load_consent(&self, url: &str, jar: &mut Jar) -> ConsentPage {
+        let response = self
+            .http
+            .get(url)
+            .header(COOKIE, jar.header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        assert!(
+            response.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        jar.absorb(&response);
+        let html = response.text().await.unwrap();
+        ConsentPage {
+            url: url.to_owned(),
+            hidden: hidden_inputs(&html),
+            html,
+        }
+    }
+
+    /// Posts the consent form with `decision`; returns the raw answer.
+    pub async fn answer_consent(
+        &self,
+        page: &ConsentPage,
+        decision: &str,
+        jar: &mut Jar,
+    ) -> reqwest::Response {
+        let mut form: Vec<(String, String)> = page
+            .hidden
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        form.push(("decision".into(), decision.into()));
+        let response = self
+            .http
+            .post(self.url("/consent"))
+            .header(COOKIE, jar.header())
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        jar.absorb(&response);
+        response
+    }
+
+    /// Follows an approval's 303 through the identity provider (automatic sign-in) back to the
+    /// broker's callback; returns the callback URL the browser would open.
+    pub async fn through_upstream(&self, approval: reqwest::Response) -> String {
+        assert_eq!(
+            approval.status(),
+            StatusCode::SEE_OTHER,
+            "approval redirects upstream"
+        );
+        let upstream_url = approval.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(
+            upstream_url.starts_with(self.upstream.issuer()),
+            "{upstream_url}"
+        );
+        let params = query(&upstream_url);
+        assert!(
+            !params.contains_key("resource"),
+            "the MCP resource is never forwarded"
+        );
+        let answer = self.http.get(&upstream_url).send().await.unwrap();
+        assert!(answer.status().is_redirection(), "{}", answer.status());
+        answer.headers()[LOCATION].to_str().unwrap().to_owned()
+    }
+
+    /// Opens the callback URL with `jar`; returns the raw answer.
+    pub async fn open_callback(&self, callback: &str, jar: &mut Jar) -> reqwest::Response {
+        let response = self
+            .http
+            .get(callback)
+            .header(COOKIE, jar.header())
+            .send()
+            .await
+            .unwrap();
+        jar.absorb(&response);
+        response
+    }
+
+    /// The whole browser part: authorize, consent approved, provider, callback. Returns the
+    /// client redirect's query (`code`, `state`, `iss`).
+    pub async fn authorize_code(&self, request: &AuthorizeRequest) -> HashMap<String, String> {
+        let mut jar = Jar::default();
+        let page = self.open_consent(request, &mut jar).await;
+        let approval = self.answer_consent(&page, "approve", &mut jar).await;
+        let callback = self.through_upstream(approval).await;
+        let response = self.open_callback(&callback, &mut jar).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        let expected = request.redirect_uri.clone().unwrap_or_default();
+        assert!(location.starts_with(&expected), "{location}");
+        query(&location)
+    }
+
+    /// Registers a client, signs in, redeems the code: (client id, token answer).
+    pub async fn login(&self, scope: &str) -> (String, Value) {
+        let redirect = "http://127.0.0.1:9/callback";
+        let client_id = self.register(&[redirect]).await;
+        let (verifier, challenge) = pkce();
+        let mut request = AuthorizeRequest::new(&client_id, redirect, &challenge);
+        request.scope = Some(scope.to_owned());
+        let answer = self.authorize_code(&request).await;
+        let (status, tokens) = self
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client_id),
+                ("code", &answer["code"]),
+                ("redirect_uri", redirect),
+                ("code_verifier", &verifier),
+            ])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        (client_id, tokens)
+    }
+}
