@@ -367,10 +367,9 @@ async fn a_code_from_another_client_is_refused() {
 
 #[tokio::test]
 async fn an_expired_code_is_refused() {
-    let fixture = BrokerFixture::start_with(FixtureOptions {
-        configure: |b| b.code_lifetime(Duration::from_secs(1)),
-        ..FixtureOptions::default()
-    })
+    let fixture = BrokerFixture::start_with(FixtureOptions::configured(|b| {
+        b.code_lifetime(Duration::from_secs(1))
+    }))
     .await;
     let (client_id, verifier, code) = code_for(&fixture).await;
     tokio::time::sleep(Duration::from_millis(2100)).await;
@@ -811,10 +810,9 @@ async fn registration_validates_metadata_and_is_rate_limited() {
 
 #[tokio::test]
 async fn revoking_ends_the_grant_and_its_access_tokens_within_their_lifetime() {
-    let fixture = BrokerFixture::start_with(FixtureOptions {
-        configure: |b| b.access_token_lifetime(Duration::from_secs(2)),
-        ..FixtureOptions::default()
-    })
+    let fixture = BrokerFixture::start_with(FixtureOptions::configured(|b| {
+        b.access_token_lifetime(Duration::from_secs(2))
+    }))
     .await;
     let (client_id, tokens) = fixture.login("read:todos").await;
     let revoke = |token: String, client: String| {
@@ -934,4 +932,195 @@ async fn memory_store_fixture_uses_distinct_stores() {
     let response =
         authorize_answer(&b, &AuthorizeRequest::new(&client_id, REDIRECT, &challenge)).await;
     assert_page_not_redirect(response, StatusCode::BAD_REQUEST).await;
+}
+
+/// Approves a sign-in and opens the callback the provider sends the browser to.
+async fn through_to_callback(fixture: &BrokerFixture) -> reqwest::Response {
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let mut jar = Jar::default();
+    let page = fixture
+        .open_consent(
+            &AuthorizeRequest::new(&client_id, REDIRECT, &challenge),
+            &mut jar,
+        )
+        .await;
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    let callback = fixture.through_upstream(approval).await;
+    fixture.open_callback(&callback, &mut jar).await
+}
+
+#[tokio::test]
+async fn upstream_token_endpoint_failures_reach_the_client_as_oauth_errors() {
+    use mcpauth::dev::TokenFailure;
+    let fixture = BrokerFixture::start().await;
+    for (failure, code) in [
+        (TokenFailure::ServerError, "temporarily_unavailable"),
+        (TokenFailure::Html, "temporarily_unavailable"),
+        (TokenFailure::Status(502), "temporarily_unavailable"),
+    ] {
+        fixture.upstream.fail_token_endpoint(Some(failure));
+        let response = through_to_callback(&fixture).await;
+        assert_error_redirect(&response, &fixture.issuer, code);
+    }
+    fixture.upstream.fail_token_endpoint(None);
+    let response = through_to_callback(&fixture).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(query(response.headers()[LOCATION].to_str().unwrap()).contains_key("code"));
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_token_endpoint_is_temporarily_unavailable() {
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        upstream_config: |dev| {
+            // The provider's own authorization endpoint, a token endpoint nobody answers at.
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let token = format!("http://{}/token", closed.local_addr().unwrap());
+            drop(closed);
+            mcpauth::broker::Upstream::oauth(
+                format!("{}/authorize", dev.issuer()),
+                token,
+                format!("{}/userinfo", dev.issuer()),
+                mcpauth_tests::broker::UPSTREAM_CLIENT,
+            )
+            .id("dev")
+            .client_secret(mcpauth_tests::broker::UPSTREAM_SECRET)
+        },
+        ..FixtureOptions::default()
+    })
+    .await;
+    let response = through_to_callback(&fixture).await;
+    assert_error_redirect(&response, &fixture.issuer, "temporarily_unavailable");
+}
+
+/// A loopback server of client ID metadata documents: `/doc/<case>` answers each case.
+async fn document_server() -> mcpauth_tests::TestServer {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://cimd.test:{}", addr.port());
+    let document = move |case: &str, patch: Value| {
+        let mut doc = json!({
+            "client_id": format!("{base}/doc/{case}"),
+            "client_name": "Metadata Client",
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+        });
+        if let (Some(doc), Some(patch)) = (doc.as_object_mut(), patch.as_object()) {
+            for (k, v) in patch {
+                doc.insert(k.clone(), v.clone());
+            }
+        }
+        doc
+    };
+    let app = axum::Router::new().route(
+        "/doc/{case}",
+        get(
+            move |axum::extract::Path(case): axum::extract::Path<String>| {
+                let document = document.clone();
+                async move {
+                    let json = |v: Value| {
+                        ([(header::CONTENT_TYPE, "application/json")], v.to_string())
+                            .into_response()
+                    };
+                    match case.as_str() {
+                        "good" => json(document("good", json!({}))),
+                        "redirect" => {
+                            (StatusCode::FOUND, [(header::LOCATION, "/doc/good")]).into_response()
+                        }
+                        "large" => json(document("large", json!({ "padding": "x".repeat(6000) }))),
+                        "not-json" => {
+                            ([(header::CONTENT_TYPE, "application/json")], "<html>").into_response()
+                        }
+                        "mismatch" => json(document(
+                            "mismatch",
+                            json!({ "client_id": "https://other.example/doc" }),
+                        )),
+                        "secret" => json(document("secret", json!({ "client_secret": "s3cret" }))),
+                        "javascript" => json(document(
+                            "javascript",
+                            json!({ "redirect_uris": ["javascript:alert(1)"] }),
+                        )),
+                        _ => StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            },
+        ),
+    );
+    mcpauth_tests::TestServer::serve(listener, app)
+}
+
+#[tokio::test]
+async fn client_metadata_documents_are_fetched_safely_and_validated() {
+    let documents = document_server().await;
+    let addr = documents.addr;
+    let fixture = BrokerFixture::start_with(FixtureOptions::configured(move |b| {
+        b.client_metadata_documents(
+            mcpauth::broker::CimdOptions::default()
+                .trust_host("cimd.test", addr)
+                // Every refused document is fetched again (errors are never cached).
+                .host_fetch_rate(100, 100),
+        )
+    }))
+    .await;
+    let base = format!("http://cimd.test:{}", addr.port());
+
+    // A good document: the consent page names the client and its verified host.
+    let (verifier, challenge) = pkce();
+    let client_id = format!("{base}/doc/good");
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let mut jar = Jar::default();
+    let page = fixture.open_consent(&request, &mut jar).await;
+    assert!(page.html.contains("Metadata Client"));
+    assert!(page.html.contains("verified: cimd.test"), "{}", page.html);
+    let answer = fixture.authorize_code(&request).await;
+    let (status, tokens) = fixture
+        .token_request(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &answer["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+
+    // Each bad document: a page at /authorize (no redirect), invalid_client at /token.
+    let mut bad: Vec<String> = [
+        "redirect",
+        "large",
+        "not-json",
+        "mismatch",
+        "secret",
+        "javascript",
+    ]
+    .iter()
+    .map(|case| format!("{base}/doc/{case}"))
+    .collect();
+    // A host nobody trusted, on a loopback address: refused before any connection.
+    bad.push(format!("https://localhost:{}/doc/good", addr.port()));
+    bad.push(format!("https://127.0.0.1:{}/doc/good", addr.port()));
+    for client_id in bad {
+        let (_, challenge) = pkce();
+        let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+        let response = authorize_answer(&fixture, &request).await;
+        assert!(
+            response.status().is_client_error(),
+            "{client_id}: {}",
+            response.status()
+        );
+        assert!(response.headers().get(LOCATION).is_none(), "{client_id}");
+        let (status, body) = fixture
+            .token_request(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client_id),
+                ("code", "whatever"),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &"v".repeat(43)),
+            ])
+            .await;
+        assert_refused(status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
 }

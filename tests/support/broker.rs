@@ -9,7 +9,7 @@ use axum::Json;
 use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth::broker::{Broker, BrokerStore, MemoryStore, Upstream};
+use mcpauth::broker::{Broker, BrokerBuilder, BrokerStore, MemoryStore, Upstream};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
 use reqwest::StatusCode;
@@ -43,24 +43,56 @@ pub struct BrokerFixture {
     pub http: reqwest::Client,
 }
 
+/// Configures the broker further.
+pub type Configure = Box<dyn FnOnce(BrokerBuilder) -> BrokerBuilder + Send>;
+
 /// How to build a fixture.
-#[derive(Debug)]
 pub struct FixtureOptions {
     /// The broker's store (default: in memory).
     pub store: Arc<dyn BrokerStore>,
     /// Configures the broker further.
-    pub configure: fn(mcpauth::broker::BrokerBuilder) -> mcpauth::broker::BrokerBuilder,
+    pub configure: Configure,
+    /// The broker's view of the identity provider (default: the development provider by
+    /// discovery); given the provider and the broker's callback.
+    pub upstream_config: fn(&DevAuthServer) -> Upstream,
     /// Listen here (to restart on the same address); default an ephemeral port.
     pub listener: Option<TcpListener>,
     /// Reuse this identity provider (restarts).
     pub upstream: Option<DevAuthServer>,
 }
 
+impl std::fmt::Debug for FixtureOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixtureOptions").finish_non_exhaustive()
+    }
+}
+
+/// The development provider as an OpenID Connect upstream, found by discovery.
+pub fn dev_upstream(upstream: &DevAuthServer) -> Upstream {
+    Upstream::oidc(upstream.issuer(), UPSTREAM_CLIENT)
+        .id("dev")
+        .client_secret(UPSTREAM_SECRET)
+        .scopes(["openid", "email", "offline_access"])
+}
+
+impl FixtureOptions {
+    /// Options that configure the broker with `configure`.
+    pub fn configured(
+        configure: impl FnOnce(BrokerBuilder) -> BrokerBuilder + Send + 'static,
+    ) -> Self {
+        Self {
+            configure: Box::new(configure),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for FixtureOptions {
     fn default() -> Self {
         Self {
             store: Arc::new(MemoryStore::new()),
-            configure: |builder| builder,
+            configure: Box::new(|builder| builder),
+            upstream_config: dev_upstream,
             listener: None,
             upstream: None,
         }
@@ -113,12 +145,7 @@ impl BrokerFixture {
         };
         let builder = Broker::builder(issuer.clone())
             .resource(resource.clone(), SCOPES)
-            .upstream(
-                Upstream::oidc(upstream.issuer(), UPSTREAM_CLIENT)
-                    .id("dev")
-                    .client_secret(UPSTREAM_SECRET)
-                    .scopes(["openid", "email", "offline_access"]),
-            )
+            .upstream((options.upstream_config)(&upstream))
             .server_name("Test todos")
             .shared_store(options.store);
         let broker = (options.configure)(builder).build().await.unwrap();

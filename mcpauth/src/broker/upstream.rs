@@ -492,6 +492,12 @@ impl UpstreamClient {
             .unwrap_or("")
             .to_ascii_lowercase();
         let body = read_bounded(response).await?;
+        // A 5xx is the provider's trouble whatever its body says: worth retrying later.
+        if status.is_server_error() {
+            return Err(UpstreamError::Unavailable(format!(
+                "the token endpoint answered {status}"
+            )));
+        }
         let members = parse_token_body(&content_type, &body).ok_or_else(|| {
             UpstreamError::Unavailable(format!(
                 "the token endpoint answered {status} with an unreadable body ({content_type})"
