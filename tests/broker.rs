@@ -69,6 +69,36 @@ async fn metadata_advertises_exactly_what_is_implemented() {
         .json()
         .await
         .unwrap();
+    // Browser-based clients: preflights of the JSON endpoints pass, any origin.
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/register",
+        "/token",
+        "/revoke",
+    ] {
+        let response = fixture
+            .http
+            .request(reqwest::Method::OPTIONS, fixture.url(path))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,mcp-protocol-version",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+        let allowed = response.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap();
+        assert!(allowed.contains("mcp-protocol-version"), "{path}");
+    }
     let key = &jwks["keys"][0];
     assert_eq!(key["kty"], "EC");
     assert_eq!(key["alg"], "ES256");

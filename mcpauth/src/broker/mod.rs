@@ -498,9 +498,12 @@ impl Broker {
                     "{}{path}",
                     crate::discovery::well_known::OAUTH_AUTHORIZATION_SERVER
                 ),
-                get(responses::metadata),
+                get(responses::metadata).options(responses::preflight),
             )
-            .route(&format!("{path}/jwks"), get(responses::jwks))
+            .route(
+                &format!("{path}/jwks"),
+                get(responses::jwks).options(responses::preflight),
+            )
             .route(&format!("{path}/authorize"), get(authorize::authorize))
             .route(
                 &format!("{path}/consent"),
@@ -510,9 +513,18 @@ impl Broker {
                 &format!("{path}/callback/{{upstream}}"),
                 get(callback::callback),
             )
-            .route(&format!("{path}/token"), post(token::token))
-            .route(&format!("{path}/register"), post(register::register))
-            .route(&format!("{path}/revoke"), post(revoke::revoke))
+            .route(
+                &format!("{path}/token"),
+                post(token::token).options(responses::preflight),
+            )
+            .route(
+                &format!("{path}/register"),
+                post(register::register).options(responses::preflight),
+            )
+            .route(
+                &format!("{path}/revoke"),
+                post(revoke::revoke).options(responses::preflight),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(
                 register::MAX_REGISTRATION_BYTES,
             ))

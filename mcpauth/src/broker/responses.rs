@@ -38,6 +38,26 @@ pub(crate) fn with_cors(mut response: Response) -> Response {
     response
 }
 
+/// A CORS preflight of the JSON endpoints: any origin (they read no cookies), the methods and
+/// headers MCP clients send (`MCP-Protocol-Version` on discovery, JSON bodies on registration).
+pub(crate) async fn preflight() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, authorization, mcp-protocol-version"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    with_cors(response)
+}
+
 /// An RFC 6749 §5.2 error from the token, registration or revocation endpoint.
 #[derive(Debug)]
 pub(crate) struct OAuthError {
