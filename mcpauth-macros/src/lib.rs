@@ -9,6 +9,7 @@
 //! mistakes are reported. Set `MCPAUTH_MACROS_DEBUG=1` to print the expansions while compiling.
 
 mod args;
+mod broker;
 mod errors;
 mod members;
 mod names;
@@ -45,8 +46,21 @@ fn output(name: &str, errors: &Errors, expanded: proc_macro2::TokenStream) -> To
 ///     pub AT_URL = well_known("https://a.example/meta", issuer = "https://a.example", type = oauth);
 ///     pub QUIRKY = oidc("https://q.example", transpile = fix_metadata);
 ///     pub FIXED = metadata { issuer = "https://f.example", jwks_uri = "https://f.example/jwks", … };
+///     pub BROKER = broker(                                          // this server's own broker
+///         "https://mcp.example.com",
+///         upstream = oidc("https://accounts.google.com"),           // or oauth(authorize = …, token = …, userinfo = …)
+///         client_id = env("UPSTREAM_CLIENT_ID"),
+///         client_secret = env("UPSTREAM_CLIENT_SECRET"),            // never a literal
+///         scopes = ["openid", "email"],
+///     );
 /// }
 /// ```
+///
+/// A `broker(…)` (mcpauth's `broker` feature) also gets `NAME.upstream()` and `NAME.broker()`,
+/// a `BrokerBuilder` with its issuer and identity provider filled in: add the resource, the
+/// store and the keys, then `build().await`. Its `auth_server()` verifies with the keys of the
+/// broker of that issuer built in this process. `upstream = expr(…)` takes a whole
+/// `mcpauth::broker::Upstream` chosen at start-up.
 ///
 /// Each declaration becomes a unit struct, to be named in
 /// `#[protected_resource(authorization_servers = [...])]`, whose `auth_server()` method gives

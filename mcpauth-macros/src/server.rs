@@ -27,6 +27,7 @@ use crate::members::{MemberValue, URL_HELP, member_value};
 use crate::names::suggestion;
 
 const KINDS: &[&str] = &[
+    "broker",
     "oauth",
     "oidc",
     "issuer",
@@ -159,6 +160,8 @@ pub(crate) enum Source {
         issuer: LitStr,
         json: String,
     },
+    /// The MCP server's own broker, in front of an identity provider.
+    Broker(Box<crate::broker::BrokerModel>),
 }
 
 impl Source {
@@ -167,6 +170,7 @@ impl Source {
         match self {
             Self::Discovered { issuer, .. } => issuer.literal(),
             Self::Static { issuer, .. } => Some(issuer),
+            Self::Broker(broker) => broker.issuer.literal(),
         }
     }
 }
@@ -228,6 +232,17 @@ fn check_declaration(declaration: &Declaration, errors: &mut Errors) -> Option<S
         (Body::Call(tokens), "oauth" | "oidc" | "issuer" | "discover" | "well_known") => {
             discovered(&declaration.kind, tokens, errors)
         }
+        (Body::Call(tokens), "broker") => {
+            let args: CallArgs = match syn::parse2(tokens.clone()) {
+                Ok(args) => args,
+                Err(error) => {
+                    errors.push(error);
+                    return None;
+                }
+            };
+            crate::broker::check(&declaration.kind, &args.first, &args.rest, errors)
+                .map(|model| Source::Broker(Box::new(model)))
+        }
         (Body::Call(_), "metadata") => {
             errors.at(
                 &declaration.kind,
@@ -235,7 +250,7 @@ fn check_declaration(declaration: &Declaration, errors: &mut Errors) -> Option<S
             );
             None
         }
-        (Body::Fields(_), "oauth" | "oidc" | "issuer" | "discover" | "well_known") => {
+        (Body::Fields(_), "oauth" | "oidc" | "issuer" | "discover" | "well_known" | "broker") => {
             errors.at(
                 &declaration.kind,
                 format!("`{kind}` takes parentheses: `{kind}(\"https://…\")`"),

@@ -9,6 +9,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::args::Setting;
+use crate::broker::{BrokerModel, UpstreamModel};
 use crate::server::{Method, Server, ServerType, Servers, Source};
 
 /// Paths into the mcpauth crate.
@@ -60,6 +61,10 @@ fn expand_server(paths: &Paths, server: &Server) -> TokenStream {
             quote!(::core::unreachable!()),
         ),
     };
+    let broker_methods = match source {
+        Some(Source::Broker(broker)) => broker_methods(paths, vis, name, broker),
+        _ => TokenStream::new(),
+    };
     let result = quote!(::core::result::Result<#krate::AuthServer, #krate::ConfigError>);
     quote! {
         #(#attrs)*
@@ -75,6 +80,8 @@ fn expand_server(paths: &Paths, server: &Server) -> TokenStream {
             }
         }
 
+        #broker_methods
+
         impl #private::AuthServerDeclaration for #name {
             const SERVER: #private::DeclaredServer = #private::DeclaredServer {
                 issuer: #issuer,
@@ -84,10 +91,93 @@ fn expand_server(paths: &Paths, server: &Server) -> TokenStream {
     }
 }
 
+/// A declared broker's `upstream()` and `broker()`.
+fn broker_methods(
+    paths: &Paths,
+    vis: &syn::Visibility,
+    name: &syn::Ident,
+    broker: &BrokerModel,
+) -> TokenStream {
+    let Paths { krate, private } = paths;
+    let issuer = setting_expr(paths, &broker.issuer, quote!(check_issuer));
+    let spec = match &broker.upstream {
+        UpstreamModel::Oidc { issuer } => {
+            let issuer = setting_expr(paths, issuer, quote!(check_issuer));
+            quote!(#private::UpstreamSpec::Oidc(#issuer))
+        }
+        UpstreamModel::OAuth {
+            authorize,
+            token,
+            userinfo,
+        } => {
+            let authorize = setting_expr(paths, authorize, quote!(check_url));
+            let token = setting_expr(paths, token, quote!(check_url));
+            let userinfo = setting_expr(paths, userinfo, quote!(check_url));
+            quote!(#private::UpstreamSpec::OAuth(#authorize, #token, #userinfo))
+        }
+        UpstreamModel::Expr(expr) => quote_spanned! {expr.span()=>
+            #private::UpstreamSpec::Given(::std::boxed::Box::new(::core::convert::identity::<#private::BrokerUpstream>(#expr)))
+        },
+    };
+    let client_id = match &broker.client_id {
+        Some(client_id) => setting_expr(paths, client_id, quote!(check_text)),
+        None => quote!(::std::string::String::new()),
+    };
+    let client_secret = match &broker.client_secret {
+        Some(secret) => {
+            let secret = setting_expr(paths, secret, quote!(check_text));
+            quote!(::core::option::Option::Some(#secret))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let scopes = &broker.scopes;
+    let optional = |lit: &Option<syn::LitStr>| match lit {
+        Some(lit) => quote!(::core::option::Option::Some(#lit)),
+        None => quote!(::core::option::Option::None),
+    };
+    let id = optional(&broker.id);
+    let user_id_member = optional(&broker.user_id_member);
+    let config = quote!(#krate::ConfigError);
+    let upstream_doc = format!(
+        "The identity provider of the broker `{name}`. Values written as `env(\"…\")` or \
+         `expr(…)` are read and checked on each call."
+    );
+    let broker_doc = format!(
+        "A builder for the broker `{name}`, its issuer and identity provider filled in: add the \
+         resource, the store and the keys, then `build().await`."
+    );
+    quote! {
+        impl #name {
+            #[doc = #upstream_doc]
+            #vis fn upstream(&self) -> ::core::result::Result<#private::BrokerUpstream, #config> {
+                ::core::result::Result::Ok(#private::broker_upstream::<()>(#private::UpstreamDeclaration {
+                    spec: #spec,
+                    client_id: #client_id,
+                    client_secret: #client_secret,
+                    scopes: &[#(#scopes),*],
+                    id: #id,
+                    user_id_member: #user_id_member,
+                }))
+            }
+
+            #[doc = #broker_doc]
+            #vis fn broker(&self) -> ::core::result::Result<#private::BrokerBuilder, #config> {
+                ::core::result::Result::Ok(#private::broker_builder::<()>(#issuer, self.upstream()?))
+            }
+        }
+    }
+}
+
 /// The body of `auth_server()`.
 fn build(paths: &Paths, source: &Source) -> TokenStream {
     let Paths { krate, private } = paths;
     match source {
+        Source::Broker(broker) => {
+            let issuer = setting_expr(paths, &broker.issuer, quote!(check_issuer));
+            quote! {
+                ::core::result::Result::Ok(#private::broker_auth_server::<()>(#issuer))
+            }
+        }
         Source::Static {
             server_type, json, ..
         } => {

@@ -88,6 +88,17 @@ pub fn check_resource(resource: String) -> Result<String, ConfigError> {
     Ok(resource)
 }
 
+/// Checks a broker's start-up client id or secret: not blank.
+pub fn check_text(value: String) -> Result<String, ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::InvalidSetting {
+            name: "the broker's upstream client_id or client_secret",
+            reason: "it is empty".into(),
+        });
+    }
+    Ok(value)
+}
+
 /// Checks a start-up metadata URL by the rules the macros apply to literals.
 pub fn check_url(url: String) -> Result<String, ConfigError> {
     url_rules::parse_secure_url(&url).map_err(ConfigError::InvalidUrl)?;
@@ -146,3 +157,112 @@ impl fmt::Display for UnknownScope {
 }
 
 impl std::error::Error for UnknownScope {}
+
+/// Holds only when mcpauth's `broker` feature is on: the `broker(…)` kind of `auth_server!`
+/// names it, so a crate without the feature is told what to add.
+#[diagnostic::on_unimplemented(
+    message = "`auth_server!`'s `broker(…)` kind needs mcpauth's `broker` feature",
+    label = "the `broker` feature of mcpauth is off",
+    note = "add it in Cargo.toml: `mcpauth = {{ version = \"…\", features = [\"broker\"] }}`"
+)]
+pub trait BrokerFeature {}
+
+#[cfg(feature = "broker")]
+impl BrokerFeature for () {}
+
+/// The identity provider of a `broker(…)` declaration.
+#[derive(Debug)]
+pub enum UpstreamSpec {
+    /// OpenID Connect, by issuer.
+    Oidc(String),
+    /// Plain OAuth 2.0: authorization, token and userinfo endpoints.
+    OAuth(String, String, String),
+    /// Given whole by an expression (its client and options included).
+    Given(Box<BrokerUpstream>),
+}
+
+/// What a `broker(…)` declaration says of its identity provider.
+#[derive(Debug)]
+pub struct UpstreamDeclaration {
+    /// Where the provider is.
+    pub spec: UpstreamSpec,
+    /// The broker's client id there.
+    pub client_id: String,
+    /// Its secret, read at start-up.
+    pub client_secret: Option<String>,
+    /// The scopes asked for.
+    pub scopes: &'static [&'static str],
+    /// The provider's short name.
+    pub id: Option<&'static str>,
+    /// The userinfo member naming the user.
+    pub user_id_member: Option<&'static str>,
+}
+
+#[cfg(feature = "broker")]
+pub use crate::broker::{BrokerBuilder, Upstream as BrokerUpstream};
+
+/// Stands for the broker types when the feature is off (never constructed).
+#[cfg(not(feature = "broker"))]
+#[derive(Debug)]
+pub enum BrokerUpstream {}
+
+/// Stands for the broker types when the feature is off (never constructed).
+#[cfg(not(feature = "broker"))]
+#[derive(Debug)]
+pub enum BrokerBuilder {}
+
+/// A declared broker's authorization server (see `broker::declared_auth_server`).
+#[cfg(feature = "broker")]
+pub fn broker_auth_server<F: BrokerFeature>(issuer: String) -> AuthServer {
+    crate::broker::declared_auth_server(&issuer)
+}
+
+/// A declared broker's identity provider.
+#[cfg(feature = "broker")]
+pub fn broker_upstream<F: BrokerFeature>(declaration: UpstreamDeclaration) -> BrokerUpstream {
+    let mut upstream = match declaration.spec {
+        UpstreamSpec::Oidc(issuer) => BrokerUpstream::oidc(issuer, declaration.client_id),
+        UpstreamSpec::OAuth(authorize, token, userinfo) => {
+            BrokerUpstream::oauth(authorize, token, userinfo, declaration.client_id)
+        }
+        UpstreamSpec::Given(upstream) => return *upstream,
+    };
+    if let Some(secret) = declaration.client_secret {
+        upstream = upstream.client_secret(secret);
+    }
+    upstream = upstream.scopes(declaration.scopes.iter().copied());
+    if let Some(id) = declaration.id {
+        upstream = upstream.id(id);
+    }
+    if let Some(member) = declaration.user_id_member {
+        upstream = upstream.user_id_member(member);
+    }
+    upstream
+}
+
+/// A builder for a declared broker, its issuer and identity provider filled in.
+#[cfg(feature = "broker")]
+pub fn broker_builder<F: BrokerFeature>(issuer: String, upstream: BrokerUpstream) -> BrokerBuilder {
+    crate::broker::Broker::builder(issuer).upstream(upstream)
+}
+
+#[cfg(not(feature = "broker"))]
+#[allow(missing_docs, clippy::needless_pass_by_value)]
+pub fn broker_auth_server<F: BrokerFeature>(_issuer: String) -> AuthServer {
+    unreachable!("BrokerFeature has no implementation without the broker feature")
+}
+
+#[cfg(not(feature = "broker"))]
+#[allow(missing_docs, clippy::needless_pass_by_value)]
+pub fn broker_upstream<F: BrokerFeature>(_declaration: UpstreamDeclaration) -> BrokerUpstream {
+    unreachable!("BrokerFeature has no implementation without the broker feature")
+}
+
+#[cfg(not(feature = "broker"))]
+#[allow(missing_docs, clippy::needless_pass_by_value)]
+pub fn broker_builder<F: BrokerFeature>(
+    _issuer: String,
+    upstream: BrokerUpstream,
+) -> BrokerBuilder {
+    match upstream {}
+}

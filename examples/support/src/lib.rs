@@ -36,6 +36,12 @@ pub fn issuer() -> String {
         .unwrap_or_default()
 }
 
+/// Sets the issuer [`issuer`] gives (an example whose authorization server is its own broker);
+/// the first call wins.
+pub fn use_issuer(issuer: &str) {
+    let _ = ISSUER.set((issuer.to_owned(), AuthServerType::OAuth));
+}
+
 /// The issuer's discovery type (for `auth_server!` `expr(…)`).
 pub fn issuer_type() -> AuthServerType {
     ISSUER

@@ -30,14 +30,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use example_support::{Listening, StartupError, invalid, listen, setting};
-use mcpauth::broker::{Broker, BrokerKeys, RedbStore, SigningKey, Upstream};
+use mcpauth::broker::{BrokerKeys, RedbStore, SigningKey, Upstream};
 use mcpauth::dev::DevAuthServer;
-use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
+use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -47,7 +47,34 @@ use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-const SCOPES: [&str; 3] = ["create:todos", "read:todos", "delete:todos"];
+/// The identity provider chosen at start-up.
+static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
+
+/// The identity provider for `auth_server!` `expr(…)` (set before the broker is built).
+fn chosen_upstream() -> Upstream {
+    UPSTREAM
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Upstream::oidc("http://unset.invalid", "unset"))
+}
+
+auth_server! {
+    /// This server's own authorization server: the broker at its origin, in front of the
+    /// identity provider chosen at start-up (`UPSTREAM_*`, or the development provider).
+    pub TODO_BROKER = broker(expr(example_support::issuer()), upstream = expr(chosen_upstream()));
+}
+
+/// The todo manager's MCP endpoint as a protected resource, its tokens issued by the broker.
+#[protected_resource(
+    resource = expr(example_support::resource()),
+    authorization_servers = [TODO_BROKER],
+    scopes = ["create:todos", "read:todos", "delete:todos"],
+    // Logins ask for read access; clients step up to create:todos when they first create one.
+    login_scopes = ["read:todos"],
+    tool_scopes = { "create_todo" => ["create:todos"] },
+    resource_name = "Todo manager",
+)]
+pub mod todos {}
 
 /// One todo.
 #[derive(Debug, Clone, Serialize)]
@@ -93,9 +120,14 @@ impl TodoBroker {
         }
     }
 
-    /// Creates a todo owned by the caller (the bearer layer already required `create:todos`).
+    /// Creates a todo owned by the caller.
     #[tool(description = "Create a new todo (needs the create:todos scope)")]
-    async fn create_todo(&self, auth: AuthInfo, Parameters(new): Parameters<CreateTodo>) -> String {
+    async fn create_todo(
+        &self,
+        creator: Require<todos::scopes::CreateTodos>,
+        Parameters(new): Parameters<CreateTodo>,
+    ) -> String {
+        let auth = creator.auth();
         let id = {
             let mut next = self
                 .todos
@@ -121,7 +153,7 @@ impl TodoBroker {
     /// Lists todos: all of them with `read:todos`, else the caller's own.
     #[tool(description = "List todos (all with read:todos, else your own)")]
     async fn get_todos(&self, auth: AuthInfo) -> String {
-        let all = auth.has_scope("read:todos");
+        let all = auth.has_scope(todos::Scope::ReadTodos.as_str());
         let todos = self
             .todos
             .todos
@@ -141,7 +173,7 @@ impl TodoBroker {
         auth: AuthInfo,
         Parameters(target): Parameters<DeleteTodo>,
     ) -> String {
-        let any = auth.has_scope("delete:todos");
+        let any = auth.has_scope(todos::Scope::DeleteTodos.as_str());
         let mut todos = self
             .todos
             .todos
@@ -261,11 +293,12 @@ fn store_path() -> PathBuf {
 
 /// The MCP endpoint behind the bearer layer with per-tool scopes, the protected-resource
 /// metadata, and the broker's routes.
-fn app(auth: &McpAuth, broker: &Broker, resource: &str) -> Result<axum::Router, StartupError> {
-    let operations = OperationScopes::new()
-        .advertise(["read:todos"])
-        .tool("create_todo", ["create:todos"]);
-    let bearer = auth.bearer_auth(resource)?.operation_scopes(operations)?;
+fn app(
+    auth: &McpAuth,
+    broker: &mcpauth::broker::Broker,
+    resource: &str,
+) -> Result<axum::Router, StartupError> {
+    let bearer = todos::require(auth, [])?.operation_scopes(todos::operation_scopes())?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
     let todos = Todos::default();
@@ -291,30 +324,29 @@ async fn run() -> Result<(), StartupError> {
         bound,
         resource,
     } = listen("/mcp").await?;
+    // The broker's issuer is the MCP server's origin.
     let issuer = resource.split('/').take(3).collect::<Vec<_>>().join("/");
+    example_support::use_issuer(&issuer);
     // The callback is `<issuer>/callback/<upstream id>`; the development provider (id `dev`)
     // registers it before the broker exists.
     let (upstream, dev) = upstream(&format!("{issuer}/callback/dev")).await?;
+    let _ = UPSTREAM.set(upstream);
     let path = store_path();
     let store = RedbStore::open(&path)
         .map_err(|e| invalid("BROKER_STORE", &path.display().to_string(), e))?;
-    let mut builder = Broker::builder(issuer.clone())
-        .resource(resource.clone(), SCOPES)
-        .upstream(upstream)
+    let mut builder = TODO_BROKER
+        .broker()?
+        .resource(
+            resource.clone(),
+            todos::Scope::ALL.map(todos::Scope::as_str),
+        )
         .server_name("Todo manager")
         .store(store);
     if let Some(keys) = configured_keys()? {
         builder = builder.keys(keys);
     }
     let broker = builder.build().await?;
-    let auth = McpAuth::builder()
-        .protected_resource(
-            ProtectedResource::new(resource.clone())
-                .authorization_server(broker.auth_server())
-                .scopes(SCOPES)
-                .resource_name("Todo manager"),
-        )
-        .build()?;
+    let auth = McpAuth::resource_server([todos::protected_resource()?])?;
     let app = app(&auth, &broker, &resource)?;
 
     println!("todo-broker: listening on http://{bound}");

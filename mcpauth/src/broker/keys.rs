@@ -275,6 +275,30 @@ impl BrokerKeys {
     }
 }
 
+/// The keys of every broker built in this process, by issuer: what a declared broker's
+/// `auth_server()` verifies with, whether it was made before or after the broker was built.
+static PUBLISHED: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<String, BrokerKeys>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Makes `keys` the ones tokens of `issuer` are verified with in this process (a broker built
+/// again with the same issuer replaces them).
+pub(crate) fn publish(issuer: &str, keys: &BrokerKeys) {
+    PUBLISHED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(issuer.to_owned(), keys.clone());
+}
+
+/// The JWKS of the broker of `issuer` in this process; empty before it is built.
+pub(crate) fn published_jwks(issuer: &str) -> Value {
+    PUBLISHED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(issuer)
+        .map_or_else(|| json!({ "keys": [] }), BrokerKeys::jwks)
+}
+
 #[derive(Serialize, Deserialize)]
 struct StoredKeys {
     signing_pkcs8: String,

@@ -361,6 +361,7 @@ impl BrokerBuilder {
             cimd: self.cimd.map(cimd::CimdFetcher::new),
             metadata,
         };
+        keys::publish(&state.issuer, &state.keys);
         Ok(Broker {
             state: Arc::new(state),
         })
@@ -392,6 +393,25 @@ fn broker_metadata(
     metadata.revocation_endpoint_auth_methods_supported = strings(&["none"]);
     metadata.authorization_response_iss_parameter_supported = Some(true);
     metadata
+}
+
+/// A broker's authorization server for the resource server: static metadata, and the keys the
+/// broker of that issuer published in this process.
+fn local_auth_server(metadata: AuthorizationServerMetadata) -> AuthServer {
+    let issuer = metadata.issuer.clone();
+    AuthServer::new(AuthServerConfig::new(AuthServerType::OAuth, metadata))
+        .with_local_keys(LocalKeySet::new(move || keys::published_jwks(&issuer)))
+}
+
+/// The authorization server of the broker of `issuer` (declared with `auth_server!`), usable
+/// before the broker itself is built: its tokens verify once it is.
+pub(crate) fn declared_auth_server(issuer: &str) -> AuthServer {
+    let issuer = issuer.trim_end_matches('/');
+    // What the resource server reads of it: the issuer, and the keys. The rest is the
+    // default broker's, so the compatibility check sees what clients will see.
+    let mut metadata = broker_metadata(issuer, &[], true);
+    metadata.client_id_metadata_document_supported = Some(true);
+    local_auth_server(metadata)
 }
 
 /// Everything the endpoints share.
@@ -481,12 +501,7 @@ impl Broker {
     /// The authorization server to name in the protected resource's configuration: the
     /// broker's metadata, and its keys handed over in process (no HTTP call to itself).
     pub fn auth_server(&self) -> AuthServer {
-        let state = self.state.clone();
-        AuthServer::new(AuthServerConfig::new(
-            AuthServerType::OAuth,
-            self.state.metadata.clone(),
-        ))
-        .with_local_keys(LocalKeySet::new(move || state.keys.jwks()))
+        local_auth_server(self.state.metadata.clone())
     }
 
     /// The broker's routes, to merge into the MCP server's router.

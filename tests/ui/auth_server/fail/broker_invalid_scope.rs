@@ -1,0 +1,7 @@
+use mcpauth::auth_server;
+
+auth_server! {
+    pub B = broker("https://mcp.example.com", upstream = oidc("https://accounts.google.com"), client_id = "id", scopes = ["openid", "bad scope", "openid"]);
+}
+
+fn main() {}
