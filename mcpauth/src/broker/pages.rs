@@ -36,13 +36,18 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
-padding:0 1rem;color:#1b1b1b}h1{font-size:1.4rem}.box{border:1px solid #ccc;border-radius:8px;\
-padding:1rem 1.2rem;margin:1rem 0}.warn{background:#fff4ce;border-color:#e0b000}\
-.badge{font-size:.8rem;padding:.1rem .4rem;border-radius:4px;background:#e5e5e5}\
-.verified{background:#d7f0dd}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.6rem;\
-border-radius:6px;border:1px solid #888;cursor:pointer}button[value=approve]{background:#1f6feb;\
-color:#fff;border-color:#1f6feb}code{word-break:break-all}";
+const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
+padding:0 1rem;color:#1b1b1b;background:#fff}h1{font-size:1.4rem;line-height:1.3;margin:0 0 1rem}\
+p{margin:.6rem 0}ul{margin:.4rem 0;padding-left:1.4rem}.box{border:1px solid #d0d0d0;\
+border-radius:8px;padding:1rem 1.2rem;margin:1rem 0}.box>:first-child{margin-top:0}\
+.box>:last-child{margin-bottom:0}.warn{background:#fff4ce;border-color:#e0b000;color:#3d2f00}\
+.badge{display:inline-block;font-size:.8rem;line-height:1.4;padding:0 .45rem;border-radius:4px;\
+background:#e5e5e5;vertical-align:.1em}.verified{background:#d7f0dd}code{font-family:ui-monospace,\
+SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em;overflow-wrap:anywhere}\
+.actions{display:flex;flex-wrap:wrap;gap:.75rem;margin-top:1.5rem}button{font:inherit;\
+font-weight:600;padding:.5rem 1.4rem;border-radius:6px;border:1px solid #8c8c8c;background:#fff;\
+color:#1b1b1b;cursor:pointer}button[value=approve]{background:#1f6feb;border-color:#1f6feb;\
+color:#fff}button:focus-visible{outline:3px solid #79a6f6;outline-offset:2px}";
 
 fn document(title: &str, body: &str) -> String {
     format!(
@@ -62,9 +67,9 @@ pub(crate) fn consent_page(view: &ConsentView<'_>) -> String {
         None => "<span class=\"badge\">unverified</span>".to_owned(),
     };
     let loopback_warning = if view.redirect_is_loopback {
-        "<div class=\"box warn\">This application receives the answer on this computer \
-(<code>localhost</code>). Approve only if you just started signing in from an application \
-you trust.</div>"
+        "<div class=\"box warn\"><p><strong>Check that you started this.</strong> This \
+application receives the answer on this computer. Allow only if you just started signing in \
+from an application you trust.</p></div>"
     } else {
         ""
     };
@@ -84,9 +89,9 @@ you trust.</div>"
 <p>You will sign in with <strong>{provider}</strong> next.</p></div>{loopback_warning}\
 <form method=\"post\" action=\"{action}\">\
 <input type=\"hidden\" name=\"transaction\" value=\"{transaction}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><div class=\"actions\">\
 <button type=\"submit\" name=\"decision\" value=\"approve\">Allow</button>\
-<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
+<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></div></form>",
         client = escape(view.client_name),
         server = escape(view.server_name),
         redirect = escape(view.redirect_host),
