@@ -284,6 +284,28 @@ pub struct AuthServerConfig {
     pub metadata: AuthorizationServerMetadata,
 }
 
+/// A list member from literals.
+#[cfg(any(feature = "dev-server", feature = "broker"))]
+pub(crate) fn owned_list(values: &[&str]) -> Option<Vec<String>> {
+    Some(values.iter().map(|v| (*v).to_owned()).collect())
+}
+
+#[cfg(any(feature = "dev-server", feature = "broker"))]
+impl AuthorizationServerMetadata {
+    /// The metadata of a code-flow server this crate runs: `/authorize`, `/token` and `/jwks`
+    /// under its issuer; the caller adds the rest.
+    pub(crate) fn served_at(issuer: &str) -> Self {
+        let mut metadata = Self::new(
+            issuer,
+            format!("{issuer}/authorize"),
+            format!("{issuer}/token"),
+            ["code"],
+        );
+        metadata.jwks_uri = Some(format!("{issuer}/jwks"));
+        metadata
+    }
+}
+
 impl AuthServerConfig {
     /// Pairs a type with metadata.
     pub fn new(server_type: AuthServerType, metadata: AuthorizationServerMetadata) -> Self {

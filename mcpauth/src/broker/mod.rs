@@ -373,14 +373,8 @@ fn broker_metadata(
     scopes: &[String],
     dynamic_registration: bool,
 ) -> AuthorizationServerMetadata {
-    let strings = |values: &[&str]| Some(values.iter().map(|v| (*v).to_owned()).collect());
-    let mut metadata = AuthorizationServerMetadata::new(
-        issuer,
-        format!("{issuer}/authorize"),
-        format!("{issuer}/token"),
-        ["code"],
-    );
-    metadata.jwks_uri = Some(format!("{issuer}/jwks"));
+    let strings = crate::metadata::owned_list;
+    let mut metadata = AuthorizationServerMetadata::served_at(issuer);
     if dynamic_registration {
         metadata.registration_endpoint = Some(format!("{issuer}/register"));
     }

@@ -352,14 +352,8 @@ impl DevAuthServerBuilder {
 }
 
 fn dev_metadata(issuer: &str) -> AuthorizationServerMetadata {
-    let strings = |values: &[&str]| Some(values.iter().map(|v| (*v).to_owned()).collect());
-    let mut metadata = AuthorizationServerMetadata::new(
-        issuer,
-        format!("{issuer}/authorize"),
-        format!("{issuer}/token"),
-        ["code"],
-    );
-    metadata.jwks_uri = Some(format!("{issuer}/jwks"));
+    let strings = crate::metadata::owned_list;
+    let mut metadata = AuthorizationServerMetadata::served_at(issuer);
     metadata.registration_endpoint = Some(format!("{issuer}/register"));
     metadata.userinfo_endpoint = Some(format!("{issuer}/userinfo"));
     metadata.introspection_endpoint = Some(format!("{issuer}/introspect"));

@@ -167,14 +167,8 @@ impl Upstream {
 
 /// The metadata of upstream mode: what Google's discovery document says, on loopback.
 pub(crate) fn metadata(issuer: &str) -> AuthorizationServerMetadata {
-    let strings = |values: &[&str]| Some(values.iter().map(|v| (*v).to_owned()).collect());
-    let mut metadata = AuthorizationServerMetadata::new(
-        issuer,
-        format!("{issuer}/authorize"),
-        format!("{issuer}/token"),
-        ["code"],
-    );
-    metadata.jwks_uri = Some(format!("{issuer}/jwks"));
+    let strings = crate::metadata::owned_list;
+    let mut metadata = AuthorizationServerMetadata::served_at(issuer);
     metadata.userinfo_endpoint = Some(format!("{issuer}/userinfo"));
     metadata.scopes_supported = strings(&SCOPES);
     metadata.grant_types_supported = strings(&["authorization_code", "refresh_token"]);
