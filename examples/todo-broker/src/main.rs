@@ -27,7 +27,15 @@
 //!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
 //!   base64url). On loopback without them, development keys are generated once and kept in the
 //!   store.
+//! - `BROKER_CIMD_TRUST_HOST` (development and tests only): client ID metadata documents whose
+//!   URL names one of these hosts are fetched from a fixed address, even on loopback or a
+//!   private network, and over plain http too. A comma-separated list of `name=ip:port`
+//!   (`client.localdev=127.0.0.1:8443`) or `ip:port` (the host is the address itself); a port
+//!   written in the client id URL replaces the one given here. Unset: documents are fetched
+//!   over https from public addresses only. The fetch trusts the system's certificate
+//!   authorities (`SSL_CERT_FILE` names another bundle).
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -35,7 +43,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use example_support::{Listening, StartupError, invalid, listen, setting};
-use mcpauth::broker::{BrokerKeys, RedbStore, SigningKey, Upstream};
+use mcpauth::broker::{BrokerKeys, CimdOptions, RedbStore, SigningKey, Upstream};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -282,6 +290,36 @@ fn configured_keys() -> Result<Option<BrokerKeys>, StartupError> {
     )))
 }
 
+/// The client metadata document options: the default ones, plus the hosts trusted by
+/// `BROKER_CIMD_TRUST_HOST`.
+fn cimd_options() -> Result<CimdOptions, StartupError> {
+    let mut options = CimdOptions::default();
+    let Some(value) = setting("BROKER_CIMD_TRUST_HOST") else {
+        return Ok(options);
+    };
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // `name=addr`, or a bare address that is its own host name (`127.0.0.1:8443`).
+        let (host, addr) = match entry.split_once('=') {
+            Some((host, addr)) => (host.trim(), addr.trim()),
+            None => ("", entry),
+        };
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| invalid("BROKER_CIMD_TRUST_HOST", &value, format!("`{entry}`: {e}")))?;
+        let host = if host.is_empty() {
+            // The form a URL's host takes: IPv6 addresses in brackets.
+            match addr.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            }
+        } else {
+            host.to_owned()
+        };
+        options = options.trust_host(&host, addr);
+    }
+    Ok(options)
+}
+
 fn store_path() -> PathBuf {
     match setting("BROKER_STORE") {
         Some(path) => PathBuf::from(path),
@@ -341,6 +379,7 @@ async fn run() -> Result<(), StartupError> {
             todos::Scope::ALL.map(todos::Scope::as_str),
         )
         .server_name("Todo manager")
+        .client_metadata_documents(cimd_options()?)
         .store(store);
     if let Some(keys) = configured_keys()? {
         builder = builder.keys(keys);
