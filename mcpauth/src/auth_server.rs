@@ -68,6 +68,8 @@ pub struct AuthServer {
     source: Source,
     fetcher: MetadataFetcher,
     check_compatibility: bool,
+    /// Whether the outcome of the compatibility check is logged.
+    report_compatibility: bool,
     scope_claims: Vec<String>,
     /// Keys held by this process (the broker's): read in-process instead of from `jwks_uri`.
     local_keys: Option<LocalKeySet>,
@@ -81,6 +83,7 @@ impl AuthServer {
             source: Source::Static(Arc::new(config)),
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
+            report_compatibility: true,
             scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
             local_keys: None,
         }
@@ -116,6 +119,7 @@ impl AuthServer {
             source: Source::Lazy(method),
             fetcher: MetadataFetcher::shared().clone(),
             check_compatibility: true,
+            report_compatibility: true,
             scope_claims: DEFAULT_SCOPE_CLAIMS.map(str::to_owned).to_vec(),
             local_keys: None,
         }
@@ -144,6 +148,21 @@ impl AuthServer {
     pub fn skip_compatibility_check(mut self) -> Self {
         self.check_compatibility = false;
         self
+    }
+
+    /// Neither checks nor reports MCP compatibility: for a server MCP clients never talk to (the
+    /// broker's identity provider, which lacks registration and metadata documents by design —
+    /// the broker stands in for them).
+    #[cfg_attr(not(feature = "broker"), allow(dead_code))]
+    pub(crate) fn ignore_compatibility(mut self) -> Self {
+        self.check_compatibility = false;
+        self.report_compatibility = false;
+        self
+    }
+
+    /// Whether the outcome of the compatibility check is logged.
+    pub(crate) fn reports_compatibility(&self) -> bool {
+        self.report_compatibility
     }
 
     /// Reads the scopes its tokens grant from these claims, in order, instead of `scope` then
@@ -203,14 +222,18 @@ impl From<AuthServerConfig> for AuthServer {
 
 /// Checks `config` for MCP compatibility. A refused server's warnings travel in the returned
 /// validation (the caller's error shows them); an accepted server's warnings, and the errors of
-/// a server whose check is skipped, are logged.
+/// a server whose check is skipped, are logged when `report` says so.
 pub(crate) fn check_compatibility(
     config: &AuthServerConfig,
     enforce: bool,
+    report: bool,
 ) -> Result<(), AuthServerConfigValidation> {
     let validation = validate_server_config(config);
     if enforce && !validation.is_valid() {
         return Err(validation);
+    }
+    if !report {
+        return Ok(());
     }
     let issuer = config.issuer();
     for warning in &validation.warnings {
@@ -415,11 +438,14 @@ impl AuthServerHandle {
         let config = config.inspect_err(|error| {
             tracing::debug!(issuer, %error, "authorization server metadata unavailable");
         })?;
-        check_compatibility(&config, self.server.check_compatibility).map_err(|validation| {
-            DiscoveryError::Incompatible {
-                issuer: issuer.to_owned(),
-                validation,
-            }
+        check_compatibility(
+            &config,
+            self.server.check_compatibility,
+            self.server.report_compatibility,
+        )
+        .map_err(|validation| DiscoveryError::Incompatible {
+            issuer: issuer.to_owned(),
+            validation,
         })?;
         let passed = validate_server_config_verbose(&config).successes;
         tracing::debug!(issuer, ?passed, "authorization server metadata fetched");

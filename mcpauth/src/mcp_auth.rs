@@ -438,11 +438,14 @@ pub(crate) fn check_auth_server(
 ) -> Result<Arc<AuthServerHandle>, ConfigError> {
     url_rules::parse_issuer(server.issuer()).map_err(ConfigError::InvalidIssuer)?;
     if let Some(config) = server.config() {
-        check_compatibility(config, server.checks_compatibility()).map_err(|validation| {
-            ConfigError::IncompatibleAuthServer {
-                issuer: server.issuer().to_owned(),
-                validation,
-            }
+        check_compatibility(
+            config,
+            server.checks_compatibility(),
+            server.reports_compatibility(),
+        )
+        .map_err(|validation| ConfigError::IncompatibleAuthServer {
+            issuer: server.issuer().to_owned(),
+            validation,
         })?;
     }
     Ok(AuthServerHandle::new(server, key_cache_options))

@@ -132,6 +132,14 @@ async fn the_typescript_sdk_signs_in_through_the_broker_at_a_google_like_oidc_pr
         assert_eq!(redemption["clientId"], "todo-broker");
         assert_eq!(redemption["clientAuthMethod"], "client_secret_basic");
     }
+    // The provider lacks registration and metadata documents by design: the broker does not
+    // warn that MCP clients could not use it.
+    let logged = broker.process.stderr();
+    assert!(
+        !logged.contains("dynamic_registration_not_supported"),
+        "{logged}"
+    );
+    assert!(!logged.contains(&issuer), "{logged}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,8 +323,11 @@ impl UpstreamClient {
             .map_err(|e| BrokerError::Config(format!("cannot build the HTTP client: {e}")))?;
         let oidc = match &config.endpoints {
             Endpoints::Discover { issuer } => {
+                // The provider serves the broker, not MCP clients: what it lacks for them
+                // (registration, metadata documents, resource indicators) is why the broker
+                // exists, so it is neither refused nor warned about.
                 let mut server = AuthServer::discover(issuer.clone(), AuthServerType::Oidc)
-                    .skip_compatibility_check();
+                    .ignore_compatibility();
                 if let Some(fetcher) = &config.fetcher {
                     server = server.fetcher(fetcher.clone());
                 }
