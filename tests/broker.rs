@@ -1153,6 +1153,7 @@ async fn client_metadata_documents_are_fetched_safely_and_validated() {
             .await;
         assert_refused(status, &body, StatusCode::UNAUTHORIZED, "invalid_client");
     }
+}
 
 /// What is logged while it lives (this thread's default subscriber: a `#[tokio::test]` runs the
 /// servers it starts on its own thread), at `WARN` and above.
