@@ -20,6 +20,8 @@ use mcpauth::discovery::DiscoveryError;
 use mcpauth::{AuthServerType, ConfigError};
 use tokio::net::TcpListener;
 
+pub mod todos;
+
 /// The port when neither `PORT` nor `BIND` is set.
 pub const DEFAULT_PORT: u16 = 3001;
 

@@ -38,10 +38,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use example_support::todos::TodoList;
 use example_support::{Listening, StartupError, invalid, listen, setting};
 use mcpauth::broker::{BrokerKeys, CimdOptions, RedbStore, SigningKey, Upstream};
 use mcpauth::dev::DevAuthServer;
@@ -52,8 +53,7 @@ use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 /// The identity provider chosen at start-up.
 static UPSTREAM: OnceLock<Upstream> = OnceLock::new();
@@ -84,22 +84,6 @@ auth_server! {
 )]
 pub mod todos {}
 
-/// One todo.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Todo {
-    id: String,
-    content: String,
-    owner_id: String,
-}
-
-/// The todos, shared by every request.
-#[derive(Debug, Clone, Default)]
-struct Todos {
-    todos: Arc<Mutex<Vec<Todo>>>,
-    next_id: Arc<Mutex<u64>>,
-}
-
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct CreateTodo {
     /// What to do.
@@ -115,13 +99,13 @@ struct DeleteTodo {
 /// The MCP server: one per request (stateless), sharing the todos.
 #[derive(Debug, Clone)]
 struct TodoBroker {
-    todos: Todos,
+    todos: TodoList,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl TodoBroker {
-    fn new(todos: Todos) -> Self {
+    fn new(todos: TodoList) -> Self {
         Self {
             todos,
             tool_router: Self::tool_router(),
@@ -136,42 +120,14 @@ impl TodoBroker {
         Parameters(new): Parameters<CreateTodo>,
     ) -> String {
         let auth = creator.auth();
-        let id = {
-            let mut next = self
-                .todos
-                .next_id
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            format!("todo-{next}")
-        };
-        let todo = Todo {
-            id,
-            content: new.content,
-            owner_id: auth.subject().to_owned(),
-        };
-        self.todos
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(todo.clone());
-        json!(todo).to_string()
+        self.todos.create(auth.subject(), new.content)
     }
 
     /// Lists todos: all of them with `read:todos`, else the caller's own.
     #[tool(description = "List todos (all with read:todos, else your own)")]
     async fn get_todos(&self, auth: AuthInfo) -> String {
         let all = auth.has_scope(todos::Scope::ReadTodos.as_str());
-        let todos = self
-            .todos
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let visible: Vec<&Todo> = todos
-            .iter()
-            .filter(|todo| all || todo.owner_id == auth.subject())
-            .collect();
-        json!({ "todos": visible }).to_string()
+        self.todos.list(auth.subject(), all)
     }
 
     /// Deletes a todo: the caller's own, or any with `delete:todos`.
@@ -182,22 +138,7 @@ impl TodoBroker {
         Parameters(target): Parameters<DeleteTodo>,
     ) -> String {
         let any = auth.has_scope(todos::Scope::DeleteTodos.as_str());
-        let mut todos = self
-            .todos
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let position = todos
-            .iter()
-            .position(|todo| todo.id == target.id && (any || todo.owner_id == auth.subject()));
-        match position {
-            Some(index) => {
-                let todo = todos.remove(index);
-                json!({ "message": format!("Todo {} deleted", todo.id), "details": todo })
-                    .to_string()
-            }
-            None => json!({ "error": "Failed to delete todo" }).to_string(),
-        }
+        self.todos.delete(auth.subject(), &target.id, any)
     }
 }
 
@@ -339,7 +280,7 @@ fn app(
     let bearer = todos::require(auth, [])?.operation_scopes(todos::operation_scopes())?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
-    let todos = Todos::default();
+    let todos = TodoList::default();
     let config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(None)
         .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"]);

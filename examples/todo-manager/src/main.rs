@@ -23,8 +23,9 @@
 //! cross-origin protection).
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
+use example_support::todos::TodoList;
 use example_support::{StartupError, deployment};
 use mcpauth::cors::McpCors;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
@@ -34,8 +35,7 @@ use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 auth_server! {
     /// The authorization server: `MCP_AUTH_ISSUER` (of type `MCP_AUTH_ISSUER_TYPE`), or the
@@ -59,22 +59,6 @@ auth_server! {
 )]
 pub mod todos {}
 
-/// One todo.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Todo {
-    id: String,
-    content: String,
-    owner_id: String,
-}
-
-/// The todos, shared by every request.
-#[derive(Debug, Clone, Default)]
-struct Store {
-    todos: Arc<Mutex<Vec<Todo>>>,
-    next_id: Arc<Mutex<u64>>,
-}
-
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct CreateTodo {
     /// What to do.
@@ -90,13 +74,13 @@ struct DeleteTodo {
 /// The MCP server: one per request (stateless), sharing the store.
 #[derive(Debug, Clone)]
 struct TodoManager {
-    store: Store,
+    store: TodoList,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl TodoManager {
-    fn new(store: Store) -> Self {
+    fn new(store: TodoList) -> Self {
         Self {
             store,
             tool_router: Self::tool_router(),
@@ -111,42 +95,14 @@ impl TodoManager {
         Parameters(new): Parameters<CreateTodo>,
     ) -> String {
         let auth = creator.auth();
-        let id = {
-            let mut next = self
-                .store
-                .next_id
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            format!("todo-{next}")
-        };
-        let todo = Todo {
-            id,
-            content: new.content,
-            owner_id: auth.subject().to_owned(),
-        };
-        self.store
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(todo.clone());
-        json!(todo).to_string()
+        self.store.create(auth.subject(), new.content)
     }
 
     /// Lists todos: all of them with `read:todos`, else the caller's own.
     #[tool(description = "List todos (all with read:todos, else your own)")]
     async fn get_todos(&self, auth: AuthInfo) -> String {
         let all = auth.has_scope(todos::Scope::ReadTodos.as_str());
-        let todos = self
-            .store
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let visible: Vec<&Todo> = todos
-            .iter()
-            .filter(|todo| all || todo.owner_id == auth.subject())
-            .collect();
-        json!({ "todos": visible }).to_string()
+        self.store.list(auth.subject(), all)
     }
 
     /// Deletes a todo: the caller's own, or any with `delete:todos`.
@@ -157,22 +113,7 @@ impl TodoManager {
         Parameters(target): Parameters<DeleteTodo>,
     ) -> String {
         let any = auth.has_scope(todos::Scope::DeleteTodos.as_str());
-        let mut todos = self
-            .store
-            .todos
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let position = todos
-            .iter()
-            .position(|todo| todo.id == target.id && (any || todo.owner_id == auth.subject()));
-        match position {
-            Some(index) => {
-                let todo = todos.remove(index);
-                json!({ "message": format!("Todo {} deleted", todo.id), "details": todo })
-                    .to_string()
-            }
-            None => json!({ "error": "Failed to delete todo" }).to_string(),
-        }
+        self.store.delete(auth.subject(), &target.id, any)
     }
 }
 
@@ -215,7 +156,7 @@ fn app(
         .chain(cors.iter().flat_map(McpCors::origins))
         .map(with_port)
         .collect::<Vec<_>>();
-    let store = Store::default();
+    let store = TodoList::default();
     let config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(None)
         .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"])
