@@ -1214,3 +1214,52 @@ async fn the_identity_provider_is_not_judged_as_an_authorization_server_for_mcp_
     }
     assert!(!logged.contains(fixture.upstream.issuer()), "{logged}");
 }
+
+#[tokio::test]
+async fn an_issuer_with_a_path_serves_path_aware_metadata_and_endpoints() {
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        issuer_path: "/auth",
+        ..FixtureOptions::default()
+    })
+    .await;
+    assert!(fixture.issuer.ends_with("/auth"));
+    // RFC 8414 §3: the well-known segment goes between the host and the issuer's path.
+    let metadata: Value = fixture
+        .http
+        .get(fixture.origin_url("/.well-known/oauth-authorization-server/auth"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], fixture.issuer);
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("{}/token", fixture.issuer)
+    );
+    let root = fixture
+        .http
+        .get(fixture.origin_url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), StatusCode::NOT_FOUND, "nothing at the root");
+    let prm: Value = fixture
+        .http
+        .get(fixture.origin_url("/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(prm["authorization_servers"], json!([fixture.issuer]));
+    let (_, tokens) = fixture.login("read:todos").await;
+    let response = fixture
+        .call_tool(tokens["access_token"].as_str().unwrap(), "get_todos")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let who: Value = response.json().await.unwrap();
+    assert_eq!(who["issuer"], fixture.issuer);
+}

@@ -59,6 +59,8 @@ pub struct FixtureOptions {
     pub listener: Option<TcpListener>,
     /// Reuse this identity provider (restarts).
     pub upstream: Option<DevAuthServer>,
+    /// The issuer's path (`""`: the origin).
+    pub issuer_path: &'static str,
 }
 
 impl std::fmt::Debug for FixtureOptions {
@@ -95,6 +97,7 @@ impl Default for FixtureOptions {
             upstream_config: dev_upstream,
             listener: None,
             upstream: None,
+            issuer_path: "",
         }
     }
 }
@@ -131,8 +134,9 @@ impl BrokerFixture {
             None => TcpListener::bind("127.0.0.1:0").await.unwrap(),
         };
         let addr = listener.local_addr().unwrap();
-        let issuer = format!("http://{addr}");
-        let resource = format!("{issuer}/mcp");
+        let origin = format!("http://{addr}");
+        let issuer = format!("{origin}{}", options.issuer_path);
+        let resource = format!("{origin}/mcp");
         let callback = format!("{issuer}/callback/dev");
         let upstream = match options.upstream {
             Some(upstream) => upstream,
@@ -188,6 +192,11 @@ impl BrokerFixture {
         format!("{}{path}", self.issuer)
     }
 
+    /// The origin + `path`.
+    pub fn origin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
     /// Registers a public client (DCR) with these redirect URIs; returns its id.
     pub async fn register(&self, redirect_uris: &[&str]) -> String {
         let response = self
@@ -210,7 +219,7 @@ impl BrokerFixture {
     /// Calls `/mcp` with `token` and a `tools/call` of `tool`.
     pub async fn call_tool(&self, token: &str, tool: &str) -> reqwest::Response {
         self.http
-            .post(self.url("/mcp"))
+            .post(self.origin_url("/mcp"))
             .bearer_auth(token)
             .json(&json!({
                 "jsonrpc": "2.0", "id": 1, "method": "tools/call",
@@ -403,8 +412,12 @@ impl BrokerFixture {
             "authorize redirects to consent"
         );
         let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
-        assert!(location.starts_with("/consent?"), "{location}");
-        self.load_consent(&self.url(&location), jar).await
+        let path = self.issuer.trim_start_matches(&self.origin_url(""));
+        assert!(
+            location.starts_with(&format!("{path}/consent?")),
+            "{location}"
+        );
+        self.load_consent(&self.origin_url(&location), jar).await
     }
 
     /// Loads a consent page URL with `jar`.
