@@ -1263,3 +1263,24 @@ async fn an_issuer_with_a_path_serves_path_aware_metadata_and_endpoints() {
     let who: Value = response.json().await.unwrap();
     assert_eq!(who["issuer"], fixture.issuer);
 }
+
+#[tokio::test]
+async fn every_grant_of_a_user_or_a_client_can_be_ended() {
+    let fixture = BrokerFixture::start().await;
+    let (first_client, first) = fixture.login("read:todos").await;
+    let (second_client, second) = fixture.login("read:todos").await;
+    let (third_client, third) = fixture.login("read:todos").await;
+    assert_eq!(
+        fixture.broker.revoke_client(&first_client).await.unwrap(),
+        1
+    );
+    let (status, body) = refresh(&fixture, &first_client, &first["refresh_token"]).await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+    let (status, _) = refresh(&fixture, &second_client, &second["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "another client's grant lives on");
+    // The development provider signs everyone in as one user: both remaining grants are theirs.
+    assert_eq!(fixture.broker.revoke_user("dev|dev-user").await.unwrap(), 2);
+    assert_eq!(fixture.broker.revoke_user("dev|dev-user").await.unwrap(), 0);
+    let (status, body) = refresh(&fixture, &third_client, &third["refresh_token"]).await;
+    assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::records::{self, CodeRecord, Grant, RefreshRecord, Transaction};
 use super::responses::OAuthError;
 use super::secrets::{random_token, token_hash};
-use super::store::Namespace;
+use super::store::{Namespace, StoreError};
 use super::upstream::UpstreamTokens;
 use super::{BrokerState, now_unix};
 
@@ -271,18 +271,39 @@ impl BrokerState {
     }
 
     /// Ends a grant: its refresh tokens stop working now, its access tokens when they expire.
-    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), OAuthError> {
-        if let Some(bytes) = self.store.take(Namespace::Grant, grant_id).await? {
-            let grant: Grant = records::decode(&bytes)?;
-            self.store
-                .index_remove(&user_index(&grant.subject), grant_id)
-                .await?;
-            self.store
-                .index_remove(&client_index(&grant.client_id), grant_id)
-                .await?;
-            tracing::info!(client_id = %grant.client_id, "grant revoked");
+    /// `true` when there was one to end.
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.store.take(Namespace::Grant, grant_id).await? else {
+            return Ok(false);
+        };
+        let grant: Grant = records::decode(&bytes)?;
+        self.store
+            .index_remove(&user_index(&grant.subject), grant_id)
+            .await?;
+        self.store
+            .index_remove(&client_index(&grant.client_id), grant_id)
+            .await?;
+        tracing::info!(client_id = %grant.client_id, "grant revoked");
+        Ok(true)
+    }
+
+    /// Ends every grant of a user (`by_user`) or of a client; the number ended.
+    pub(crate) async fn revoke_all(&self, key: &str, by_user: bool) -> Result<usize, StoreError> {
+        let index = if by_user {
+            user_index(key)
+        } else {
+            client_index(key)
+        };
+        let mut ended = 0;
+        for grant_id in self.store.index_members(&index).await? {
+            if self.revoke_grant(&grant_id).await? {
+                ended += 1;
+            } else {
+                // A grant that expired on its own leaves its index entry behind.
+                self.store.index_remove(&index, &grant_id).await?;
+            }
         }
-        Ok(())
+        Ok(ended)
     }
 
     /// Signs an access token and assembles the answer.

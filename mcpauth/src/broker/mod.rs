@@ -199,8 +199,9 @@ impl BrokerBuilder {
         self
     }
 
-    /// How long the broker's access tokens live (default 10 min). A revoked grant's access
-    /// tokens stop working within this time.
+    /// How long the broker's access tokens live (default 10 min). They are self-contained
+    /// JWTs: a revoked grant's access tokens stop working within this time plus the bearer
+    /// layer's clock leeway (60 s by default; see `BearerAuthLayer::leeway`).
     pub fn access_token_lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetimes.access_token = lifetime;
         self
@@ -496,6 +497,18 @@ impl Broker {
     /// broker's metadata, and its keys handed over in process (no HTTP call to itself).
     pub fn auth_server(&self) -> AuthServer {
         local_auth_server(self.state.metadata.clone())
+    }
+
+    /// Ends every grant of a user, named as the broker's tokens name them (`sub`,
+    /// `<provider id>|<provider's user id>`): their refresh tokens stop working at once, their
+    /// access tokens when they expire. Returns how many grants were ended.
+    pub async fn revoke_user(&self, subject: &str) -> Result<usize, StoreError> {
+        self.state.revoke_all(subject, true).await
+    }
+
+    /// Ends every grant of a client (`client_id`), as [`revoke_user`](Self::revoke_user) does.
+    pub async fn revoke_client(&self, client_id: &str) -> Result<usize, StoreError> {
+        self.state.revoke_all(client_id, false).await
     }
 
     /// The broker's routes, to merge into the MCP server's router.
