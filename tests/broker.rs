@@ -1284,3 +1284,33 @@ async fn every_grant_of_a_user_or_a_client_can_be_ended() {
     let (status, body) = refresh(&fixture, &third_client, &third["refresh_token"]).await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
+
+#[tokio::test]
+async fn a_flood_of_authorization_requests_is_bounded() {
+    let fixture =
+        BrokerFixture::start_with(FixtureOptions::configured(|b| b.authorization_rate(5))).await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let (mut started, mut refused) = (0, 0);
+    let began = std::time::Instant::now();
+    for _ in 0..100 {
+        let response = authorize_answer(&fixture, &request).await;
+        match response.status() {
+            StatusCode::SEE_OTHER => started += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.headers().contains_key("retry-after"));
+                assert!(response.headers().get(LOCATION).is_none());
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // A burst of 10, then 5 a second for as long as the loop took.
+    let allowed = 10 + (5.0 * began.elapsed().as_secs_f64()).ceil() as usize;
+    assert!(
+        (10..=allowed).contains(&started),
+        "{started} started, {allowed} allowed"
+    );
+    assert_eq!(started + refused, 100);
+}

@@ -125,6 +125,18 @@ pub(crate) async fn authorize(
         Ok(scopes) => scopes,
         Err(description) => return fail("invalid_scope", &description),
     };
+    if let Err(wait) = state.authorizations.try_take(std::time::Instant::now()) {
+        let mut page = error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again shortly",
+            "Too many sign-ins are starting right now.",
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            page.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        return page;
+    }
     let transaction = Transaction {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),

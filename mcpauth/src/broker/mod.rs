@@ -146,6 +146,7 @@ pub struct BrokerBuilder {
     dynamic_registration: bool,
     max_registered_clients: u64,
     registrations_per_second: u32,
+    authorizations_per_second: u32,
     clients: Vec<(String, Vec<String>, Option<String>)>,
     cimd: Option<CimdOptions>,
 }
@@ -237,6 +238,15 @@ impl BrokerBuilder {
     pub fn registration_limits(mut self, max_clients: u64, per_second: u32) -> Self {
         self.max_registered_clients = max_clients;
         self.registrations_per_second = per_second;
+        self
+    }
+
+    /// At most `per_second` authorization requests a second are kept as sign-ins in progress
+    /// (default 100, bursts of twice that); beyond, the browser is asked to try again shortly
+    /// (503). Each one writes a record that lives 15 minutes: the bound keeps a flood of
+    /// requests from filling the store.
+    pub fn authorization_rate(mut self, per_second: u32) -> Self {
+        self.authorizations_per_second = per_second;
         self
     }
 
@@ -358,6 +368,10 @@ impl BrokerBuilder {
                 self.registrations_per_second,
                 self.registrations_per_second.saturating_mul(2),
             ),
+            authorizations: crate::rate_limit::TokenBucket::new(
+                self.authorizations_per_second,
+                self.authorizations_per_second.saturating_mul(2),
+            ),
             configured_clients,
             cimd: self.cimd.map(cimd::CimdFetcher::new),
             metadata,
@@ -430,6 +444,7 @@ pub(crate) struct BrokerState {
     pub(crate) dynamic_registration: bool,
     pub(crate) max_registered_clients: u64,
     pub(crate) registrations: crate::rate_limit::TokenBucket,
+    pub(crate) authorizations: crate::rate_limit::TokenBucket,
     pub(crate) configured_clients: HashMap<String, Arc<client::ClientRecord>>,
     /// Fetches client ID metadata documents; `None` when they are turned off.
     pub(crate) cimd: Option<cimd::CimdFetcher>,
@@ -473,6 +488,7 @@ impl Broker {
             dynamic_registration: true,
             max_registered_clients: 10_000,
             registrations_per_second: 10,
+            authorizations_per_second: 100,
             clients: Vec::new(),
             cimd: Some(CimdOptions::default()),
         }
