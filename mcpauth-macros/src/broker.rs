@@ -11,8 +11,15 @@
 //!     id = "google",
 //! );
 //! pub CONFIGURED = broker(env("BROKER_ISSUER"), upstream = expr(my_upstream()));  // an `Upstream`
+//! pub GITHUB = broker("https://mcp.example.com", upstream = github(), client_id = …, client_secret = env(…));
 //! ```
+//!
+//! The presets `github()` / `github_app()` (optionally `web = …, api = …` for GitHub Enterprise
+//! Server), `google()` and `entra(tenant = …)` expand to `Upstream::github(…)` and its
+//! siblings; their rules (a client secret, a tenant id, one Entra resource, no scopes for a
+//! GitHub App) are checked here on literals and at start-up on the rest.
 
+use mcpauth_rules::provider as provider_rules;
 use mcpauth_rules::scope::is_valid_scope_token;
 use mcpauth_rules::url as url_rules;
 use syn::{Ident, LitStr};
@@ -32,9 +39,32 @@ pub(crate) enum UpstreamModel {
         token: Setting,
         userinfo: Setting,
     },
+    /// GitHub: an OAuth App, or a GitHub App (`app`); web and API base URLs for GitHub
+    /// Enterprise Server.
+    GitHub {
+        app: bool,
+        urls: Option<(Setting, Setting)>,
+    },
+    /// Google.
+    Google,
+    /// Microsoft Entra ID.
+    Entra { tenant: Setting },
     /// An expression of type `mcpauth::broker::Upstream`, evaluated at start-up (the provider
     /// chosen by configuration, with its client).
     Expr(Box<syn::Expr>),
+}
+
+impl UpstreamModel {
+    /// For a preset: how it is written, and the provider's name.
+    fn preset(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Self::GitHub { app: false, .. } => Some(("github()", "GitHub")),
+            Self::GitHub { app: true, .. } => Some(("github_app()", "GitHub")),
+            Self::Google => Some(("google()", "Google")),
+            Self::Entra { .. } => Some(("entra(…)", "Entra ID")),
+            Self::Oidc { .. } | Self::OAuth { .. } | Self::Expr(_) => None,
+        }
+    }
 }
 
 /// A checked `broker(…)` declaration.
@@ -58,7 +88,17 @@ const OPTIONS: &[&str] = &[
     "user_id_member",
 ];
 
-const UPSTREAM_KINDS: &[&str] = &["oidc", "oauth", "expr"];
+const UPSTREAM_KINDS: &[&str] = &[
+    "oidc",
+    "oauth",
+    "github",
+    "github_app",
+    "google",
+    "entra",
+    "expr",
+];
+
+const UPSTREAM_HELP: &str = "`upstream` is `github()`, `github_app()`, `google()`, `entra(tenant = \"…\")`, `oidc(\"https://issuer\")` or `oauth(authorize = \"…\", token = \"…\", userinfo = \"…\")`";
 
 /// `"…"`, `env("…")` or `expr(…)` holding a URL checked by `check` when literal.
 fn url(
@@ -84,13 +124,10 @@ fn url_rule(value: &str) -> Result<(), url_rules::UrlError> {
     url_rules::parse_secure_url(value).map(drop)
 }
 
-/// `upstream = oidc(…)` or `upstream = oauth(authorize = …, token = …, userinfo = …)`.
+/// `upstream = oidc(…)`, `oauth(authorize = …, token = …, userinfo = …)`, a preset or `expr(…)`.
 fn upstream(value: &Value, errors: &mut Errors) -> Option<UpstreamModel> {
     let Value::Call(kind, tokens) = value else {
-        errors.at_span(
-            value.span(),
-            "`upstream` is `oidc(\"https://issuer\")` or `oauth(authorize = \"…\", token = \"…\", userinfo = \"…\")`",
-        );
+        errors.at_span(value.span(), UPSTREAM_HELP);
         return None;
     };
     match kind.to_string().as_str() {
@@ -140,6 +177,20 @@ fn upstream(value: &Value, errors: &mut Errors) -> Option<UpstreamModel> {
                 userinfo: userinfo?,
             })
         }
+        "github" | "github_app" => github(kind, tokens, errors),
+        "google" => {
+            if !tokens.is_empty() {
+                errors.at(
+                    kind,
+                    with_help(
+                        "`google()` takes no arguments",
+                        "for a stand-in in tests, `upstream = expr(Upstream::google(…).google_base_url(…))`",
+                    ),
+                );
+            }
+            Some(UpstreamModel::Google)
+        }
+        "entra" => entra(kind, tokens, errors),
         other => {
             errors.at(
                 kind,
@@ -151,6 +202,95 @@ fn upstream(value: &Value, errors: &mut Errors) -> Option<UpstreamModel> {
             None
         }
     }
+}
+
+/// The `key = value, …` inside a preset's parentheses.
+fn call_args(tokens: &proc_macro2::TokenStream, errors: &mut Errors) -> Option<Args> {
+    match syn::parse2(tokens.clone()) {
+        Ok(args) => Some(args),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    }
+}
+
+/// `github()`, `github_app()`, with `web = …, api = …` together or not at all.
+fn github(
+    kind: &Ident,
+    tokens: &proc_macro2::TokenStream,
+    errors: &mut Errors,
+) -> Option<UpstreamModel> {
+    let app = kind == "github_app";
+    let args = call_args(tokens, errors)?;
+    let unknown = |option: &str| format!("unknown option `{option}` of `{kind}(…)`");
+    let keys = Keys {
+        known: &["web", "api"],
+        unknown: &unknown,
+        note: " (`web` and `api` are GitHub Enterprise Server's base URLs)",
+    };
+    let given = known_args(&args, keys, errors);
+    let find = |name: &str| given.iter().find(|arg| arg.key == name);
+    let urls = match (find("web"), find("api")) {
+        (None, None) => None,
+        (Some(web), Some(api)) => {
+            let web = url(&web.value, "GitHub web URL", base_url_rule, errors);
+            let api = url(&api.value, "GitHub API URL", base_url_rule, errors);
+            Some((web?, api?))
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            errors.at(
+                &one.key,
+                with_help(
+                    "GitHub Enterprise Server needs both base URLs",
+                    "`web = \"https://github.example.com\", api = \"https://github.example.com/api/v3\"`",
+                ),
+            );
+            return None;
+        }
+    };
+    Some(UpstreamModel::GitHub { app, urls })
+}
+
+fn base_url_rule(value: &str) -> Result<(), url_rules::UrlError> {
+    url_rules::parse_issuer(value).map(drop)
+}
+
+/// `entra(tenant = "…")`: a tenant id, `organizations` or `common`.
+fn entra(
+    kind: &Ident,
+    tokens: &proc_macro2::TokenStream,
+    errors: &mut Errors,
+) -> Option<UpstreamModel> {
+    let args = call_args(tokens, errors)?;
+    let unknown = |option: &str| format!("unknown option `{option}` of `entra(…)`");
+    let keys = Keys {
+        known: &["tenant"],
+        unknown: &unknown,
+        note: "",
+    };
+    let given = known_args(&args, keys, errors);
+    let Some(arg) = given.iter().find(|arg| arg.key == "tenant") else {
+        // A misspelt `tenant` was reported already: one mistake, one error.
+        if given.len() < args.0.len() {
+            return None;
+        }
+        errors.at(
+            kind,
+            with_help(
+                "`entra(…)` needs `tenant = …`: the directory (tenant) id, `organizations` or `common`",
+                "`entra(tenant = env(\"ENTRA_TENANT_ID\"))`",
+            ),
+        );
+        return None;
+    };
+    let tenant = Setting::from_value(&arg.value, "`tenant`", errors)?;
+    if let Some(lit) = tenant.literal()
+        && let Err(error) = provider_rules::entra_tenant(&lit.value())
+    {
+        errors.at(lit, error);
+    }
+    Some(UpstreamModel::Entra { tenant })
 }
 
 /// Checks `broker(issuer, upstream = …, client_id = …, …)`.
@@ -174,7 +314,10 @@ pub(crate) fn check(
         None => {
             errors.at(
                 kind,
-                "`broker(…)` needs `upstream = oidc(\"https://…\")` or `upstream = oauth(…)`: the identity provider users sign in at",
+                with_help(
+                    "`broker(…)` needs `upstream = …`: the identity provider users sign in at",
+                    UPSTREAM_HELP,
+                ),
             );
             None
         }
@@ -234,6 +377,17 @@ pub(crate) fn check(
         },
         None => None,
     };
+    if let Some((preset, provider)) = upstream.as_ref().and_then(UpstreamModel::preset)
+        && option("client_secret").is_none()
+    {
+        errors.at(
+            kind,
+            with_help(
+                format!("`{preset}` needs `client_secret = …`: {provider} requires the secret of the broker's client"),
+                "`client_secret = env(\"UPSTREAM_CLIENT_SECRET\")`",
+            ),
+        );
+    }
     let mut scopes = Vec::new();
     if let Some(arg) = option("scopes")
         && let Some(list) = expect_str_list(&arg.value, &arg.key, errors)
@@ -251,6 +405,26 @@ pub(crate) fn check(
                 scopes.push(lit.clone());
             }
         }
+    }
+    match &upstream {
+        Some(UpstreamModel::GitHub { app: true, .. }) => {
+            if let Some(first) = scopes.first()
+                && let Err(error) = provider_rules::github_app_scopes([first.value().as_str()])
+            {
+                errors.at(first, error);
+            }
+        }
+        Some(UpstreamModel::Entra { .. }) => {
+            // Reported at the first scope of a second resource.
+            let values: Vec<String> = scopes.iter().map(LitStr::value).collect();
+            if let Err(error) = provider_rules::entra_scopes(values.iter().map(String::as_str))
+                && let provider_rules::ProviderError::EntraResources { second, .. } = &error
+                && let Some(lit) = scopes.iter().find(|lit| lit.value() == *second)
+            {
+                errors.at(lit, error);
+            }
+        }
+        _ => {}
     }
     let id = match option("id") {
         Some(arg) => {

@@ -53,6 +53,12 @@ fn output(name: &str, errors: &Errors, expanded: proc_macro2::TokenStream) -> To
 ///         client_secret = env("UPSTREAM_CLIENT_SECRET"),            // never a literal
 ///         scopes = ["openid", "email"],
 ///     );
+///     pub GITHUB = broker(                                          // presets: github(), github_app(),
+///         "https://mcp.example.com",                                // google(), entra(tenant = …)
+///         upstream = github(),
+///         client_id = env("GITHUB_CLIENT_ID"),
+///         client_secret = env("GITHUB_CLIENT_SECRET"),
+///     );
 /// }
 /// ```
 ///
@@ -61,6 +67,12 @@ fn output(name: &str, errors: &Errors, expanded: proc_macro2::TokenStream) -> To
 /// store and the keys, then `build().await`. Its `auth_server()` verifies with the keys of the
 /// broker of that issuer built in this process. `upstream = expr(…)` takes a whole
 /// `mcpauth::broker::Upstream` chosen at start-up.
+///
+/// The provider presets are those of `mcpauth::broker::Upstream`: `github()` and
+/// `github_app()` (with `web = …, api = …` for GitHub Enterprise Server), `google()`, and
+/// `entra(tenant = …)` (a tenant id, `"organizations"` or `"common"`; literal or `env(…)`).
+/// Each needs `client_secret`; a literal tenant that is not a tenant id, a GitHub App given
+/// scopes, and Entra ID scopes of two resources are compile errors.
 ///
 /// Each declaration becomes a unit struct, to be named in
 /// `#[protected_resource(authorization_servers = [...])]`, whose `auth_server()` method gives

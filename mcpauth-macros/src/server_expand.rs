@@ -115,6 +115,22 @@ fn broker_methods(
             let userinfo = setting_expr(paths, userinfo, quote!(check_url));
             quote!(#private::UpstreamSpec::OAuth(#authorize, #token, #userinfo))
         }
+        UpstreamModel::GitHub { app, urls } => {
+            let urls = match urls {
+                Some((web, api)) => {
+                    let web = setting_expr(paths, web, quote!(check_issuer));
+                    let api = setting_expr(paths, api, quote!(check_issuer));
+                    quote!(::core::option::Option::Some((#web, #api)))
+                }
+                None => quote!(::core::option::Option::None),
+            };
+            quote!(#private::UpstreamSpec::GitHub(#app, #urls))
+        }
+        UpstreamModel::Google => quote!(#private::UpstreamSpec::Google),
+        UpstreamModel::Entra { tenant } => {
+            let tenant = setting_expr(paths, tenant, quote!(check_entra_tenant));
+            quote!(#private::UpstreamSpec::Entra(#tenant))
+        }
         UpstreamModel::Expr(expr) => quote_spanned! {expr.span()=>
             #private::UpstreamSpec::Given(::std::boxed::Box::new(::core::convert::identity::<#private::BrokerUpstream>(#expr)))
         },

@@ -8,5 +8,6 @@ pub mod compat;
 pub mod hierarchy;
 pub mod metadata;
 pub mod operation;
+pub mod provider;
 pub mod scope;
 pub mod url;

@@ -99,6 +99,17 @@ pub fn check_text(value: String) -> Result<String, ConfigError> {
     Ok(value)
 }
 
+/// Checks a start-up Entra ID tenant by the rules the macros apply to literals.
+pub fn check_entra_tenant(tenant: String) -> Result<String, ConfigError> {
+    mcpauth_rules::provider::entra_tenant(&tenant).map_err(|error| {
+        ConfigError::InvalidSetting {
+            name: "the broker's Entra ID tenant",
+            reason: error.to_string(),
+        }
+    })?;
+    Ok(tenant)
+}
+
 /// Checks a start-up metadata URL by the rules the macros apply to literals.
 pub fn check_url(url: String) -> Result<String, ConfigError> {
     url_rules::parse_secure_url(&url).map_err(ConfigError::InvalidUrl)?;
@@ -177,6 +188,13 @@ pub enum UpstreamSpec {
     Oidc(String),
     /// Plain OAuth 2.0: authorization, token and userinfo endpoints.
     OAuth(String, String, String),
+    /// GitHub: an App (`true`) or an OAuth App, and its web and API base URLs when not
+    /// github.com's.
+    GitHub(bool, Option<(String, String)>),
+    /// Google.
+    Google,
+    /// Microsoft Entra ID, by tenant.
+    Entra(String),
     /// Given whole by an expression (its client and options included).
     Given(Box<BrokerUpstream>),
 }
@@ -225,6 +243,19 @@ pub fn broker_upstream<F: BrokerFeature>(declaration: UpstreamDeclaration) -> Br
         UpstreamSpec::OAuth(authorize, token, userinfo) => {
             BrokerUpstream::oauth(authorize, token, userinfo, declaration.client_id)
         }
+        UpstreamSpec::GitHub(app, urls) => {
+            let upstream = if app {
+                BrokerUpstream::github_app(declaration.client_id)
+            } else {
+                BrokerUpstream::github(declaration.client_id)
+            };
+            match urls {
+                Some((web, api)) => upstream.github_base_urls(web, api),
+                None => upstream,
+            }
+        }
+        UpstreamSpec::Google => BrokerUpstream::google(declaration.client_id),
+        UpstreamSpec::Entra(tenant) => BrokerUpstream::entra(tenant, declaration.client_id),
         UpstreamSpec::Given(upstream) => return *upstream,
     };
     if let Some(secret) = declaration.client_secret {

@@ -31,8 +31,10 @@ pub const UPSTREAM_SECRET: &str = "upstream-secret-0123456789";
 pub struct BrokerFixture {
     /// The MCP server (broker routes, metadata, `/mcp`).
     pub server: TestServer,
-    /// The development identity provider.
+    /// The development identity provider (started even when another provider is used).
     pub upstream: DevAuthServer,
+    /// The origin the browser is sent to for sign-in.
+    pub upstream_origin: String,
     /// The broker.
     pub broker: Broker,
     /// The protected resource (`<origin>/mcp`).
@@ -61,6 +63,18 @@ pub struct FixtureOptions {
     pub upstream: Option<DevAuthServer>,
     /// The issuer's path (`""`: the origin).
     pub issuer_path: &'static str,
+    /// Another identity provider than the development one (a preset's stand-in): used instead
+    /// of `upstream_config`.
+    pub custom_upstream: Option<CustomUpstream>,
+}
+
+/// A broker's view of an identity provider other than the development one.
+#[derive(Debug)]
+pub struct CustomUpstream {
+    /// The provider's configuration.
+    pub upstream: Upstream,
+    /// The origin its authorization endpoint is on (where the approval redirects).
+    pub origin: String,
 }
 
 impl std::fmt::Debug for FixtureOptions {
@@ -98,6 +112,7 @@ impl Default for FixtureOptions {
             listener: None,
             upstream: None,
             issuer_path: "",
+            custom_upstream: None,
         }
     }
 }
@@ -147,9 +162,16 @@ impl BrokerFixture {
                 .await
                 .unwrap(),
         };
+        let (upstream_config, upstream_origin) = match options.custom_upstream {
+            Some(custom) => (custom.upstream, custom.origin),
+            None => (
+                (options.upstream_config)(&upstream),
+                upstream.issuer().to_owned(),
+            ),
+        };
         let builder = Broker::builder(issuer.clone())
             .resource(resource.clone(), SCOPES)
-            .upstream((options.upstream_config)(&upstream))
+            .upstream(upstream_config)
             .server_name("Test todos")
             .shared_store(options.store);
         let broker = (options.configure)(builder).build().await.unwrap();
@@ -180,6 +202,7 @@ impl BrokerFixture {
         Self {
             server,
             upstream,
+            upstream_origin,
             broker,
             resource,
             issuer,
@@ -481,7 +504,7 @@ impl BrokerFixture {
         );
         let upstream_url = approval.headers()[LOCATION].to_str().unwrap().to_owned();
         assert!(
-            upstream_url.starts_with(self.upstream.issuer()),
+            upstream_url.starts_with(&self.upstream_origin),
             "{upstream_url}"
         );
         let params = query(&upstream_url);

@@ -16,10 +16,13 @@
 //! - PKCE `S256` is optional, and checked when a challenge was sent;
 //! - with a registered callback ([`GitHubLike::start_with_callback`]), a `redirect_uri` must
 //!   share its scheme, host and port and sit under its path, and a missing one means the
-//!   callback itself; a mismatch is reported to the callback as `error=redirect_uri_mismatch`.
+//!   callback itself; a mismatch is reported to the callback as `error=redirect_uri_mismatch`;
+//! - as a GitHub App with expiring user tokens ([`GitHubLike::start_app`]): `ghu_` access
+//!   tokens for 8 hours, a `ghr_` refresh token for 6 months, an empty `scope` (Apps have
+//!   permissions, not scopes).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -65,6 +68,21 @@ struct Shared {
     authorize_requests: AtomicUsize,
     token_requests: AtomicUsize,
     user_requests: AtomicUsize,
+    /// A GitHub App with expiring user tokens.
+    app: bool,
+    /// Answer form-encoded even when JSON is asked for.
+    always_form: AtomicBool,
+    last_authorize: Mutex<Option<HashMap<String, String>>>,
+    last_user_request: Mutex<Option<UserRequest>>,
+}
+
+/// The headers of a call to `/user` that matter to GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRequest {
+    /// `Accept`.
+    pub accept: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug)]
@@ -78,16 +96,22 @@ impl GitHubLike {
     /// Starts a provider whose OAuth App has no registered callback: any `redirect_uri` is
     /// accepted, and one is required.
     pub async fn start() -> Self {
-        Self::start_inner(None).await
+        Self::start_inner(None, false).await
     }
 
     /// Starts a provider whose OAuth App has `callback` as its callback URL (GitHub's rules for
     /// `redirect_uri` apply; see the [module docs](self)).
     pub async fn start_with_callback(callback: &str) -> Self {
-        Self::start_inner(Some(Url::parse(callback).unwrap())).await
+        Self::start_inner(Some(Url::parse(callback).unwrap()), false).await
     }
 
-    async fn start_inner(callback: Option<Url>) -> Self {
+    /// Starts a provider with a GitHub App whose user tokens expire, and `callback` as one of
+    /// its callback URLs.
+    pub async fn start_app(callback: &str) -> Self {
+        Self::start_inner(Some(Url::parse(callback).unwrap()), true).await
+    }
+
+    async fn start_inner(callback: Option<Url>, app: bool) -> Self {
         let client_id = format!("Ov23li{}", random_alphanumeric(14));
         let client_secret = random_alphanumeric(40).to_lowercase();
         let shared = Arc::new(Shared {
@@ -99,6 +123,10 @@ impl GitHubLike {
             authorize_requests: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
             user_requests: AtomicUsize::new(0),
+            app,
+            always_form: AtomicBool::new(false),
+            last_authorize: Mutex::default(),
+            last_user_request: Mutex::default(),
         });
         let router = Router::new()
             .route("/login/oauth/authorize", get(authorize))
@@ -146,6 +174,22 @@ impl GitHubLike {
     /// How many requests reached `/user`.
     pub fn user_requests(&self) -> usize {
         self.shared.user_requests.load(Ordering::SeqCst)
+    }
+
+    /// From now on, answers the token endpoint form-encoded even to `Accept: application/json`
+    /// (GitHub's default answer; a proxy in between may drop the header).
+    pub fn answer_form_always(&self) {
+        self.shared.always_form.store(true, Ordering::SeqCst);
+    }
+
+    /// The query of the last authorization request.
+    pub fn last_authorize(&self) -> Option<HashMap<String, String>> {
+        self.shared.last_authorize.lock().unwrap().clone()
+    }
+
+    /// The headers of the last call to `/user`.
+    pub fn last_user_request(&self) -> Option<UserRequest> {
+        self.shared.last_user_request.lock().unwrap().clone()
     }
 
     /// Revokes every access token, as a user revoking the OAuth App does: `/user` then answers
@@ -206,6 +250,7 @@ async fn authorize(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     shared.authorize_requests.fetch_add(1, Ordering::SeqCst);
+    *shared.last_authorize.lock().unwrap() = Some(query.clone());
     if query.get("client_id") != Some(&shared.client_id) {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
     }
@@ -286,11 +331,12 @@ fn client_credentials(
 
 /// A token endpoint answer: JSON when asked for, else form-encoded, as GitHub does. Errors too
 /// come with status 200.
-fn answer(headers: &HeaderMap, pairs: &[(&str, &str)]) -> Response {
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"));
+fn answer(shared: &Shared, headers: &HeaderMap, pairs: &[(&str, &str)]) -> Response {
+    let wants_json = !shared.always_form.load(Ordering::SeqCst)
+        && headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("application/json"));
     if wants_json {
         let body: serde_json::Map<String, serde_json::Value> = pairs
             .iter()
@@ -309,8 +355,9 @@ fn answer(headers: &HeaderMap, pairs: &[(&str, &str)]) -> Response {
     response
 }
 
-fn error(headers: &HeaderMap, error: &str, description: &str) -> Response {
+fn error(shared: &Shared, headers: &HeaderMap, error: &str, description: &str) -> Response {
     answer(
+        shared,
         headers,
         &[
             ("error", error),
@@ -332,6 +379,7 @@ async fn access_token(
     let (id, secret) = client_credentials(&headers, &form);
     if id.as_ref() != Some(&shared.client_id) || secret.as_ref() != Some(&shared.client_secret) {
         return error(
+            &shared,
             &headers,
             "incorrect_client_credentials",
             "The client_id and/or client_secret passed are incorrect.",
@@ -339,6 +387,7 @@ async fn access_token(
     }
     let bad_code = |headers: &HeaderMap| {
         error(
+            &shared,
             headers,
             "bad_verification_code",
             "The code passed is incorrect or expired.",
@@ -354,6 +403,7 @@ async fn access_token(
         let same = Url::parse(redirect_uri).is_ok_and(|r| r.as_str() == pending.redirect_uri);
         if !same {
             return error(
+                &shared,
                 &headers,
                 "redirect_uri_mismatch",
                 "The redirect_uri MUST match the registered callback URL for this application.",
@@ -368,14 +418,36 @@ async fn access_token(
             return bad_code(&headers);
         }
     }
-    let token = format!("gho_{}", random_alphanumeric(36));
-    let scope = pending.scopes.join(",");
+    let prefix = if shared.app { "ghu_" } else { "gho_" };
+    let token = format!("{prefix}{}", random_alphanumeric(36));
+    // A GitHub App has permissions, not scopes: its answers name none.
+    let scope = if shared.app {
+        String::new()
+    } else {
+        pending.scopes.join(",")
+    };
     shared
         .tokens
         .lock()
         .unwrap()
         .insert(token.clone(), pending.scopes);
+    if shared.app {
+        let refresh = format!("ghr_{}", random_alphanumeric(76));
+        return answer(
+            &shared,
+            &headers,
+            &[
+                ("access_token", &token),
+                ("expires_in", "28800"),
+                ("refresh_token", &refresh),
+                ("refresh_token_expires_in", "15897600"),
+                ("scope", &scope),
+                ("token_type", "bearer"),
+            ],
+        );
+    }
     answer(
+        &shared,
         &headers,
         &[
             ("access_token", &token),
@@ -387,6 +459,16 @@ async fn access_token(
 
 async fn user(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     shared.user_requests.fetch_add(1, Ordering::SeqCst);
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    *shared.last_user_request.lock().unwrap() = Some(UserRequest {
+        accept: text(header::ACCEPT),
+        user_agent: text(header::USER_AGENT),
+    });
     if !headers.contains_key(header::USER_AGENT) {
         return (
             StatusCode::FORBIDDEN,

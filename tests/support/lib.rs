@@ -15,8 +15,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub mod broker;
+pub mod entra_like;
 pub mod github_like;
+pub mod google_like;
 pub mod protected;
+pub mod provider_kit;
 
 /// A server running on `127.0.0.1` with an ephemeral port; stopped when dropped.
 #[derive(Debug)]

@@ -39,12 +39,7 @@
 //!
 //! let broker = Broker::builder("https://mcp.example.com")
 //!     .resource("https://mcp.example.com/mcp", ["read:todos", "write:todos"])
-//!     .upstream(
-//!         Upstream::oidc("https://accounts.google.com", "client-id")
-//!             .client_secret("client-secret")
-//!             .scopes(["email"])
-//!             .authorize_param("access_type", "offline"),
-//!     )
+//!     .upstream(Upstream::google("client-id").client_secret("client-secret"))
 //!     .store(RedbStore::open("/var/lib/my-mcp/broker.redb")?)
 //!     .build()
 //!     .await?;
@@ -60,6 +55,13 @@
 //!     .merge(auth.resource_metadata_router());
 //! # let _ = app; Ok(()) }
 //! ```
+//!
+//! The identity provider is an [`Upstream`]: a preset for GitHub ([`Upstream::github`],
+//! [`Upstream::github_app`]), Google ([`Upstream::google`]) or Microsoft Entra ID
+//! ([`Upstream::entra`]), which knows the provider's endpoints and quirks; any other OpenID
+//! Connect provider by its issuer ([`Upstream::oidc`]); or a plain OAuth 2.0 provider by its
+//! endpoints ([`Upstream::oauth`]). Register [`Broker::callback_url`] there as the redirect URI
+//! of a confidential client.
 
 mod authorize;
 mod callback;
@@ -93,7 +95,7 @@ use axum::routing::{get, post};
 pub use cimd::CimdOptions;
 pub use keys::{BrokerKeys, SigningKey};
 pub use store::{BrokerStore, MemoryStore, Namespace, RedbStore, StoreError, StoreFuture};
-pub use upstream::{Upstream, UpstreamClientAuth};
+pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
 
 use crate::auth_server::AuthServer;
 use crate::jwks::LocalKeySet;
@@ -318,6 +320,9 @@ impl BrokerBuilder {
                 upstream.id_name()
             )));
         }
+        upstream
+            .check()
+            .map_err(|e| BrokerError::Config(format!("upstream `{}`: {e}", upstream.id_name())))?;
         let store = self.store.ok_or_else(|| {
             BrokerError::Config("no store: call `.store(RedbStore::open(path)?)`".into())
         })?;

@@ -40,8 +40,13 @@ pub enum UpstreamClientAuth {
 #[derive(Debug, Clone)]
 enum Endpoints {
     /// An OpenID Connect provider, found by discovery from its issuer; users are identified by
-    /// the ID token.
-    Discover { issuer: String },
+    /// the ID token. `metadata_url` is set when the document is not at the issuer's well-known
+    /// URL: a multi-tenant Entra ID endpoint (`…/common/v2.0`) serves a document whose issuer is
+    /// the template `…/{tenantid}/v2.0`.
+    Discover {
+        issuer: String,
+        metadata_url: Option<String>,
+    },
     /// A plain OAuth 2.0 provider; users are identified by a userinfo call.
     Explicit {
         authorize: String,
@@ -53,29 +58,41 @@ enum Endpoints {
 /// The identity provider users sign in at: its endpoints, the broker's client there (one
 /// pre-registered client whose redirect URI is the broker's callback) and what to ask for.
 ///
+/// Presets know the large providers' endpoints and quirks: [`github`](Self::github),
+/// [`github_app`](Self::github_app), [`google`](Self::google) and [`entra`](Self::entra). Any
+/// other OpenID Connect provider (Auth0, Okta, Keycloak, Cognito, Logto…) is
+/// [`oidc`](Self::oidc); a plain OAuth 2.0 one is [`oauth`](Self::oauth).
+///
 /// ```
 /// use mcpauth::broker::Upstream;
 ///
-/// let google = Upstream::oidc("https://accounts.google.com", "my-client-id")
+/// let github = Upstream::github("my-client-id").client_secret("my-secret");
+/// let google = Upstream::google("my-client-id").client_secret("my-secret");
+/// let entra = Upstream::entra("organizations", "my-client-id")
 ///     .client_secret("my-secret")
-///     .scopes(["openid", "email"])
-///     .authorize_param("access_type", "offline");
-/// let github = Upstream::oauth(
-///     "https://github.com/login/oauth/authorize",
-///     "https://github.com/login/oauth/access_token",
-///     "https://api.github.com/user",
+///     .scopes(["api://my-mcp-api/todos.read"]);
+/// let auth0 = Upstream::oidc("https://tenant.eu.auth0.com/", "my-client-id")
+///     .client_secret("my-secret")
+///     .scopes(["email", "offline_access"])
+///     .authorize_param("audience", "https://api.example.com");
+/// let custom = Upstream::oauth(
+///     "https://auth.example.com/authorize",
+///     "https://auth.example.com/token",
+///     "https://api.example.com/me",
 ///     "my-client-id",
 /// )
-/// .id("github")
-/// .user_id_member("id");
+/// .id("example")
+/// .user_id_member("user_id");
 /// assert_eq!(github.id_name(), "github");
-/// # let _ = google;
+/// assert_eq!(entra.id_name(), "entra");
+/// # let _ = (google, auth0, custom);
 /// ```
 #[derive(Clone)]
 pub struct Upstream {
     id: String,
     display_name: Option<String>,
     endpoints: Endpoints,
+    preset: Preset,
     client_id: String,
     client_secret: Option<String>,
     client_auth: UpstreamClientAuth,
@@ -83,6 +100,9 @@ pub struct Upstream {
     authorize_params: Vec<(String, String)>,
     user_id_member: String,
     fetcher: Option<crate::discovery::MetadataFetcher>,
+    /// Mistakes of the builder calls (a preset's option on another provider, a base URL that
+    /// does not parse), reported when the broker is built.
+    mistakes: Vec<String>,
 }
 
 impl fmt::Debug for Upstream {
@@ -90,11 +110,119 @@ impl fmt::Debug for Upstream {
         f.debug_struct("Upstream")
             .field("id", &self.id)
             .field("endpoints", &self.endpoints)
+            .field("preset", &self.preset)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
     }
+}
+
+/// The provider a preset was made for, and what it needs beyond the standard.
+#[derive(Debug, Clone)]
+enum Preset {
+    /// [`Upstream::oidc`] or [`Upstream::oauth`]: the standard only.
+    Generic,
+    /// GitHub: comma-separated scopes in token answers, its own media type at the API.
+    GitHub {
+        /// A GitHub App (expiring user tokens, permissions instead of scopes).
+        app: bool,
+    },
+    /// Google: its ID tokens may name the issuer without the scheme.
+    Google,
+    /// Microsoft Entra ID: the ID token's issuer is its tenant's.
+    Entra(EntraSettings),
+}
+
+#[derive(Debug, Clone)]
+struct EntraSettings {
+    tenant: EntraTenant,
+    /// The sign-in host, without a trailing `/`.
+    base_url: String,
+    /// Whether v1 issuers (`https://sts.windows.net/{tid}/`) are accepted as well.
+    v1_issuer: bool,
+}
+
+const GITHUB_WEB: &str = "https://github.com";
+const GITHUB_API: &str = "https://api.github.com";
+/// GitHub's REST API media type, which its documentation asks every call to send.
+const GITHUB_MEDIA_TYPE: &str = "application/vnd.github+json";
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+const ENTRA_BASE_URL: &str = "https://login.microsoftonline.com";
+/// The issuer host of Entra ID's v1 tokens (global cloud).
+const ENTRA_V1_ISSUER_BASE: &str = "https://sts.windows.net";
+
+/// The Microsoft Entra ID tenants whose users can sign in through [`Upstream::entra`].
+///
+/// Strings convert: `"common"`, `"organizations"`, anything else a tenant id.
+///
+/// ```
+/// use mcpauth::broker::EntraTenant;
+///
+/// assert_eq!(EntraTenant::from("organizations"), EntraTenant::Organizations);
+/// assert_eq!(
+///     EntraTenant::from("72f988bf-86f1-41af-91ab-2d7cd011db47"),
+///     EntraTenant::Single("72f988bf-86f1-41af-91ab-2d7cd011db47".into())
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntraTenant {
+    /// The users of one directory, by its tenant id (a GUID; a domain name is refused because
+    /// the discovery document names the tenant by id). For personal Microsoft accounts only,
+    /// the consumers tenant `9188040d-6c67-4c5b-b112-36a304b66dad`.
+    Single(String),
+    /// Work and school accounts of any directory (a multi-tenant app).
+    Organizations,
+    /// Work, school and personal accounts (a multi-tenant app that also takes personal
+    /// accounts).
+    Common,
+}
+
+impl EntraTenant {
+    /// The tenant segment of the endpoints (`common`, `organizations` or the tenant id).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Single(id) => id,
+            Self::Organizations => "organizations",
+            Self::Common => "common",
+        }
+    }
+}
+
+impl From<&str> for EntraTenant {
+    fn from(tenant: &str) -> Self {
+        match tenant {
+            "common" => Self::Common,
+            "organizations" => Self::Organizations,
+            id => Self::Single(id.to_owned()),
+        }
+    }
+}
+
+impl From<String> for EntraTenant {
+    fn from(tenant: String) -> Self {
+        match tenant.as_str() {
+            "common" | "organizations" => Self::from(tenant.as_str()),
+            _ => Self::Single(tenant),
+        }
+    }
+}
+
+impl fmt::Display for EntraTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `base` without its trailing `/`, if it is an `https` URL (`http` on loopback) without query
+/// or fragment.
+fn base_url(base: &str, what: &str) -> Result<String, String> {
+    let url = mcpauth_rules::url::parse_secure_url(base).map_err(|e| format!("{what}: {e}"))?;
+    if url.query().is_some() {
+        return Err(format!("{what} `{base}` cannot have a query"));
+    }
+    Ok(base.trim_end_matches('/').to_owned())
 }
 
 impl Upstream {
@@ -107,7 +235,11 @@ impl Upstream {
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_else(|| "oidc".into());
-        Self::with(Endpoints::Discover { issuer }, id, client_id.into())
+        let endpoints = Endpoints::Discover {
+            issuer,
+            metadata_url: None,
+        };
+        Self::with(endpoints, id, client_id.into())
             .client_auth(UpstreamClientAuth::Basic)
             .scopes(["openid"])
             .user_id_member("sub")
@@ -140,11 +272,217 @@ impl Upstream {
         .user_id_member("sub")
     }
 
+    /// GitHub, with an OAuth App's client id (id `github`).
+    ///
+    /// The endpoints are GitHub's (no discovery there): the browser goes to
+    /// `https://github.com/login/oauth/authorize`, the code is exchanged at
+    /// `…/login/oauth/access_token` (asking for JSON; the answer's comma-separated `scope` is
+    /// read as a list), and the user is `GET https://api.github.com/user`'s numeric `id`, asked
+    /// with GitHub's media type and the broker's `User-Agent` (GitHub refuses calls without
+    /// one). PKCE `S256` is sent. No scope is asked for by default: the user's id is public;
+    /// add [`scopes`](Self::scopes) (`read:user`, `repo`…) for what your tools call.
+    ///
+    /// An OAuth App's tokens never expire and come without a refresh token; the broker's own
+    /// tokens stay short-lived whatever the provider gives. Needs the client secret
+    /// ([`client_secret`](Self::client_secret)). For GitHub Enterprise Server, see
+    /// [`github_base_urls`](Self::github_base_urls).
+    ///
+    /// ```
+    /// use mcpauth::broker::Upstream;
+    ///
+    /// let github = Upstream::github("Ov23liAbCdEfGhIjKlMn")
+    ///     .client_secret("the-secret")
+    ///     .scopes(["read:user"]);
+    /// assert_eq!(github.id_name(), "github");
+    /// ```
+    pub fn github(client_id: impl Into<String>) -> Self {
+        Self::github_preset(client_id.into(), false)
+    }
+
+    /// GitHub, with a GitHub App's client id (id `github`): as [`github`](Self::github), for
+    /// an App whose user tokens expire (8 hours, with a 6-month refresh token: the App's
+    /// "Expire user authorization tokens" setting). A GitHub App has permissions, set in its
+    /// settings, instead of scopes: giving [`scopes`](Self::scopes) is refused when the broker
+    /// is built.
+    ///
+    /// ```
+    /// use mcpauth::broker::Upstream;
+    ///
+    /// let github = Upstream::github_app("Iv23liAbCdEfGhIjKlMn").client_secret("the-secret");
+    /// assert_eq!(github.id_name(), "github");
+    /// ```
+    pub fn github_app(client_id: impl Into<String>) -> Self {
+        Self::github_preset(client_id.into(), true)
+    }
+
+    fn github_preset(client_id: String, app: bool) -> Self {
+        let mut upstream = Self::with(
+            github_endpoints(GITHUB_WEB, GITHUB_API),
+            "github".into(),
+            client_id,
+        )
+        .client_auth(UpstreamClientAuth::Post)
+        .user_id_member("id")
+        .display_name("GitHub");
+        upstream.preset = Preset::GitHub { app };
+        upstream
+    }
+
+    /// Where GitHub is, for [`github`](Self::github) and [`github_app`](Self::github_app):
+    /// the web host (`https://github.com` by default; the sign-in and token endpoints are under
+    /// `/login/oauth/`) and the REST API's root (`https://api.github.com`; the user is its
+    /// `/user`). For GitHub Enterprise Server, `https://HOST` and `https://HOST/api/v3`; for
+    /// tests, a stand-in on loopback (`http` is allowed there only).
+    ///
+    /// ```
+    /// use mcpauth::broker::Upstream;
+    ///
+    /// let enterprise = Upstream::github("client-id")
+    ///     .client_secret("the-secret")
+    ///     .github_base_urls("https://github.example.com", "https://github.example.com/api/v3");
+    /// # let _ = enterprise;
+    /// ```
+    #[must_use]
+    pub fn github_base_urls(mut self, web: impl AsRef<str>, api: impl AsRef<str>) -> Self {
+        if !matches!(self.preset, Preset::GitHub { .. }) {
+            return self.mistake("`github_base_urls` is for `Upstream::github` or `github_app`");
+        }
+        match (
+            base_url(web.as_ref(), "GitHub's web URL"),
+            base_url(api.as_ref(), "GitHub's API URL"),
+        ) {
+            (Ok(web), Ok(api)) => self.endpoints = github_endpoints(&web, &api),
+            (Err(error), _) | (_, Err(error)) => return self.mistake(error),
+        }
+        self
+    }
+
+    /// Google, with the client id of an OAuth client of type "Web application" (id `google`).
+    ///
+    /// The OpenID Connect issuer `https://accounts.google.com` (discovered); scopes `openid
+    /// email profile` (add more with [`scopes`](Self::scopes)); `access_type=offline` and
+    /// `prompt=consent`, without which Google issues a refresh token only at a user's first
+    /// consent. The user is the ID token's `sub`; an ID token naming the issuer without its
+    /// scheme (`accounts.google.com`, which Google's documentation allows) is accepted. Needs
+    /// the client secret ([`client_secret`](Self::client_secret)).
+    ///
+    /// ```
+    /// use mcpauth::broker::Upstream;
+    ///
+    /// let google = Upstream::google("1234-abc.apps.googleusercontent.com")
+    ///     .client_secret("the-secret");
+    /// assert_eq!(google.id_name(), "google");
+    /// ```
+    pub fn google(client_id: impl Into<String>) -> Self {
+        let mut upstream = Self::oidc(GOOGLE_ISSUER, client_id)
+            .id("google")
+            .display_name("Google")
+            .scopes(["email", "profile"])
+            .authorize_param("access_type", "offline")
+            .authorize_param("prompt", "consent");
+        upstream.preset = Preset::Google;
+        upstream
+    }
+
+    /// Where Google is, for [`google`](Self::google): its issuer (`https://accounts.google.com`
+    /// by default), for tests with a stand-in on loopback.
+    #[must_use]
+    pub fn google_base_url(mut self, issuer: impl AsRef<str>) -> Self {
+        if !matches!(self.preset, Preset::Google) {
+            return self.mistake("`google_base_url` is for `Upstream::google`");
+        }
+        match base_url(issuer.as_ref(), "Google's issuer") {
+            Ok(issuer) => {
+                self.endpoints = Endpoints::Discover {
+                    issuer,
+                    metadata_url: None,
+                }
+            }
+            Err(error) => return self.mistake(error),
+        }
+        self
+    }
+
+    /// Microsoft Entra ID, with the application (client) id of an app registration whose
+    /// redirect URI is on the "Web" platform (id `entra`).
+    ///
+    /// The v2.0 OpenID Connect endpoints of `tenant` (`https://login.microsoftonline.com/
+    /// {tenant}/v2.0`, discovered) and the scopes `openid profile offline_access`; add your
+    /// API's (`api://{app-id}/{scope}`) with [`scopes`](Self::scopes). Entra ID grants one
+    /// resource per sign-in: scopes of two resources (two APIs, or an API and Microsoft Graph)
+    /// are refused when the broker is built.
+    ///
+    /// The user is the ID token's `sub`. Its `iss` must be its own tenant's:
+    /// `https://login.microsoftonline.com/{tid}/v2.0`, built from the token's `tid`. For a
+    /// single tenant that is the configured one; for [`EntraTenant::Organizations`] and
+    /// [`EntraTenant::Common`], whose discovery document names the template
+    /// `…/{tenantid}/v2.0` as its issuer, each token is checked against its own `tid` (and an
+    /// `organizations` sign-in never comes from the personal-accounts tenant). Needs the client
+    /// secret ([`client_secret`](Self::client_secret)).
+    ///
+    /// ```
+    /// use mcpauth::broker::{EntraTenant, Upstream};
+    ///
+    /// let single = Upstream::entra("72f988bf-86f1-41af-91ab-2d7cd011db47", "app-id")
+    ///     .client_secret("the-secret")
+    ///     .scopes(["api://my-mcp-api/todos.read"]);
+    /// let any_organization = Upstream::entra(EntraTenant::Organizations, "app-id")
+    ///     .client_secret("the-secret");
+    /// # let _ = (single, any_organization);
+    /// ```
+    pub fn entra(tenant: impl Into<EntraTenant>, client_id: impl Into<String>) -> Self {
+        let settings = EntraSettings {
+            tenant: tenant.into(),
+            base_url: ENTRA_BASE_URL.into(),
+            v1_issuer: false,
+        };
+        let mut upstream = Self::with(entra_endpoints(&settings), "entra".into(), client_id.into())
+            .client_auth(UpstreamClientAuth::Post)
+            .scopes(["openid", "profile", "offline_access"])
+            .user_id_member("sub")
+            .display_name("Microsoft");
+        upstream.preset = Preset::Entra(settings);
+        upstream
+    }
+
+    /// Where Entra ID is, for [`entra`](Self::entra): the sign-in host
+    /// (`https://login.microsoftonline.com` by default), for a national cloud
+    /// (`https://login.microsoftonline.us`, `https://login.chinacloudapi.cn`) or a test stand-in
+    /// on loopback.
+    #[must_use]
+    pub fn entra_base_url(mut self, base: impl AsRef<str>) -> Self {
+        let Preset::Entra(settings) = &mut self.preset else {
+            return self.mistake("`entra_base_url` is for `Upstream::entra`");
+        };
+        match base_url(base.as_ref(), "Entra ID's sign-in host") {
+            Ok(base) => {
+                settings.base_url = base;
+                self.endpoints = entra_endpoints(settings);
+            }
+            Err(error) => return self.mistake(error),
+        }
+        self
+    }
+
+    /// Also accepts ID tokens whose issuer is the v1 form of their tenant,
+    /// `https://sts.windows.net/{tid}/` (global cloud), for deployments that receive v1 tokens
+    /// (the token version is chosen in the app registration's manifest). Off by default: the
+    /// v2.0 endpoints issue v2.0 ID tokens.
+    #[must_use]
+    pub fn entra_v1_issuer(mut self, accept: bool) -> Self {
+        let Preset::Entra(settings) = &mut self.preset else {
+            return self.mistake("`entra_v1_issuer` is for `Upstream::entra`");
+        };
+        settings.v1_issuer = accept;
+        self
+    }
+
     fn with(endpoints: Endpoints, id: String, client_id: String) -> Self {
         Self {
             id,
             display_name: None,
             endpoints,
+            preset: Preset::Generic,
             client_id,
             client_secret: None,
             client_auth: UpstreamClientAuth::Basic,
@@ -152,11 +490,18 @@ impl Upstream {
             authorize_params: Vec::new(),
             user_id_member: "sub".into(),
             fetcher: None,
+            mistakes: Vec::new(),
         }
     }
 
-    /// The short name of the provider (default: its host): it names the callback path
-    /// (`/callback/<id>`) and prefixes user ids in the broker's tokens (`<id>|<user>`).
+    fn mistake(mut self, mistake: impl Into<String>) -> Self {
+        self.mistakes.push(mistake.into());
+        self
+    }
+
+    /// The short name of the provider (default: the preset's name, else its host): it names
+    /// the callback path (`/callback/<id>`) and prefixes user ids in the broker's tokens
+    /// (`<id>|<user>`).
     #[must_use]
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = id.into();
@@ -168,7 +513,8 @@ impl Upstream {
         &self.id
     }
 
-    /// The name shown to users on the consent page (default: the id).
+    /// The name shown to users on the consent page (default: the preset's provider name, else
+    /// the id).
     #[must_use]
     pub fn display_name(mut self, name: impl Into<String>) -> Self {
         self.display_name = Some(name.into());
@@ -183,14 +529,15 @@ impl Upstream {
     }
 
     /// How the client authenticates at the token endpoint (default: Basic for OpenID Connect
-    /// providers, form body for plain OAuth).
+    /// providers, form body for plain OAuth and the GitHub and Entra ID presets).
     #[must_use]
     pub fn client_auth(mut self, auth: UpstreamClientAuth) -> Self {
         self.client_auth = auth;
         self
     }
 
-    /// The scopes asked of the provider (added to `openid` for OpenID Connect providers).
+    /// The scopes asked of the provider, added to those of the constructor (`openid` for
+    /// OpenID Connect providers, a preset's defaults).
     #[must_use]
     pub fn scopes<I>(mut self, scopes: I) -> Self
     where
@@ -207,15 +554,20 @@ impl Upstream {
     }
 
     /// An extra parameter of the authorization request (`access_type=offline`, `prompt`,
-    /// `audience`, …).
+    /// Auth0's `audience`, …). A second value for the same name replaces the first: a
+    /// parameter may appear once (RFC 6749 §3.1).
     #[must_use]
     pub fn authorize_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.authorize_params.push((name.into(), value.into()));
+        let (name, value) = (name.into(), value.into());
+        match self.authorize_params.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = value,
+            None => self.authorize_params.push((name, value)),
+        }
         self
     }
 
-    /// The member of the userinfo answer (plain OAuth) that identifies the user (default
-    /// `sub`; GitHub's is `id`).
+    /// The member of the userinfo answer (plain OAuth) or the ID-token claim (OpenID Connect)
+    /// that identifies the user (default `sub`; GitHub's is `id`).
     #[must_use]
     pub fn user_id_member(mut self, member: impl Into<String>) -> Self {
         self.user_id_member = member.into();
@@ -235,6 +587,159 @@ impl Upstream {
 
     pub(crate) fn scope_parameter(&self) -> String {
         self.scopes.join(" ")
+    }
+
+    /// What the builder calls got wrong, and what a preset's provider would refuse: checked
+    /// when the broker is built, so the mistake shows at start-up rather than at a sign-in.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        use mcpauth_rules::provider;
+        if let Some(mistake) = self.mistakes.first() {
+            return Err(mistake.clone());
+        }
+        let provider = match &self.preset {
+            Preset::Generic => return Ok(()),
+            Preset::GitHub { .. } => "GitHub",
+            Preset::Google => "Google",
+            Preset::Entra(_) => "Entra ID",
+        };
+        if self.client_secret.is_none() {
+            return Err(format!(
+                "{provider} requires the client secret of the broker's client: `.client_secret(…)`"
+            ));
+        }
+        let scopes = self.scopes.iter().map(String::as_str);
+        match &self.preset {
+            Preset::GitHub { app: true } => {
+                provider::github_app_scopes(scopes).map_err(|e| e.to_string())
+            }
+            Preset::Entra(settings) => {
+                if let EntraTenant::Single(tenant) = &settings.tenant {
+                    provider::entra_tenant(tenant).map_err(|e| e.to_string())?;
+                }
+                provider::entra_scopes(scopes).map_err(|e| e.to_string())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The `Accept` header of the userinfo call.
+    fn userinfo_accept(&self) -> &'static str {
+        match self.preset {
+            Preset::GitHub { .. } => GITHUB_MEDIA_TYPE,
+            _ => "application/json",
+        }
+    }
+
+    /// The `scope` of a token answer as a space-separated list: GitHub separates with commas
+    /// (a comma is a legal character of a scope elsewhere, so only GitHub's are split).
+    fn normalise_scope(&self, scope: &str) -> String {
+        match self.preset {
+            Preset::GitHub { .. } => scope
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => scope.to_owned(),
+        }
+    }
+
+    /// Checks the verified ID token's `iss` against the issuer the provider's metadata names
+    /// (`discovered`), or for Entra ID against the token's own tenant. Always runs: there is no
+    /// configuration without an issuer check.
+    fn check_id_token_issuer(
+        &self,
+        claims: &Map<String, Value>,
+        discovered: &str,
+    ) -> Result<(), UpstreamError> {
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| UpstreamError::Invalid("id_token has no issuer".into()))?;
+        let accepted = match &self.preset {
+            Preset::Entra(settings) => return settings.check_issuer(iss, claims),
+            // Google documents both spellings of its issuer in ID tokens.
+            Preset::Google => {
+                iss == discovered
+                    || discovered
+                        .strip_prefix("https://")
+                        .or_else(|| discovered.strip_prefix("http://"))
+                        .is_some_and(|bare| iss == bare)
+            }
+            _ => iss == discovered,
+        };
+        if accepted {
+            Ok(())
+        } else {
+            Err(UpstreamError::Invalid(format!(
+                "id_token issuer `{iss}` is not the provider's (`{discovered}`)"
+            )))
+        }
+    }
+}
+
+fn github_endpoints(web: &str, api: &str) -> Endpoints {
+    Endpoints::Explicit {
+        authorize: format!("{web}/login/oauth/authorize"),
+        token: format!("{web}/login/oauth/access_token"),
+        userinfo: format!("{api}/user"),
+    }
+}
+
+/// A tenant's v2.0 endpoints. A multi-tenant endpoint's discovery document names the issuer
+/// template `…/{tenantid}/v2.0`: it is expected as such there, and only there; each ID token
+/// is then checked against its own tenant.
+fn entra_endpoints(settings: &EntraSettings) -> Endpoints {
+    let base = &settings.base_url;
+    match &settings.tenant {
+        // Entra ID writes tenant ids in lower case in its issuers.
+        EntraTenant::Single(tenant) => Endpoints::Discover {
+            issuer: format!("{base}/{}/v2.0", tenant.to_ascii_lowercase()),
+            metadata_url: None,
+        },
+        tenant => Endpoints::Discover {
+            issuer: format!("{base}/{{tenantid}}/v2.0"),
+            metadata_url: Some(format!(
+                "{base}/{tenant}/v2.0{}",
+                crate::discovery::well_known::OPENID_CONFIGURATION
+            )),
+        },
+    }
+}
+
+impl EntraSettings {
+    /// The token's `iss` must be the issuer of the tenant its `tid` names, and that tenant one
+    /// the configuration admits.
+    fn check_issuer(&self, iss: &str, claims: &Map<String, Value>) -> Result<(), UpstreamError> {
+        let tid = claims
+            .get("tid")
+            .and_then(Value::as_str)
+            .filter(|tid| mcpauth_rules::provider::is_guid(tid))
+            .ok_or_else(|| UpstreamError::Invalid("id_token has no tenant id (`tid`)".into()))?;
+        match &self.tenant {
+            EntraTenant::Single(tenant) if !tenant.eq_ignore_ascii_case(tid) => {
+                return Err(UpstreamError::Invalid(format!(
+                    "id_token is from the tenant `{tid}`, not `{tenant}`"
+                )));
+            }
+            EntraTenant::Organizations
+                if tid.eq_ignore_ascii_case(mcpauth_rules::provider::ENTRA_CONSUMERS_TENANT) =>
+            {
+                return Err(UpstreamError::Invalid(
+                    "id_token is from a personal Microsoft account; the tenant is `organizations`"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        let v2 = format!("{}/{tid}/v2.0", self.base_url);
+        let v1 = format!("{ENTRA_V1_ISSUER_BASE}/{tid}/");
+        if iss == v2 || (self.v1_issuer && iss == v1) {
+            Ok(())
+        } else {
+            Err(UpstreamError::Invalid(format!(
+                "id_token issuer `{iss}` is not the issuer of its tenant `{tid}` (`{v2}`)"
+            )))
+        }
     }
 }
 
@@ -264,6 +769,11 @@ pub(crate) struct UpstreamTokens {
     /// Unix seconds; `None` when the provider gave no lifetime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<u64>,
+    /// When the refresh token expires (Unix seconds), for providers that say so (GitHub Apps'
+    /// `refresh_token_expires_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) refresh_expires_at: Option<u64>,
+    /// Space-separated, whatever the provider's separator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -322,12 +832,22 @@ impl UpstreamClient {
             .build()
             .map_err(|e| BrokerError::Config(format!("cannot build the HTTP client: {e}")))?;
         let oidc = match &config.endpoints {
-            Endpoints::Discover { issuer } => {
+            Endpoints::Discover {
+                issuer,
+                metadata_url,
+            } => {
+                let server = match metadata_url {
+                    None => AuthServer::discover(issuer.clone(), AuthServerType::Oidc),
+                    Some(url) => AuthServer::well_known_url(
+                        issuer.clone(),
+                        url.clone(),
+                        AuthServerType::Oidc,
+                    ),
+                };
                 // The provider serves the broker, not MCP clients: what it lacks for them
                 // (registration, metadata documents, resource indicators) is why the broker
                 // exists, so it is neither refused nor warned about.
-                let mut server = AuthServer::discover(issuer.clone(), AuthServerType::Oidc)
-                    .ignore_compatibility();
+                let mut server = server.ignore_compatibility();
                 if let Some(fetcher) = &config.fetcher {
                     server = server.fetcher(fetcher.clone());
                 }
@@ -526,11 +1046,13 @@ impl UpstreamClient {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| UpstreamError::Invalid("no access_token in the answer".into()))?
             .to_owned();
-        let expires_in = match members.get("expires_in") {
+        let seconds = |name: &str| match members.get(name) {
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => s.parse().ok(),
             _ => None,
         };
+        let expires_in = seconds("expires_in");
+        let refresh_expires_in = seconds("refresh_token_expires_in");
         Ok(UpstreamTokens {
             access_token,
             refresh_token: members
@@ -538,10 +1060,11 @@ impl UpstreamClient {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             expires_at: expires_in.map(|s| super::now_unix().saturating_add(s)),
+            refresh_expires_at: refresh_expires_in.map(|s| super::now_unix().saturating_add(s)),
             scope: members
                 .get("scope")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .map(|scope| self.config.normalise_scope(scope)),
             id_token: members
                 .get("id_token")
                 .and_then(Value::as_str)
@@ -598,14 +1121,17 @@ impl UpstreamClient {
                 }
             }
         };
+        // The issuer is checked below, once the signature holds: for Entra ID it depends on the
+        // token's own tenant.
         let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[handle.issuer()]);
         validation.set_audience(&[&self.config.client_id]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 60;
         let claims = jsonwebtoken::decode::<Map<String, Value>>(id_token, &key.key, &validation)
             .map_err(|e| UpstreamError::Invalid(format!("id_token: {e}")))?
             .claims;
+        self.config
+            .check_id_token_issuer(&claims, handle.issuer())?;
         let sent = claims.get("nonce").and_then(Value::as_str);
         if !sent.is_some_and(|n| super::secrets::equal_in_constant_time(n, nonce)) {
             return Err(UpstreamError::Invalid(
@@ -628,7 +1154,7 @@ impl UpstreamClient {
             .http
             .get(userinfo.clone())
             .bearer_auth(access_token)
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, self.config.userinfo_accept())
             .send()
             .await
             .map_err(|e| UpstreamError::Unavailable(format!("userinfo: {e}")))?;
@@ -733,6 +1259,293 @@ mod tests {
             parse_token_body("application/x-www-form-urlencoded", b"a=1&a=2").is_none(),
             "a repeated member is ambiguous"
         );
+    }
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    const OTHER_TENANT: &str = "0b9f6b1e-2a4c-4d3e-8f70-6a5b4c3d2e1f";
+
+    fn claims(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect()
+    }
+
+    fn explicit(upstream: &Upstream) -> (&str, &str, &str) {
+        match &upstream.endpoints {
+            Endpoints::Explicit {
+                authorize,
+                token,
+                userinfo,
+            } => (authorize, token, userinfo),
+            Endpoints::Discover { .. } => panic!("discovered"),
+        }
+    }
+
+    fn discovered(upstream: &Upstream) -> (&str, Option<&str>) {
+        match &upstream.endpoints {
+            Endpoints::Discover {
+                issuer,
+                metadata_url,
+            } => (issuer, metadata_url.as_deref()),
+            Endpoints::Explicit { .. } => panic!("explicit"),
+        }
+    }
+
+    #[test]
+    fn github_knows_its_endpoints_and_takes_enterprise_base_urls() {
+        let github = Upstream::github("id").client_secret("s");
+        assert_eq!(
+            explicit(&github),
+            (
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com/user"
+            )
+        );
+        assert_eq!(github.id_name(), "github");
+        assert_eq!(github.name(), "GitHub");
+        assert_eq!(github.user_id_member, "id");
+        assert_eq!(github.client_auth, UpstreamClientAuth::Post);
+        assert!(github.scopes.is_empty());
+        assert_eq!(github.userinfo_accept(), "application/vnd.github+json");
+        assert!(github.check().is_ok());
+
+        let enterprise =
+            github.github_base_urls("https://ghe.example.com/", "https://ghe.example.com/api/v3");
+        assert_eq!(
+            explicit(&enterprise),
+            (
+                "https://ghe.example.com/login/oauth/authorize",
+                "https://ghe.example.com/login/oauth/access_token",
+                "https://ghe.example.com/api/v3/user"
+            )
+        );
+        let insecure = Upstream::github("id")
+            .client_secret("s")
+            .github_base_urls("http://ghe.example.com", "https://ghe.example.com/api/v3");
+        assert!(insecure.check().unwrap_err().contains("GitHub's web URL"));
+        let misplaced = Upstream::google("id")
+            .client_secret("s")
+            .github_base_urls("https://a.example", "https://b.example");
+        assert!(misplaced.check().unwrap_err().contains("github_base_urls"));
+    }
+
+    #[test]
+    fn presets_need_a_client_secret_and_github_apps_no_scopes() {
+        for preset in [
+            Upstream::github("id"),
+            Upstream::github_app("id"),
+            Upstream::google("id"),
+            Upstream::entra(TENANT, "id"),
+        ] {
+            assert!(
+                preset.check().unwrap_err().contains("client secret"),
+                "{preset:?}"
+            );
+        }
+        assert!(
+            Upstream::oidc("https://issuer.example", "id")
+                .check()
+                .is_ok()
+        );
+        assert!(
+            Upstream::github_app("id")
+                .client_secret("s")
+                .check()
+                .is_ok()
+        );
+        let scoped = Upstream::github_app("id")
+            .client_secret("s")
+            .scopes(["repo"]);
+        assert!(
+            scoped
+                .check()
+                .unwrap_err()
+                .contains("GitHub App ignores scopes")
+        );
+    }
+
+    #[test]
+    fn github_scopes_are_read_as_a_list_elsewhere_kept_as_written() {
+        let github = Upstream::github("id");
+        assert_eq!(github.normalise_scope("repo,read:user"), "repo read:user");
+        assert_eq!(github.normalise_scope("repo, user,"), "repo user");
+        assert_eq!(github.normalise_scope(""), "");
+        let oidc = Upstream::oidc("https://issuer.example", "id");
+        assert_eq!(oidc.normalise_scope("a,b c"), "a,b c");
+    }
+
+    #[test]
+    fn google_asks_for_a_refresh_token_and_accepts_both_issuer_spellings() {
+        let google = Upstream::google("id").client_secret("s");
+        assert_eq!(discovered(&google), ("https://accounts.google.com", None));
+        assert_eq!(google.scope_parameter(), "openid email profile");
+        assert_eq!(
+            google.authorize_params,
+            vec![
+                ("access_type".to_owned(), "offline".to_owned()),
+                ("prompt".to_owned(), "consent".to_owned())
+            ]
+        );
+        let issuer = "https://accounts.google.com";
+        for iss in [issuer, "accounts.google.com"] {
+            assert!(
+                google
+                    .check_id_token_issuer(&claims(&[("iss", iss)]), issuer)
+                    .is_ok()
+            );
+        }
+        for iss in [
+            "https://accounts.google.com/",
+            "https://evil.example",
+            "google.com",
+        ] {
+            assert!(
+                google
+                    .check_id_token_issuer(&claims(&[("iss", iss)]), issuer)
+                    .is_err()
+            );
+        }
+        assert!(google.check_id_token_issuer(&Map::new(), issuer).is_err());
+
+        // One value per parameter: the user's prompt replaces the preset's.
+        let picker = google.authorize_param("prompt", "select_account");
+        assert_eq!(picker.authorize_params[1].1, "select_account");
+        assert_eq!(picker.authorize_params.len(), 2);
+
+        let local = Upstream::google("id").google_base_url("http://127.0.0.1:8080/");
+        assert_eq!(discovered(&local), ("http://127.0.0.1:8080", None));
+        assert!(
+            local
+                .check_id_token_issuer(
+                    &claims(&[("iss", "127.0.0.1:8080")]),
+                    "http://127.0.0.1:8080"
+                )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn other_providers_id_tokens_name_exactly_the_discovered_issuer() {
+        let oidc = Upstream::oidc("https://issuer.example", "id");
+        let issuer = "https://issuer.example";
+        assert!(
+            oidc.check_id_token_issuer(&claims(&[("iss", issuer)]), issuer)
+                .is_ok()
+        );
+        assert!(
+            oidc.check_id_token_issuer(&claims(&[("iss", "issuer.example")]), issuer)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn entra_discovers_per_tenant_and_multi_tenant_from_the_template() {
+        let single = Upstream::entra(TENANT, "id").client_secret("s");
+        assert_eq!(
+            discovered(&single),
+            (
+                "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+                None
+            )
+        );
+        assert_eq!(single.scope_parameter(), "openid profile offline_access");
+        let upper = Upstream::entra(TENANT.to_ascii_uppercase(), "id");
+        assert_eq!(discovered(&upper).0, discovered(&single).0);
+        assert_eq!(single.id_name(), "entra");
+        for (tenant, segment) in [
+            (EntraTenant::Organizations, "organizations"),
+            (EntraTenant::Common, "common"),
+        ] {
+            let multi = Upstream::entra(tenant, "id");
+            let metadata = format!(
+                "https://login.microsoftonline.com/{segment}/v2.0/.well-known/openid-configuration"
+            );
+            assert_eq!(
+                discovered(&multi),
+                (
+                    "https://login.microsoftonline.com/{tenantid}/v2.0",
+                    Some(metadata.as_str())
+                )
+            );
+        }
+        let local = Upstream::entra("common", "id").entra_base_url("http://127.0.0.1:9000");
+        assert_eq!(
+            discovered(&local).1,
+            Some("http://127.0.0.1:9000/common/v2.0/.well-known/openid-configuration")
+        );
+    }
+
+    #[test]
+    fn entra_refuses_domain_tenants_and_a_second_resource() {
+        let configured = |tenant: &str, scopes: &[&str]| {
+            Upstream::entra(tenant, "id")
+                .client_secret("s")
+                .scopes(scopes.iter().copied())
+                .check()
+        };
+        assert!(configured(TENANT, &["api://mcp/todos.read", "api://mcp/todos.write"]).is_ok());
+        assert!(configured("organizations", &[]).is_ok());
+        assert!(
+            configured("contoso.onmicrosoft.com", &[])
+                .unwrap_err()
+                .contains("not a tenant id")
+        );
+        assert!(
+            configured("consumers", &[])
+                .unwrap_err()
+                .contains("9188040d")
+        );
+        let two = configured(TENANT, &["api://mcp/todos.read", "api://other/read"]).unwrap_err();
+        assert!(two.contains("AADSTS28000"), "{two}");
+        assert!(configured(TENANT, &["api://mcp/todos.read", "User.Read"]).is_err());
+    }
+
+    #[test]
+    fn entra_id_tokens_are_checked_against_their_own_tenant() {
+        let v2 = |tid: &str| format!("https://login.microsoftonline.com/{tid}/v2.0");
+        let token = |iss: &str, tid: &str| claims(&[("iss", iss), ("tid", tid)]);
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+
+        let organizations = Upstream::entra(EntraTenant::Organizations, "id");
+        let check = |upstream: &Upstream, claims: &Map<String, Value>| {
+            upstream.check_id_token_issuer(claims, template)
+        };
+        assert!(check(&organizations, &token(&v2(TENANT), TENANT)).is_ok());
+        assert!(check(&organizations, &token(&v2(OTHER_TENANT), OTHER_TENANT)).is_ok());
+        // The issuer of another tenant than the token's.
+        let mismatch = check(&organizations, &token(&v2(OTHER_TENANT), TENANT)).unwrap_err();
+        assert!(
+            mismatch
+                .to_string()
+                .contains("not the issuer of its tenant"),
+            "{mismatch}"
+        );
+        // The template itself is never an accepted issuer.
+        assert!(check(&organizations, &token(template, TENANT)).is_err());
+        assert!(check(&organizations, &claims(&[("iss", &v2(TENANT))])).is_err());
+        assert!(check(&organizations, &token(&v2("not-a-guid"), "not-a-guid")).is_err());
+        let consumers = mcpauth_rules::provider::ENTRA_CONSUMERS_TENANT;
+        assert!(check(&organizations, &token(&v2(consumers), consumers)).is_err());
+        let common = Upstream::entra(EntraTenant::Common, "id");
+        assert!(check(&common, &token(&v2(consumers), consumers)).is_ok());
+
+        // v1 issuers only when configured.
+        let v1 = format!("https://sts.windows.net/{TENANT}/");
+        assert!(check(&common, &token(&v1, TENANT)).is_err());
+        assert!(check(&common.clone().entra_v1_issuer(true), &token(&v1, TENANT)).is_ok());
+
+        // A single tenant takes its own users only.
+        let single = Upstream::entra(TENANT, "id");
+        let own = v2(TENANT);
+        assert!(
+            single
+                .check_id_token_issuer(&token(&own, TENANT), &own)
+                .is_ok()
+        );
+        let foreign = token(&v2(OTHER_TENANT), OTHER_TENANT);
+        assert!(single.check_id_token_issuer(&foreign, &own).is_err());
     }
 
     #[test]

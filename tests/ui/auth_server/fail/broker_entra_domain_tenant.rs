@@ -1,0 +1,12 @@
+use mcpauth::auth_server;
+
+auth_server! {
+    pub B = broker(
+        "https://mcp.example.com",
+        upstream = entra(tenant = "contoso.onmicrosoft.com"),
+        client_id = "id",
+        client_secret = env("SECRET"),
+    );
+}
+
+fn main() {}
