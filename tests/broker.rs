@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcpauth::broker::{MemoryStore, RedbStore};
+use mcpauth::broker::{BrokerStore, MemoryStore, Namespace, RedbStore, StoreError, StoreFuture};
 use mcpauth_tests::broker::{
     AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, SCOPES, pkce, query,
 };
@@ -1313,4 +1313,237 @@ async fn a_flood_of_authorization_requests_is_bounded() {
         "{started} started, {allowed} allowed"
     );
     assert_eq!(started + refused, 100);
+}
+
+/// A store that can be taken down and brought back: a memory store whose every operation fails
+/// as unavailable while it is down.
+#[derive(Debug, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the test took the store down".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn guard<'a, T: Send + 'a>(&'a self, operation: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+        Box::pin(async move {
+            self.check()?;
+            operation.await
+        })
+    }
+}
+
+impl BrokerStore for Flaky {
+    fn put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        self.guard(self.inner.put(namespace, key, value, ttl))
+    }
+
+    fn put_new<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.guard(self.inner.put_new(namespace, key, value, ttl))
+    }
+
+    fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.guard(self.inner.get(namespace, key))
+    }
+
+    fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        // Checked before the inner store is touched: a failed take must not consume.
+        if let Err(error) = self.check() {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        self.inner.take(namespace, key)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        if let Err(error) = self.check() {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        self.inner
+            .compare_and_swap(namespace, key, expected, new, ttl)
+    }
+
+    fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
+        if let Err(error) = self.check() {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        self.inner.delete(namespace, key)
+    }
+
+    fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
+        self.guard(self.inner.count(namespace))
+    }
+
+    fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        if let Err(error) = self.check() {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        self.inner.index_add(index, member)
+    }
+
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        if let Err(error) = self.check() {
+            return Box::pin(std::future::ready(Err(error)));
+        }
+        self.inner.index_remove(index, member)
+    }
+
+    fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.guard(self.inner.index_members(index))
+    }
+}
+
+/// A 503 with `Retry-After`: an HTML page, or the JSON `temporarily_unavailable`.
+async fn assert_unavailable(response: reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+    assert_eq!(response.headers()["retry-after"], "5", "{what}");
+    let html = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+    let body = response.text().await.unwrap();
+    if html {
+        assert!(body.contains("Try again later"), "{what}: {body}");
+    } else {
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable", "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_answers_503_with_retry_after_at_every_step_and_the_flow_resumes() {
+    let store = Arc::new(Flaky::default());
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        store: store.clone(),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let http = &fixture.http;
+    let post_token =
+        |form: Vec<(&'static str, String)>| http.post(fixture.url("/token")).form(&form).send();
+
+    // Registration.
+    store.set_down(true);
+    let registration = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+    let response = http
+        .post(fixture.url("/register"))
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_unavailable(response, "register").await;
+    store.set_down(false);
+    let client_id = fixture.register(&[REDIRECT]).await;
+
+    // The authorization request: a page, nothing redirected to the client.
+    let (verifier, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    store.set_down(true);
+    let response = http.get(request.url(&fixture.issuer)).send().await.unwrap();
+    assert_unavailable(response, "authorize").await;
+    store.set_down(false);
+    let response = http.get(request.url(&fixture.issuer)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let consent = fixture.origin_url(response.headers()[LOCATION].to_str().unwrap());
+
+    // The consent page and its answer.
+    store.set_down(true);
+    let response = http.get(&consent).send().await.unwrap();
+    assert_unavailable(response, "consent page").await;
+    store.set_down(false);
+    let mut jar = Jar::default();
+    let page = fixture.load_consent(&consent, &mut jar).await;
+    store.set_down(true);
+    let response = fixture.answer_consent(&page, "approve", &mut jar).await;
+    assert_unavailable(response, "consent answer").await;
+    store.set_down(false);
+    // The transaction was not consumed by the failed answer.
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    let callback = fixture.through_upstream(approval).await;
+
+    // The identity provider's answer.
+    store.set_down(true);
+    let response = fixture.open_callback(&callback, &mut jar).await;
+    assert_unavailable(response, "callback").await;
+    store.set_down(false);
+    let response = fixture.open_callback(&callback, &mut jar).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let code = query(response.headers()[LOCATION].to_str().unwrap())["code"].clone();
+
+    // The code's redemption: 503, and the code still good afterwards.
+    let code_form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("client_id", client_id.clone()),
+        ("code", code),
+        ("redirect_uri", REDIRECT.to_owned()),
+        ("code_verifier", verifier),
+    ];
+    store.set_down(true);
+    let response = post_token(code_form.clone()).await.unwrap();
+    assert_unavailable(response, "token (code)").await;
+    store.set_down(false);
+    let response = post_token(code_form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+
+    // Refresh and revocation.
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh_form = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", client_id.clone()),
+        ("refresh_token", refresh_token.clone()),
+    ];
+    let revoke_form = [("client_id", client_id.as_str()), ("token", &refresh_token)];
+    store.set_down(true);
+    let response = post_token(refresh_form.clone()).await.unwrap();
+    assert_unavailable(response, "token (refresh)").await;
+    let response = http
+        .post(fixture.url("/revoke"))
+        .form(&revoke_form)
+        .send()
+        .await
+        .unwrap();
+    assert_unavailable(response, "revoke").await;
+    store.set_down(false);
+    let response = post_token(refresh_form.clone()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = http
+        .post(fixture.url("/revoke"))
+        .form(&revoke_form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = post_token(refresh_form).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

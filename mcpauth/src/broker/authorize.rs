@@ -14,7 +14,9 @@ use axum::response::Response;
 use super::directory::ClientLookupError;
 use super::params::Params;
 use super::records::{self, Transaction};
-use super::responses::{error_page, error_redirect, see_other};
+use super::responses::{
+    error_page, error_redirect, retry_after, see_other, store_unavailable_page,
+};
 use super::secrets::random_token;
 use super::store::Namespace;
 use super::{BrokerState, now_unix};
@@ -62,12 +64,16 @@ pub(crate) async fn authorize(
         }
         Err(ClientLookupError::Unavailable(reason)) => {
             tracing::warn!(client_id, %reason, "client lookup failed");
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again later",
-                "The application's details cannot be read right now.",
+            return retry_after(
+                error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again later",
+                    "The application's details cannot be read right now.",
+                ),
+                5,
             );
         }
+        Err(ClientLookupError::Store(error)) => return store_unavailable_page(&error),
     };
     let requested_redirect = params.get("redirect_uri");
     let Some(redirect_uri) = client.redirect_uri_for(requested_redirect) else {
@@ -126,16 +132,14 @@ pub(crate) async fn authorize(
         Err(description) => return fail("invalid_scope", &description),
     };
     if let Err(wait) = state.authorizations.try_take(std::time::Instant::now()) {
-        let mut page = error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again shortly",
-            "Too many sign-ins are starting right now.",
+        return retry_after(
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again shortly",
+                "Too many sign-ins are starting right now.",
+            ),
+            wait.as_secs().max(1),
         );
-        if let Ok(value) = axum::http::HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            page.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, value);
-        }
-        return page;
     }
     let transaction = Transaction {
         client_id: client.client_id.clone(),
@@ -147,23 +151,28 @@ pub(crate) async fn authorize(
         resource: state.resource.clone(),
         created_at: now_unix(),
     };
-    let stored = async {
-        let id = random_token(16)?;
-        let bytes = records::encode(&transaction)?;
-        state
-            .store
-            .put(
-                Namespace::Transaction,
-                &id,
-                bytes,
-                Some(state.lifetimes.transaction),
-            )
-            .await?;
-        Ok::<_, super::responses::OAuthError>(id)
+    let Ok(id) = random_token(16) else {
+        return fail("server_error", "the sign-in cannot start");
     };
-    match stored.await {
-        Ok(id) => see_other(&format!("{}/consent?transaction={id}", state.path)),
-        Err(error) => fail("temporarily_unavailable", &error.description),
+    let stored = match records::encode(&transaction) {
+        Ok(bytes) => {
+            state
+                .store
+                .put(
+                    Namespace::Transaction,
+                    &id,
+                    bytes,
+                    Some(state.lifetimes.transaction),
+                )
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match stored {
+        Ok(()) => see_other(&format!("{}/consent?transaction={id}", state.path)),
+        // Nothing was consumed: the same request works again once the store is back, so the
+        // browser is asked to retry rather than the client told the sign-in failed.
+        Err(error) => store_unavailable_page(&error),
     }
 }
 

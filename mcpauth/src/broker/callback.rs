@@ -96,8 +96,10 @@ fn unknown_login() -> Response {
 async fn finish(state: &BrokerState, params: &Params, login: UpstreamLogin) -> Response {
     let transaction = &login.transaction;
     // The registration may have changed while the user was at the provider.
-    if !state.redirect_still_registered(transaction).await {
-        return registration_changed_page();
+    match state.redirect_still_registered(transaction).await {
+        Ok(true) => {}
+        Ok(false) => return registration_changed_page(),
+        Err(error) => return store_unavailable_page(&error),
     }
     let fail = |code: &str, description: &str| {
         error_redirect(

@@ -16,6 +16,7 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use super::cookies;
+use super::directory::ClientLookupError;
 use super::pages::{ConsentView, consent_page, page_response};
 use super::params::Params;
 use super::records::{self, Transaction, UpstreamLogin};
@@ -77,6 +78,7 @@ pub(crate) async fn show(
         };
     let client = match state.resolve_client(&transaction.client_id).await {
         Ok(client) => client,
+        Err(ClientLookupError::Store(error)) => return store_unavailable_page(&error),
         Err(_) => return expired(),
     };
     let nonce_name = cookies::name(state.secure_cookies, NONCE_COOKIE);
@@ -165,8 +167,10 @@ pub(crate) async fn answer(
         };
     // The registration may have changed since the request: check the redirect URI again
     // before sending the browser there.
-    if !state.redirect_still_registered(&transaction).await {
-        return registration_changed_page();
+    match state.redirect_still_registered(&transaction).await {
+        Ok(true) => {}
+        Ok(false) => return registration_changed_page(),
+        Err(error) => return store_unavailable_page(&error),
     }
     match decision {
         "approve" => approve(&state, transaction).await,

@@ -17,15 +17,13 @@ pub(crate) enum ClientLookupError {
     /// The client's metadata document is invalid (the client's fault).
     #[error("the client's metadata document is refused: {0}")]
     InvalidDocument(String),
-    /// The document or the store could not be read now.
+    /// The client's metadata document could not be fetched now.
     #[error("the client cannot be looked up now: {0}")]
     Unavailable(String),
-}
-
-impl From<StoreError> for ClientLookupError {
-    fn from(error: StoreError) -> Self {
-        Self::Unavailable(error.to_string())
-    }
+    /// The store failed: the broker's own trouble, answered `503` (never `invalid_client`,
+    /// which would make the client register again).
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl BrokerState {
@@ -54,13 +52,19 @@ impl BrokerState {
 
 impl BrokerState {
     /// Whether a transaction's redirect URI is still one its client has: checked again right
-    /// before each browser redirect, since a sign-in can outlive a registration change.
-    pub(crate) async fn redirect_still_registered(&self, transaction: &Transaction) -> bool {
+    /// before each browser redirect, since a sign-in can outlive a registration change. A
+    /// store failure is an error: the browser is asked to try again, not told the registration
+    /// changed.
+    pub(crate) async fn redirect_still_registered(
+        &self,
+        transaction: &Transaction,
+    ) -> Result<bool, StoreError> {
         match self.resolve_client(&transaction.client_id).await {
-            Ok(client) => client
+            Ok(client) => Ok(client
                 .redirect_uri_for(Some(&transaction.redirect_uri))
-                .is_some(),
-            Err(_) => false,
+                .is_some()),
+            Err(ClientLookupError::Store(error)) => Err(error),
+            Err(_) => Ok(false),
         }
     }
 }

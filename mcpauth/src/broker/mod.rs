@@ -94,6 +94,8 @@ use axum::routing::{get, post};
 
 pub use cimd::CimdOptions;
 pub use keys::{BrokerKeys, SigningKey};
+#[cfg(feature = "broker-redis")]
+pub use store::RedisStore;
 pub use store::{BrokerStore, MemoryStore, Namespace, RedbStore, StoreError, StoreFuture};
 pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
 

@@ -106,12 +106,15 @@ impl OAuthError {
     }
 }
 
+/// Seconds a client or browser is asked to wait after a store failure.
+pub(crate) const STORE_RETRY_AFTER: u64 = 5;
+
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
         tracing::warn!(%error, "broker store failed");
         Self::unavailable(
             "the authorization server's store is unavailable; try again",
-            5,
+            STORE_RETRY_AFTER,
         )
     }
 }
@@ -210,14 +213,25 @@ pub(crate) fn see_other(location: &str) -> Response {
     }
 }
 
-/// The page for a browser request the store cannot serve now.
+/// The page for a browser request the store cannot serve now: 503 with `Retry-After`.
 pub(crate) fn store_unavailable_page(error: &StoreError) -> Response {
     tracing::warn!(%error, "broker store failed");
-    error_page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Try again later",
-        "The sign-in cannot continue right now.",
+    retry_after(
+        error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again later",
+            "The sign-in cannot continue right now.",
+        ),
+        STORE_RETRY_AFTER,
     )
+}
+
+/// Adds `Retry-After: seconds` to a response.
+pub(crate) fn retry_after(mut response: Response, seconds: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// The page for a sign-in whose client registration changed while it was under way.

@@ -72,6 +72,7 @@ pub(crate) async fn authenticate_client(
                 "the client's metadata document cannot be read now",
             ));
         }
+        Err(ClientLookupError::Store(error)) => return Err(error.into()),
     }
     let client_id = client_id.to_owned();
     Ok((params, client_id))

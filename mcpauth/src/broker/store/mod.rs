@@ -9,6 +9,10 @@
 
 mod memory;
 mod redb;
+#[cfg(feature = "broker-redis")]
+mod redis;
+#[cfg(all(test, feature = "broker-redis"))]
+mod redis_server;
 #[cfg(test)]
 mod tests;
 
@@ -19,6 +23,8 @@ use std::time::Duration;
 
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
+#[cfg(feature = "broker-redis")]
+pub use self::redis::RedisStore;
 
 /// The future every store operation returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use tokio::sync::Barrier;
 
+#[cfg(feature = "broker-redis")]
+use super::redis_server::RedisServer;
 use super::{BrokerStore, MemoryStore, Namespace, RedbStore};
 
 /// Long enough to outlive any check.
@@ -431,6 +433,19 @@ macro_rules! conformance {
                 }
             )*
         }
+
+        #[cfg(feature = "broker-redis")]
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    let server = RedisServer::start();
+                    let store = server.store("conformance").await;
+                    super::$check(Arc::new(store)).await;
+                }
+            )*
+        }
     };
 }
 
@@ -576,4 +591,242 @@ fn redb_rejects_a_file_that_is_not_a_database() {
     )
     .unwrap();
     assert!(RedbStore::open(&path).is_err());
+}
+
+#[cfg(feature = "broker-redis")]
+mod redis_only {
+    use std::time::{Duration, Instant};
+
+    use super::super::{RedisStore, StoreError};
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_follow_the_documented_layout_and_prefixes_keep_stores_apart() {
+        let server = RedisServer::start();
+        let store = server.store("app").await;
+        let other = server.store("other").await;
+        store
+            .put(Namespace::Client, "c1", bytes("one"), None)
+            .await
+            .unwrap();
+        store
+            .put(Namespace::Code, "h", bytes("code"), LONG)
+            .await
+            .unwrap();
+        store.index_add("user:1", "g1").await.unwrap();
+        assert_eq!(store.prefix(), "app");
+        let mut keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg("*")
+            .query(&mut server.inspect())
+            .unwrap();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "app:client:c1",
+                "app:code:h",
+                "app:expiry:client",
+                "app:expiry:code",
+                "app:index:user:1"
+            ]
+        );
+        // The time to live is Redis's own.
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg("app:code:h")
+            .query(&mut server.inspect())
+            .unwrap();
+        assert!((59_000..=60_000).contains(&ttl), "{ttl}");
+        let persistent: i64 = ::redis::cmd("PTTL")
+            .arg("app:client:c1")
+            .query(&mut server.inspect())
+            .unwrap();
+        assert_eq!(persistent, -1);
+
+        // Another prefix sees none of it.
+        assert_eq!(other.get(Namespace::Client, "c1").await.unwrap(), None);
+        assert_eq!(other.count(Namespace::Client).await.unwrap(), 0);
+        assert!(other.index_members("user:1").await.unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_drop_expired_entries_from_the_count_set() {
+        let server = RedisServer::start();
+        let store = server.store("purge").await;
+        for i in 0..5 {
+            store
+                .put(Namespace::Code, &format!("k{i}"), bytes("v"), SHORT)
+                .await
+                .unwrap();
+        }
+        store
+            .put(Namespace::Code, "live", bytes("v"), LONG)
+            .await
+            .unwrap();
+        let cardinality = || -> u64 {
+            ::redis::cmd("ZCARD")
+                .arg("purge:expiry:code")
+                .query(&mut server.inspect())
+                .unwrap()
+        };
+        assert_eq!(cardinality(), 6);
+        tokio::time::sleep(PAST_SHORT).await;
+        // Redis dropped the values; their entries wait for the next write of the namespace.
+        assert_eq!(cardinality(), 6);
+        store.delete(Namespace::Code, "none").await.unwrap();
+        store
+            .put(Namespace::Code, "trigger", bytes("v"), None)
+            .await
+            .unwrap();
+        assert_eq!(cardinality(), 2);
+        assert_eq!(store.count(Namespace::Code).await.unwrap(), 2);
+        // Taking and deleting remove the entry with the value.
+        assert!(store.take(Namespace::Code, "live").await.unwrap().is_some());
+        store.delete(Namespace::Code, "trigger").await.unwrap();
+        assert_eq!(cardinality(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn credentials_and_database_come_from_the_url() {
+        let server = RedisServer::start_with(&[
+            "--user", "default", "off", "--user", "broker", "on", ">s3cret", "~*", "&*", "+@all",
+        ]);
+        let port = server.url().rsplit(':').next().unwrap().to_owned();
+        let url = format!("redis://broker:s3cret@127.0.0.1:{port}/3");
+        let store = RedisStore::connect(&url, "auth").await.unwrap();
+        store
+            .put(Namespace::Grant, "g", bytes("grant"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(Namespace::Grant, "g").await.unwrap(),
+            Some(bytes("grant"))
+        );
+        let wrong = format!("redis://broker:wrong@127.0.0.1:{port}/3");
+        let refused = RedisStore::connect(&wrong, "auth").await.unwrap_err();
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused}");
+        // The password is never shown.
+        assert!(!format!("{store:?}").contains("s3cret"));
+        assert!(!refused.to_string().contains("wrong"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tls_url_is_accepted_and_a_failed_handshake_is_unavailable() {
+        // A plain server does not speak TLS: the handshake fails, as an error, not a panic.
+        let server = RedisServer::start();
+        let port = server.url().rsplit(':').next().unwrap().to_owned();
+        let error = RedisStore::connect(&format!("rediss://127.0.0.1:{port}"), "tls")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        let error = RedisStore::connect("http://127.0.0.1:1", "bad")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    }
+
+    /// Asserts every operation fails as unavailable, each within its time limit (and a margin
+    /// for a busy machine).
+    async fn all_unavailable(store: &RedisStore, limit: Duration) {
+        let bound = limit + Duration::from_millis(700);
+        let timed = |result: Option<StoreError>, started: Instant, name: &str| {
+            let elapsed = started.elapsed();
+            assert!(
+                matches!(result, Some(StoreError::Unavailable(_))),
+                "{name}: {result:?}"
+            );
+            assert!(elapsed < bound, "{name} took {elapsed:?}");
+        };
+        let t = Instant::now();
+        let result = store.put(Namespace::Code, "k", bytes("v"), LONG).await;
+        timed(result.err(), t, "put");
+        let t = Instant::now();
+        let result = store.put_new(Namespace::Code, "k", bytes("v"), LONG).await;
+        timed(result.err(), t, "put_new");
+        let t = Instant::now();
+        timed(store.get(Namespace::Code, "k").await.err(), t, "get");
+        let t = Instant::now();
+        timed(store.take(Namespace::Code, "k").await.err(), t, "take");
+        let t = Instant::now();
+        let result = store
+            .compare_and_swap(Namespace::Code, "k", b"v", None, None)
+            .await;
+        timed(result.err(), t, "compare_and_swap");
+        let t = Instant::now();
+        timed(store.delete(Namespace::Code, "k").await.err(), t, "delete");
+        let t = Instant::now();
+        timed(store.count(Namespace::Code).await.err(), t, "count");
+        let t = Instant::now();
+        timed(store.index_add("i", "m").await.err(), t, "index_add");
+        let t = Instant::now();
+        timed(store.index_remove("i", "m").await.err(), t, "index_remove");
+        let t = Instant::now();
+        timed(store.index_members("i").await.err(), t, "index_members");
+    }
+
+    /// Retries `get` until it succeeds (the connection comes back by itself), within 10 s.
+    async fn until_available(store: &RedisStore) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.get(Namespace::Client, "kept").await {
+                Ok(_) => return,
+                Err(error) => assert!(Instant::now() < deadline, "still unavailable: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_server_is_unavailable_and_the_store_resumes_by_itself() {
+        let mut server = RedisServer::start_with(&["--appendonly", "yes"]);
+        let timeout = Duration::from_millis(500);
+        let store = server.store("down").await.timeout(timeout);
+        store
+            .put(Namespace::Client, "kept", bytes("client"), None)
+            .await
+            .unwrap();
+        server.stop();
+        all_unavailable(&store, timeout).await;
+        server.restart();
+        until_available(&store).await;
+        // The data persisted (append-only file), and every operation works again.
+        assert_eq!(
+            store.get(Namespace::Client, "kept").await.unwrap(),
+            Some(bytes("client"))
+        );
+        assert_eq!(store.count(Namespace::Client).await.unwrap(), 1);
+        store
+            .put(Namespace::Code, "k", bytes("v"), LONG)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take(Namespace::Code, "k").await.unwrap(),
+            Some(bytes("v"))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_server_fails_each_operation_in_time_and_the_store_resumes() {
+        let server = RedisServer::start();
+        let timeout = Duration::from_millis(300);
+        let store = server.store("hung").await.timeout(timeout);
+        store
+            .put(Namespace::Client, "kept", bytes("client"), None)
+            .await
+            .unwrap();
+        server.signal("STOP");
+        // Enough operations in a row to make the store replace its connection too.
+        all_unavailable(&store, timeout).await;
+        server.signal("CONT");
+        until_available(&store).await;
+        assert_eq!(
+            store.get(Namespace::Client, "kept").await.unwrap(),
+            Some(bytes("client"))
+        );
+        assert!(
+            store
+                .put_new(Namespace::Client, "new", bytes("v"), None)
+                .await
+                .unwrap()
+        );
+    }
 }

@@ -1,0 +1,515 @@
+//! The shared store, on Redis: one state for several replicas of the broker.
+//!
+//! # Layout
+//!
+//! Every key starts with the prefix given to [`RedisStore::connect`], so several brokers (or
+//! other applications) can share one database:
+//!
+//! - `<prefix>:<namespace>:<key>`: a value, a plain Redis string. Its time to live is Redis's
+//!   own (`SET … PX`), so an expired value is never returned, whichever replica asks.
+//! - `<prefix>:expiry:<namespace>`: a sorted set of the namespace's keys, each scored by its
+//!   absolute expiry in milliseconds of the Redis server's clock (`+inf`: none). It is what
+//!   [`count`](BrokerStore::count) reads (below).
+//! - `<prefix>:index:<name>`: an index, a Redis set (`SADD`, `SREM`, `SMEMBERS`); Redis drops a
+//!   set once its last member is removed.
+//!
+//! No namespace is named `expiry` or `index`, so the three kinds of key never meet.
+//!
+//! # Atomicity
+//!
+//! Every operation is one atomic step on the server, so replicas racing on one key see one
+//! winner: [`put`](BrokerStore::put), [`put_new`](BrokerStore::put_new) (`SET … NX`) and
+//! [`compare_and_swap`](BrokerStore::compare_and_swap) are small Lua scripts (sent as
+//! `EVALSHA`, loaded again when the server answers `NOSCRIPT`, as after a restart) that write
+//! the value and its sorted-set entry together; [`take`](BrokerStore::take) is `GETDEL` and
+//! [`delete`](BrokerStore::delete) `DEL`, each with the sorted-set removal in one
+//! `MULTI`/`EXEC`. The compare-and-swap script compares the stored bytes with the expected
+//! ones exactly (Lua strings are byte strings), then sets the new value with its `PX` or
+//! deletes the key.
+//!
+//! # Count
+//!
+//! `SCAN`ning a namespace would take time in proportion to the whole database. The sorted set
+//! gives the count instead: `ZREMRANGEBYSCORE` drops the entries whose expiry has passed on the
+//! server's clock, and `ZCARD` counts the rest. The set is written in the same script or
+//! transaction as the value, so the count is exact as long as only this store writes these
+//! keys; a key removed behind its back (`DEL` by hand, eviction) is counted until its expiry,
+//! so the count errs high, never low — it bounds dynamic registration. Every write also drops
+//! its namespace's expired entries, so the sets stay as large as the live keys. Expiries use
+//! the server's clock (`TIME`), so replicas whose clocks differ count alike.
+//!
+//! # Failures and time limits
+//!
+//! Every failure — no connection, an error reply, an answer of an unexpected shape, no answer
+//! in time — is [`StoreError::Unavailable`], which the broker answers with `503` and
+//! `Retry-After`. Each operation is bounded by the store's time limit (2 s unless
+//! [`RedisStore::timeout`] sets another), so a hung server delays requests by that much at
+//! most. A [`ConnectionManager`] reconnects by itself when the connection breaks; a connection
+//! whose peer falls silent without closing it (a network partition, a failover that moved the
+//! address) never breaks, so after a few operations in a row run out of time the store opens a
+//! new connection.
+//!
+//! An operation that ran out of time may still have been done by the server: a `take` may have
+//! removed the value, a compare-and-swap may have rotated it. Both err on the side of single
+//! use, and the broker tolerates the rest (a client that retries a refresh whose answer it lost
+//! presents the previous token, which stays valid until its successor is used).
+//!
+//! # Deployment
+//!
+//! Redis 6.2 or later (`GETDEL`), or Valkey, standalone or as a replicated primary; not Redis
+//! Cluster (the keys of one script are not in one hash slot). Redis keeps the state: configure
+//! persistence (`appendonly yes`; `appendfsync always` so that not even the last second of
+//! redeemed codes can be lost in a crash) and `maxmemory-policy noeviction` (an evicting
+//! server would drop grants and codes silently; a full one refuses writes, which the broker
+//! turns into `503`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ConnectionAddr, RedisError, Script};
+
+use super::{BrokerStore, Namespace, StoreError, StoreFuture};
+
+/// How long one operation may take unless [`RedisStore::timeout`] says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long [`RedisStore::connect`] waits for the first connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Operations in a row that ran out of time before the connection is replaced: one slow
+/// answer is no reason to reconnect, a run of them is.
+const REPLACE_AFTER_TIMEOUTS: u32 = 3;
+
+/// Times to live longer than this (about 285 years) are as good as none: Redis refuses an
+/// expiry that overflows its clock.
+const MAX_TTL_MILLIS: u64 = 1 << 53;
+
+/// The current time in milliseconds on the server's clock, shared by the scripts.
+const NOW: &str = "local time = redis.call('TIME')\n\
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)\n";
+
+/// `put` and `put_new`. KEYS: the value, the namespace's expiry set. ARGV: the value, the time
+/// to live in milliseconds (`''`: none), the key (the set's member), `nx` for put-if-absent.
+/// Answers 1 when written.
+const PUT: &str = "local ttl = tonumber(ARGV[2])\n\
+local written\n\
+if ttl and ARGV[4] == 'nx' then\n\
+  written = redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl, 'NX')\n\
+elseif ttl then\n\
+  written = redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)\n\
+elseif ARGV[4] == 'nx' then\n\
+  written = redis.call('SET', KEYS[1], ARGV[1], 'NX')\n\
+else\n\
+  written = redis.call('SET', KEYS[1], ARGV[1])\n\
+end\n\
+if not written then return 0 end\n\
+if ttl then\n\
+  redis.call('ZADD', KEYS[2], now + ttl, ARGV[3])\n\
+else\n\
+  redis.call('ZADD', KEYS[2], '+inf', ARGV[3])\n\
+end\n\
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)\n\
+return 1\n";
+
+/// `compare_and_swap`. KEYS: the value, the namespace's expiry set. ARGV: the expected bytes,
+/// `set` or `del`, the new value, its time to live in milliseconds (`''`: none), the key.
+/// Answers 1 when swapped. A missing key reads as `false`, which equals no string, so nothing
+/// stored never matches.
+const COMPARE_AND_SWAP: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n\
+if ARGV[2] == 'del' then\n\
+  redis.call('DEL', KEYS[1])\n\
+  redis.call('ZREM', KEYS[2], ARGV[5])\n\
+else\n\
+  local ttl = tonumber(ARGV[4])\n\
+  if ttl then\n\
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)\n\
+    redis.call('ZADD', KEYS[2], now + ttl, ARGV[5])\n\
+  else\n\
+    redis.call('SET', KEYS[1], ARGV[3])\n\
+    redis.call('ZADD', KEYS[2], '+inf', ARGV[5])\n\
+  end\n\
+end\n\
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)\n\
+return 1\n";
+
+/// `count`. KEYS: the namespace's expiry set. Entries expire when the server's clock passes
+/// their score, as the values do.
+const COUNT: &str = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)\n\
+return redis.call('ZCARD', KEYS[1])\n";
+
+/// A [`BrokerStore`] on a Redis server, shared by every replica that connects to it with the
+/// same prefix; see the [module docs](self) for the key layout, the count and the failure
+/// handling.
+///
+/// Cloning is cheap and shares the connection. Operations need a Tokio runtime.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), mcpauth::broker::StoreError> {
+/// use mcpauth::broker::RedisStore;
+///
+/// let store = RedisStore::connect("rediss://broker:secret@redis.internal:6380/0", "my-mcp").await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "broker-redis")))]
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+    timeout: Duration,
+}
+
+struct Inner {
+    client: Client,
+    config: ConnectionManagerConfig,
+    /// The connection in use; replaced after a run of operations that ran out of time.
+    connection: Mutex<ConnectionManager>,
+    /// Operations in a row that ran out of time.
+    timeouts: AtomicU32,
+    prefix: String,
+    put: Script,
+    compare_and_swap: Script,
+    count: Script,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis server at `url` — `redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://…` for TLS (verified against the system's certificate authorities) — and
+    /// keeps its keys under `prefix` (`<prefix>:<namespace>:<key>`).
+    ///
+    /// The connection is made before this returns, so a wrong address or password shows at
+    /// start-up; afterwards it is re-established by itself whenever it breaks.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the URL cannot be used or the server cannot be reached
+    /// or refuses the credentials within 5 seconds.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = Client::open(url)
+            .map_err(|error| unavailable("the Redis URL cannot be used", &error))?;
+        if matches!(
+            client.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        ) {
+            install_tls_provider();
+        }
+        let config = manager_config(DEFAULT_TIMEOUT);
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone());
+        let connection = match tokio::time::timeout(CONNECT_TIMEOUT, manager).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(error)) => return Err(unavailable("cannot connect to Redis", &error)),
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to Redis: no answer within {} s",
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                config,
+                connection: Mutex::new(connection),
+                timeouts: AtomicU32::new(0),
+                prefix: prefix.to_owned(),
+                put: Script::new(&format!("{NOW}{PUT}")),
+                compare_and_swap: Script::new(&format!("{NOW}{COMPARE_AND_SWAP}")),
+                count: Script::new(&format!("{NOW}{COUNT}")),
+            }),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// How long each operation may take before it fails as [`StoreError::Unavailable`]
+    /// (default 2 s). The store returned shares the connection; clones made before keep their
+    /// own limit.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The prefix of every key.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn value_key(&self, namespace: Namespace, key: &str) -> String {
+        format!("{}:{}:{key}", self.inner.prefix, namespace.as_str())
+    }
+
+    fn expiry_key(&self, namespace: Namespace) -> String {
+        format!("{}:expiry:{}", self.inner.prefix, namespace.as_str())
+    }
+
+    fn index_key(&self, index: &str) -> String {
+        format!("{}:index:{index}", self.inner.prefix)
+    }
+
+    /// The connection to use now (a cheap handle onto the shared one).
+    fn connection(&self) -> ConnectionManager {
+        // The lock only guards swapping one handle for another; a panic cannot leave it half
+        // done, so a poisoned lock still holds a usable handle.
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Counts an operation that ran out of time; after a run of them, replaces the connection.
+    fn timed_out(&self) {
+        let run = self.inner.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        if run < REPLACE_AFTER_TIMEOUTS {
+            return;
+        }
+        self.inner.timeouts.store(0, Ordering::Relaxed);
+        match ConnectionManager::new_lazy_with_config(
+            self.inner.client.clone(),
+            self.inner.config.clone(),
+        ) {
+            Ok(fresh) => {
+                tracing::warn!("Redis stopped answering; opening a new connection");
+                *self
+                    .inner
+                    .connection
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = fresh;
+            }
+            Err(error) => tracing::warn!(%error, "cannot open a new Redis connection"),
+        }
+    }
+
+    /// Runs one operation on the connection, within the time limit.
+    fn run<'a, T, F, Fut>(&'a self, operation: F) -> StoreFuture<'a, T>
+    where
+        T: Send + 'a,
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'a,
+    {
+        Box::pin(async move {
+            let connection = self.connection();
+            match tokio::time::timeout(self.timeout, operation(connection)).await {
+                Ok(answer) => {
+                    // An answer, even an error, shows the connection is not silent.
+                    self.inner.timeouts.store(0, Ordering::Relaxed);
+                    answer.map_err(|error| unavailable("Redis failed", &error))
+                }
+                Err(_) => {
+                    self.timed_out();
+                    Err(StoreError::Unavailable(format!(
+                        "Redis did not answer within {} ms",
+                        self.timeout.as_millis()
+                    )))
+                }
+            }
+        })
+    }
+
+    /// `put` and `put_new` (`nx`).
+    fn write<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        nx: bool,
+    ) -> StoreFuture<'a, bool> {
+        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
+        self.run(move |mut connection| async move {
+            let written: u8 = self
+                .inner
+                .put
+                .key(value_key)
+                .key(expiry_key)
+                .arg(value)
+                .arg(ttl_arg(ttl))
+                .arg(key)
+                .arg(if nx { "nx" } else { "" })
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(written == 1)
+        })
+    }
+}
+
+impl BrokerStore for RedisStore {
+    fn put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        let written = self.write(namespace, key, value, ttl, false);
+        Box::pin(async move { written.await.map(|_| ()) })
+    }
+
+    fn put_new<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.write(namespace, key, value, ttl, true)
+    }
+
+    fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let value_key = self.value_key(namespace, key);
+        self.run(move |mut connection| async move {
+            redis::cmd("GET")
+                .arg(value_key)
+                .query_async(&mut connection)
+                .await
+        })
+    }
+
+    fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
+        self.run(move |mut connection| async move {
+            let (value,): (Option<Vec<u8>>,) = redis::pipe()
+                .atomic()
+                .cmd("GETDEL")
+                .arg(value_key)
+                .cmd("ZREM")
+                .arg(expiry_key)
+                .arg(key)
+                .ignore()
+                .query_async(&mut connection)
+                .await?;
+            Ok(value)
+        })
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
+        self.run(move |mut connection| async move {
+            let mode = if new.is_some() { "set" } else { "del" };
+            let swapped: u8 = self
+                .inner
+                .compare_and_swap
+                .key(value_key)
+                .key(expiry_key)
+                .arg(expected)
+                .arg(mode)
+                .arg(new.unwrap_or_default())
+                .arg(ttl_arg(ttl))
+                .arg(key)
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(swapped == 1)
+        })
+    }
+
+    fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
+        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
+        self.run(move |mut connection| async move {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(value_key)
+                .ignore()
+                .cmd("ZREM")
+                .arg(expiry_key)
+                .arg(key)
+                .ignore()
+                .exec_async(&mut connection)
+                .await
+        })
+    }
+
+    fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
+        let expiry_key = self.expiry_key(namespace);
+        self.run(move |mut connection| async move {
+            self.inner
+                .count
+                .key(expiry_key)
+                .invoke_async(&mut connection)
+                .await
+        })
+    }
+
+    fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        let index_key = self.index_key(index);
+        self.run(move |mut connection| async move {
+            redis::cmd("SADD")
+                .arg(index_key)
+                .arg(member)
+                .exec_async(&mut connection)
+                .await
+        })
+    }
+
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        let index_key = self.index_key(index);
+        self.run(move |mut connection| async move {
+            redis::cmd("SREM")
+                .arg(index_key)
+                .arg(member)
+                .exec_async(&mut connection)
+                .await
+        })
+    }
+
+    fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
+        let index_key = self.index_key(index);
+        self.run(move |mut connection| async move {
+            redis::cmd("SMEMBERS")
+                .arg(index_key)
+                .query_async(&mut connection)
+                .await
+        })
+    }
+}
+
+/// The connection manager's settings: each connection attempt bounded like an operation, and
+/// reconnection retried quickly (an operation waiting for it fails at its own time limit
+/// anyway, and the next one starts a new attempt).
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// A time to live as the scripts take it: whole milliseconds, rounded up so a short one never
+/// expires early; `""` for none.
+fn ttl_arg(ttl: Option<Duration>) -> String {
+    ttl.map(|ttl| u64::try_from(ttl.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+        .filter(|millis| *millis <= MAX_TTL_MILLIS)
+        .map_or_else(String::new, |millis| millis.max(1).to_string())
+}
+
+/// Redis's TLS client builds its configuration from the process's default rustls provider,
+/// and cannot choose one by itself when more than one is compiled in: this installs aws-lc's
+/// (the one the rest of the crate uses) unless the application installed one already.
+fn install_tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may have installed one meanwhile; either is fine.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+fn unavailable(context: &str, error: &RedisError) -> StoreError {
+    StoreError::Unavailable(format!("{context}: {error}"))
+}
