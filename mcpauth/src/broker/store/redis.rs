@@ -44,10 +44,13 @@
 //! in time — is [`StoreError::Unavailable`], which the broker answers with `503` and
 //! `Retry-After`. Each operation is bounded by the store's time limit (2 s unless
 //! [`RedisStore::timeout`] sets another), so a hung server delays requests by that much at
-//! most. A [`ConnectionManager`] reconnects by itself when the connection breaks; a connection
-//! whose peer falls silent without closing it (a network partition, a failover that moved the
-//! address) never breaks, so after a few operations in a row run out of time the store opens a
-//! new connection.
+//! most. A [`ConnectionManager`] reconnects by itself the moment the connection closes (the
+//! store speaks RESP3, whose connections report their closing), and a request that found no
+//! connection (never sent) or, when running it twice is harmless, a dropped one is sent once
+//! more on the new one, so the first request after a restart of Redis is served.
+//! A connection whose peer falls silent without closing it (a network partition, a failover
+//! that moved the address) never breaks, so after a few operations in a row run out of time
+//! the store opens a new connection.
 //!
 //! An operation that ran out of time may still have been done by the server: a `take` may have
 //! removed the value, a compare-and-swap may have rotated it. Both err on the side of single
@@ -64,18 +67,24 @@
 //! turns into `503`).
 
 use std::fmt;
-use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, ConnectionAddr, RedisError, Script};
+use redis::{
+    Client, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    RedisError, Script, ScriptInvocation,
+};
 
 use super::{BrokerStore, Namespace, StoreError, StoreFuture};
 
 /// How long one operation may take unless [`RedisStore::timeout`] says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one attempt to connect may take (a request waiting for a connection has time for
+/// a second attempt).
+const CONNECTION_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long [`RedisStore::connect`] waits for the first connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -197,7 +206,16 @@ impl RedisStore {
     /// [`StoreError::Unavailable`] when the URL cannot be used or the server cannot be reached
     /// or refuses the credentials within 5 seconds.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = Client::open(url)
+        let info = url
+            .into_connection_info()
+            .map_err(|error| unavailable("the Redis URL cannot be used", &error))?;
+        // RESP3: the connection then tells the manager the moment it closes, and the manager
+        // reconnects at once instead of on the next request, which would otherwise fail.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings))
             .map_err(|error| unavailable("the Redis URL cannot be used", &error))?;
         if matches!(
             client.get_connection_info().addr(),
@@ -205,7 +223,7 @@ impl RedisStore {
         ) {
             install_tls_provider();
         }
-        let config = manager_config(DEFAULT_TIMEOUT);
+        let config = manager_config();
         let manager = ConnectionManager::new_with_config(client.clone(), config.clone());
         let connection = match tokio::time::timeout(CONNECT_TIMEOUT, manager).await {
             Ok(Ok(connection)) => connection,
@@ -292,16 +310,35 @@ impl RedisStore {
         }
     }
 
-    /// Runs one operation on the connection, within the time limit.
-    fn run<'a, T, F, Fut>(&'a self, operation: F) -> StoreFuture<'a, T>
+    /// Sends `request` and reads its answer, within the time limit.
+    ///
+    /// A request is sent once more, at once, when the first try shows it never reached the
+    /// server — the connection could not be made (refused, or not in time: the manager sets no
+    /// time limit on answers, so a timeout is always the connection's) and the manager is
+    /// making a new one — and, when it is idempotent, also when the connection dropped (it may
+    /// or may not have run; running it twice does no harm). That way the first request after
+    /// the server comes back is served rather than answered `503`. A `take`, a
+    /// compare-and-swap or a put-if-absent that may have run is never sent again: its second
+    /// answer would contradict the first.
+    fn send<'a, T>(&'a self, request: Request<'a>) -> StoreFuture<'a, T>
     where
-        T: Send + 'a,
-        F: FnOnce(ConnectionManager) -> Fut + Send + 'a,
-        Fut: Future<Output = Result<T, RedisError>> + Send + 'a,
+        T: FromRedisValue + Send + 'a,
     {
         Box::pin(async move {
-            let connection = self.connection();
-            match tokio::time::timeout(self.timeout, operation(connection)).await {
+            let tries = async {
+                let first = request.send(self.connection()).await;
+                match first {
+                    Err(error)
+                        if error.is_connection_refusal()
+                            || error.is_timeout()
+                            || (request.idempotent() && error.is_connection_dropped()) =>
+                    {
+                        request.send(self.connection()).await
+                    }
+                    answer => answer,
+                }
+            };
+            match tokio::time::timeout(self.timeout, tries).await {
                 Ok(answer) => {
                     // An answer, even an error, shows the connection is not silent.
                     self.inner.timeouts.store(0, Ordering::Relaxed);
@@ -318,30 +355,55 @@ impl RedisStore {
         })
     }
 
-    /// `put` and `put_new` (`nx`).
-    fn write<'a>(
-        &'a self,
+    /// The `put` script's invocation (`put_new` with `nx`).
+    fn put_script(
+        &self,
         namespace: Namespace,
-        key: &'a str,
+        key: &str,
         value: Vec<u8>,
         ttl: Option<Duration>,
         nx: bool,
-    ) -> StoreFuture<'a, bool> {
-        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
-        self.run(move |mut connection| async move {
-            let written: u8 = self
-                .inner
-                .put
-                .key(value_key)
-                .key(expiry_key)
-                .arg(value)
-                .arg(ttl_arg(ttl))
-                .arg(key)
-                .arg(if nx { "nx" } else { "" })
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(written == 1)
-        })
+    ) -> ScriptInvocation<'_> {
+        let mut invocation = self.inner.put.prepare_invoke();
+        invocation
+            .key(self.value_key(namespace, key))
+            .key(self.expiry_key(namespace))
+            .arg(value)
+            .arg(ttl_arg(ttl))
+            .arg(key)
+            .arg(if nx { "nx" } else { "" });
+        invocation
+    }
+}
+
+/// One request to the server, kept whole so it can be sent again.
+enum Request<'a> {
+    /// A single command; `true` when sending it twice does what sending it once does.
+    Command(Cmd, bool),
+    /// Commands in one `MULTI`/`EXEC`; the same flag.
+    Transaction(Pipeline, bool),
+    /// A script's invocation (`EVALSHA`, loaded first if the server lacks it); the same flag.
+    Script(ScriptInvocation<'a>, bool),
+}
+
+impl Request<'_> {
+    fn idempotent(&self) -> bool {
+        match self {
+            Self::Command(_, idempotent)
+            | Self::Transaction(_, idempotent)
+            | Self::Script(_, idempotent) => *idempotent,
+        }
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        mut connection: ConnectionManager,
+    ) -> Result<T, RedisError> {
+        match self {
+            Self::Command(command, _) => command.query_async(&mut connection).await,
+            Self::Transaction(pipeline, _) => pipeline.query_async(&mut connection).await,
+            Self::Script(invocation, _) => invocation.invoke_async(&mut connection).await,
+        }
     }
 }
 
@@ -353,7 +415,10 @@ impl BrokerStore for RedisStore {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        let written = self.write(namespace, key, value, ttl, false);
+        // Writing the same value twice leaves what writing it once does (the time to live
+        // counts from the second write: later by a moment).
+        let script = self.put_script(namespace, key, value, ttl, false);
+        let written = self.send::<u8>(Request::Script(script, true));
         Box::pin(async move { written.await.map(|_| ()) })
     }
 
@@ -364,34 +429,30 @@ impl BrokerStore for RedisStore {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        self.write(namespace, key, value, ttl, true)
+        // Not idempotent: a second try after a first that wrote would answer "already there".
+        let script = self.put_script(namespace, key, value, ttl, true);
+        let written = self.send::<u8>(Request::Script(script, false));
+        Box::pin(async move { written.await.map(|written| written == 1) })
     }
 
     fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        let value_key = self.value_key(namespace, key);
-        self.run(move |mut connection| async move {
-            redis::cmd("GET")
-                .arg(value_key)
-                .query_async(&mut connection)
-                .await
-        })
+        let mut command = redis::cmd("GET");
+        command.arg(self.value_key(namespace, key));
+        self.send(Request::Command(command, true))
     }
 
     fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
-        self.run(move |mut connection| async move {
-            let (value,): (Option<Vec<u8>>,) = redis::pipe()
-                .atomic()
-                .cmd("GETDEL")
-                .arg(value_key)
-                .cmd("ZREM")
-                .arg(expiry_key)
-                .arg(key)
-                .ignore()
-                .query_async(&mut connection)
-                .await?;
-            Ok(value)
-        })
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("GETDEL")
+            .arg(self.value_key(namespace, key))
+            .cmd("ZREM")
+            .arg(self.expiry_key(namespace))
+            .arg(key)
+            .ignore();
+        let taken = self.send::<(Option<Vec<u8>>,)>(Request::Transaction(pipeline, false));
+        Box::pin(async move { taken.await.map(|(value,)| value) })
     }
 
     fn compare_and_swap<'a>(
@@ -402,92 +463,67 @@ impl BrokerStore for RedisStore {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
-        self.run(move |mut connection| async move {
-            let mode = if new.is_some() { "set" } else { "del" };
-            let swapped: u8 = self
-                .inner
-                .compare_and_swap
-                .key(value_key)
-                .key(expiry_key)
-                .arg(expected)
-                .arg(mode)
-                .arg(new.unwrap_or_default())
-                .arg(ttl_arg(ttl))
-                .arg(key)
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(swapped == 1)
-        })
+        let mode = if new.is_some() { "set" } else { "del" };
+        let mut invocation = self.inner.compare_and_swap.prepare_invoke();
+        invocation
+            .key(self.value_key(namespace, key))
+            .key(self.expiry_key(namespace))
+            .arg(expected)
+            .arg(mode)
+            .arg(new.unwrap_or_default())
+            .arg(ttl_arg(ttl))
+            .arg(key);
+        let swapped = self.send::<u8>(Request::Script(invocation, false));
+        Box::pin(async move { swapped.await.map(|swapped| swapped == 1) })
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
-        let (value_key, expiry_key) = (self.value_key(namespace, key), self.expiry_key(namespace));
-        self.run(move |mut connection| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(value_key)
-                .ignore()
-                .cmd("ZREM")
-                .arg(expiry_key)
-                .arg(key)
-                .ignore()
-                .exec_async(&mut connection)
-                .await
-        })
+        let mut pipeline = redis::pipe();
+        pipeline
+            .atomic()
+            .cmd("DEL")
+            .arg(self.value_key(namespace, key))
+            .ignore()
+            .cmd("ZREM")
+            .arg(self.expiry_key(namespace))
+            .arg(key)
+            .ignore();
+        self.send(Request::Transaction(pipeline, true))
     }
 
     fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
-        let expiry_key = self.expiry_key(namespace);
-        self.run(move |mut connection| async move {
-            self.inner
-                .count
-                .key(expiry_key)
-                .invoke_async(&mut connection)
-                .await
-        })
+        let mut invocation = self.inner.count.prepare_invoke();
+        invocation.key(self.expiry_key(namespace));
+        self.send(Request::Script(invocation, true))
     }
 
     fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        let index_key = self.index_key(index);
-        self.run(move |mut connection| async move {
-            redis::cmd("SADD")
-                .arg(index_key)
-                .arg(member)
-                .exec_async(&mut connection)
-                .await
-        })
+        let mut command = redis::cmd("SADD");
+        command.arg(self.index_key(index)).arg(member);
+        self.send(Request::Command(command, true))
     }
 
     fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        let index_key = self.index_key(index);
-        self.run(move |mut connection| async move {
-            redis::cmd("SREM")
-                .arg(index_key)
-                .arg(member)
-                .exec_async(&mut connection)
-                .await
-        })
+        let mut command = redis::cmd("SREM");
+        command.arg(self.index_key(index)).arg(member);
+        self.send(Request::Command(command, true))
     }
 
     fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
-        let index_key = self.index_key(index);
-        self.run(move |mut connection| async move {
-            redis::cmd("SMEMBERS")
-                .arg(index_key)
-                .query_async(&mut connection)
-                .await
-        })
+        let mut command = redis::cmd("SMEMBERS");
+        command.arg(self.index_key(index));
+        self.send(Request::Command(command, true))
     }
 }
 
-/// The connection manager's settings: each connection attempt bounded like an operation, and
-/// reconnection retried quickly (an operation waiting for it fails at its own time limit
-/// anyway, and the next one starts a new attempt).
-fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+/// The connection manager's settings: no time limit on answers (the store bounds each
+/// operation as a whole, and an answer that comes late must not be taken for a request never
+/// sent), a bounded attempt to connect, and reconnection retried quickly (an operation waiting
+/// for it fails at its own time limit anyway, and the next one starts a new attempt).
+fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(None)
+        .set_connection_timeout(Some(CONNECTION_ATTEMPT_TIMEOUT))
         .set_number_of_retries(3)
         .set_max_delay(Duration::from_millis(500))
 }
