@@ -21,12 +21,19 @@
 //!   runs in-process (no registration, no metadata documents, no resource indicators; it signs
 //!   in a development user automatically).
 //! - `MCP_RESOURCE_IDENTIFIER` (default `http://127.0.0.1:3001/mcp`), `PORT`, `BIND`.
-//! - `BROKER_STORE`: the embedded store's file (default `mcpauth-todo-broker/broker.redb` under
-//!   the system's temporary directory; printed at start-up).
+//! - `BROKER_STORE`: where the state lives — the embedded store's file (default
+//!   `mcpauth-todo-broker/broker.redb` under the system's temporary directory), or a Redis URL
+//!   for several replicas sharing one state: `redis://[user:password@]host[:port][/db]`, or
+//!   `rediss://…` for TLS. Printed at start-up (without the password). With Redis,
+//!   `BROKER_REDIS_PREFIX` starts every key (default `mcpauth-todo-broker`); replicas behind one
+//!   load balancer share the store, the prefix, `MCP_RESOURCE_IDENTIFIER` (their common public
+//!   URL: it is the issuer) and the keys below. Redis should persist its data (`appendonly yes`)
+//!   and evict nothing (`maxmemory-policy noeviction`).
+//! - `BROKER_ACCESS_TOKEN_LIFETIME_SECS`: how long access tokens live (default 600).
 //! - keys (required on a non-loopback issuer): `BROKER_SIGNING_KEY_FILE` (a PKCS#8 PEM P-256 or
 //!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
 //!   base64url). On loopback without them, development keys are generated once and kept in the
-//!   store.
+//!   store (with Redis, the first replica to start writes them and the others read them).
 //! - `BROKER_CIMD_TRUST_HOST` (development and tests only): client ID metadata documents whose
 //!   URL names one of these hosts are fetched from a fixed address, even on loopback or a
 //!   private network, and over plain http too. A comma-separated list of `name=ip:port`
@@ -39,12 +46,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use example_support::todos::TodoList;
 use example_support::{Listening, StartupError, invalid, listen, setting};
-use mcpauth::broker::{BrokerKeys, CimdOptions, RedbStore, SigningKey, Upstream};
+use mcpauth::broker::{
+    BrokerKeys, BrokerStore, CimdOptions, RedbStore, RedisStore, SigningKey, Upstream,
+};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -261,12 +271,63 @@ fn cimd_options() -> Result<CimdOptions, StartupError> {
     Ok(options)
 }
 
-fn store_path() -> PathBuf {
-    match setting("BROKER_STORE") {
+/// The store `BROKER_STORE` names, and how to print it.
+async fn store() -> Result<(Arc<dyn BrokerStore>, String), StartupError> {
+    let setting = setting("BROKER_STORE");
+    if let Some(url) = setting
+        .as_deref()
+        .filter(|url| url.starts_with("redis://") || url.starts_with("rediss://"))
+    {
+        let shown = without_password(url);
+        let prefix = setting_or("BROKER_REDIS_PREFIX", "mcpauth-todo-broker");
+        let store = RedisStore::connect(url, &prefix)
+            .await
+            .map_err(|e| invalid("BROKER_STORE", &shown, e))?;
+        return Ok((Arc::new(store), format!("{shown} (prefix {prefix})")));
+    }
+    let path = match setting {
         Some(path) => PathBuf::from(path),
         None => std::env::temp_dir()
             .join("mcpauth-todo-broker")
             .join("broker.redb"),
+    };
+    let shown = path.display().to_string();
+    let store = RedbStore::open(&path).map_err(|e| invalid("BROKER_STORE", &shown, e))?;
+    Ok((Arc::new(store), shown))
+}
+
+fn setting_or(name: &'static str, default: &str) -> String {
+    setting(name).unwrap_or_else(|| default.to_owned())
+}
+
+/// A Redis URL with its password (if any) masked, for logs and errors.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
+/// `BROKER_ACCESS_TOKEN_LIFETIME_SECS`, when set.
+fn access_token_lifetime() -> Result<Option<Duration>, StartupError> {
+    let name = "BROKER_ACCESS_TOKEN_LIFETIME_SECS";
+    let Some(value) = setting(name) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Some(Duration::from_secs(seconds))),
+        _ => Err(invalid(
+            name,
+            &value,
+            "expected a positive number of seconds",
+        )),
     }
 }
 
@@ -310,9 +371,7 @@ async fn run() -> Result<(), StartupError> {
     // registers it before the broker exists.
     let (upstream, dev) = upstream(&format!("{issuer}/callback/dev")).await?;
     let _ = UPSTREAM.set(upstream);
-    let path = store_path();
-    let store = RedbStore::open(&path)
-        .map_err(|e| invalid("BROKER_STORE", &path.display().to_string(), e))?;
+    let (store, store_shown) = store().await?;
     let mut builder = TODO_BROKER
         .broker()?
         .resource(
@@ -321,9 +380,12 @@ async fn run() -> Result<(), StartupError> {
         )
         .server_name("Todo manager")
         .client_metadata_documents(cimd_options()?)
-        .store(store);
+        .shared_store(store);
     if let Some(keys) = configured_keys()? {
         builder = builder.keys(keys);
+    }
+    if let Some(lifetime) = access_token_lifetime()? {
+        builder = builder.access_token_lifetime(lifetime);
     }
     let broker = builder.build().await?;
     let auth = McpAuth::resource_server([todos::protected_resource()?])?;
@@ -336,7 +398,7 @@ async fn run() -> Result<(), StartupError> {
         "todo-broker: identity provider callback {}",
         broker.callback_url()
     );
-    println!("todo-broker: store {}", path.display());
+    println!("todo-broker: store {store_shown}");
     if let Some(dev) = &dev {
         println!(
             "todo-broker: development identity provider at {} (development only)",
@@ -351,4 +413,28 @@ async fn run() -> Result<(), StartupError> {
 
 fn main() -> ExitCode {
     example_support::main("todo-broker", run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn redis_urls_are_shown_without_their_password() {
+        for (url, shown) in [
+            (
+                "redis://broker:s3cret@redis.internal:6380/2",
+                "redis://broker:***@redis.internal:6380/2",
+            ),
+            (
+                "rediss://:s3cret@redis.internal",
+                "rediss://:***@redis.internal",
+            ),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://user@host/0", "redis://user@host/0"),
+            ("redis://host/0?a=b@c", "redis://host/0?a=b@c"),
+        ] {
+            assert_eq!(without_password(url), shown);
+        }
+    }
 }

@@ -115,12 +115,20 @@ impl BrokerState {
         Ok(code)
     }
 
-    /// Takes the code's record atomically. A code that was already redeemed ends its grant.
+    /// Takes the code's record atomically. A code that was already redeemed ends its grant
+    /// once tokens were issued from it; a redemption that loses a race with one still issuing
+    /// (the same code sent twice at once, to one replica or two) is refused and ends nothing,
+    /// so the winner's answer stands and exactly one of them gets tokens.
     pub(crate) async fn take_code(&self, code: &str) -> Result<CodeRecord, OAuthError> {
         let hash = token_hash(code);
         let Some(bytes) = self.store.take(Namespace::Code, &hash).await? else {
             if let Some(grant_id) = self.store.get(Namespace::RedeemedCode, &hash).await? {
                 let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+                if !self.tokens_issued(&grant_id).await? {
+                    return Err(OAuthError::invalid_grant(
+                        "the authorization code was already used",
+                    ));
+                }
                 tracing::warn!("authorization code replayed; its grant is revoked");
                 self.revoke_grant(&grant_id).await?;
                 return Err(OAuthError::invalid_grant(
@@ -146,6 +154,15 @@ impl BrokerState {
             ));
         }
         Ok(record)
+    }
+
+    /// Whether the grant exists and tokens were issued from it (it has had a refresh token).
+    async fn tokens_issued(&self, grant_id: &str) -> Result<bool, StoreError> {
+        let Some(bytes) = self.store.get(Namespace::Grant, grant_id).await? else {
+            return Ok(false);
+        };
+        let grant: Grant = records::decode(&bytes)?;
+        Ok(!grant.refresh_current.is_empty() || grant.refresh_previous.is_some())
     }
 
     /// Issues the first tokens of a grant whose code was just redeemed.

@@ -184,7 +184,8 @@ impl BrokerBuilder {
         self
     }
 
-    /// Where the broker keeps its state: a [`RedbStore`] (durable, embedded), a
+    /// Where the broker keeps its state: a [`RedbStore`] (durable, embedded, one process), a
+    /// `RedisStore` (feature `broker-redis`: one state shared by several replicas), a
     /// [`MemoryStore`] (tests), or your own [`BrokerStore`].
     pub fn store(mut self, store: impl BrokerStore) -> Self {
         self.store = Some(Arc::new(store));

@@ -2,12 +2,13 @@
 //! `interop/node_modules`, the Python venv), child processes read line by line, the
 //! `todo-broker` binary on a store of its own, a browser that walks the broker's pages by hand
 //! (no redirect followed implicitly, cookies carried by hand), a GitHub-like identity provider,
-//! and MCP tool calls.
+//! a Redis server for replicas, and MCP tool calls.
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod github_like;
+pub(crate) mod redis_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -313,6 +314,7 @@ pub(crate) struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// `store`: the embedded store's file, or a Redis URL (as `BROKER_STORE` takes either).
     pub(crate) fn new(store: &Path) -> Self {
         Self {
             store: store.to_owned(),
@@ -323,6 +325,17 @@ impl BrokerConfig {
     pub(crate) fn env(mut self, name: &str, value: &str) -> Self {
         self.env.push((name.to_owned(), value.to_owned()));
         self
+    }
+
+    /// In front of the GitHub-like provider `github` (its callback still to be registered).
+    pub(crate) fn at_github_like(self, github: &github_like::GitHubLike) -> Self {
+        self.env("UPSTREAM_AUTHORIZE_URL", &github.authorize_url())
+            .env("UPSTREAM_TOKEN_URL", &github.token_url())
+            .env("UPSTREAM_USERINFO_URL", &github.user_url())
+            .env("UPSTREAM_USER_ID_MEMBER", "id")
+            .env("UPSTREAM_CLIENT_ID", github.client_id())
+            .env("UPSTREAM_CLIENT_SECRET", github.client_secret())
+            .env("UPSTREAM_SCOPES", "read:user")
     }
 
     /// Starts it on `port` (0: an ephemeral one) and waits until it listens.
@@ -906,14 +919,7 @@ pub(crate) async fn broker_at_github_like(
     github: &github_like::GitHubLike,
     dir: &TempDir,
 ) -> (BrokerConfig, TodoBroker) {
-    let config = BrokerConfig::new(&dir.path().join("broker.redb"))
-        .env("UPSTREAM_AUTHORIZE_URL", &github.authorize_url())
-        .env("UPSTREAM_TOKEN_URL", &github.token_url())
-        .env("UPSTREAM_USERINFO_URL", &github.user_url())
-        .env("UPSTREAM_USER_ID_MEMBER", "id")
-        .env("UPSTREAM_CLIENT_ID", github.client_id())
-        .env("UPSTREAM_CLIENT_SECRET", github.client_secret())
-        .env("UPSTREAM_SCOPES", "read:user");
+    let config = BrokerConfig::new(&dir.path().join("broker.redb")).at_github_like(github);
     let broker = start_broker(&config, 0).await;
     github.set_callback(&broker.callback);
     (config, broker)

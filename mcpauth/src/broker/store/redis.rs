@@ -1,70 +1,5 @@
-//! The shared store, on Redis: one state for several replicas of the broker.
-//!
-//! # Layout
-//!
-//! Every key starts with the prefix given to [`RedisStore::connect`], so several brokers (or
-//! other applications) can share one database:
-//!
-//! - `<prefix>:<namespace>:<key>`: a value, a plain Redis string. Its time to live is Redis's
-//!   own (`SET … PX`), so an expired value is never returned, whichever replica asks.
-//! - `<prefix>:expiry:<namespace>`: a sorted set of the namespace's keys, each scored by its
-//!   absolute expiry in milliseconds of the Redis server's clock (`+inf`: none). It is what
-//!   [`count`](BrokerStore::count) reads (below).
-//! - `<prefix>:index:<name>`: an index, a Redis set (`SADD`, `SREM`, `SMEMBERS`); Redis drops a
-//!   set once its last member is removed.
-//!
-//! No namespace is named `expiry` or `index`, so the three kinds of key never meet.
-//!
-//! # Atomicity
-//!
-//! Every operation is one atomic step on the server, so replicas racing on one key see one
-//! winner: [`put`](BrokerStore::put), [`put_new`](BrokerStore::put_new) (`SET … NX`) and
-//! [`compare_and_swap`](BrokerStore::compare_and_swap) are small Lua scripts (sent as
-//! `EVALSHA`, loaded again when the server answers `NOSCRIPT`, as after a restart) that write
-//! the value and its sorted-set entry together; [`take`](BrokerStore::take) is `GETDEL` and
-//! [`delete`](BrokerStore::delete) `DEL`, each with the sorted-set removal in one
-//! `MULTI`/`EXEC`. The compare-and-swap script compares the stored bytes with the expected
-//! ones exactly (Lua strings are byte strings), then sets the new value with its `PX` or
-//! deletes the key.
-//!
-//! # Count
-//!
-//! `SCAN`ning a namespace would take time in proportion to the whole database. The sorted set
-//! gives the count instead: `ZREMRANGEBYSCORE` drops the entries whose expiry has passed on the
-//! server's clock, and `ZCARD` counts the rest. The set is written in the same script or
-//! transaction as the value, so the count is exact as long as only this store writes these
-//! keys; a key removed behind its back (`DEL` by hand, eviction) is counted until its expiry,
-//! so the count errs high, never low — it bounds dynamic registration. Every write also drops
-//! its namespace's expired entries, so the sets stay as large as the live keys. Expiries use
-//! the server's clock (`TIME`), so replicas whose clocks differ count alike.
-//!
-//! # Failures and time limits
-//!
-//! Every failure — no connection, an error reply, an answer of an unexpected shape, no answer
-//! in time — is [`StoreError::Unavailable`], which the broker answers with `503` and
-//! `Retry-After`. Each operation is bounded by the store's time limit (2 s unless
-//! [`RedisStore::timeout`] sets another), so a hung server delays requests by that much at
-//! most. A [`ConnectionManager`] reconnects by itself the moment the connection closes (the
-//! store speaks RESP3, whose connections report their closing), and a request that found no
-//! connection (never sent) or, when running it twice is harmless, a dropped one is sent once
-//! more on the new one, so the first request after a restart of Redis is served.
-//! A connection whose peer falls silent without closing it (a network partition, a failover
-//! that moved the address) never breaks, so after a few operations in a row run out of time
-//! the store opens a new connection.
-//!
-//! An operation that ran out of time may still have been done by the server: a `take` may have
-//! removed the value, a compare-and-swap may have rotated it. Both err on the side of single
-//! use, and the broker tolerates the rest (a client that retries a refresh whose answer it lost
-//! presents the previous token, which stays valid until its successor is used).
-//!
-//! # Deployment
-//!
-//! Redis 6.2 or later (`GETDEL`), or Valkey, standalone or as a replicated primary; not Redis
-//! Cluster (the keys of one script are not in one hash slot). Redis keeps the state: configure
-//! persistence (`appendonly yes`; `appendfsync always` so that not even the last second of
-//! redeemed codes can be lost in a crash) and `maxmemory-policy noeviction` (an evicting
-//! server would drop grants and codes silently; a full one refuses writes, which the broker
-//! turns into `503`).
+//! The shared store, on Redis: one state for several replicas of the broker (see
+//! [`RedisStore`]).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -151,8 +86,7 @@ const COUNT: &str = "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 return redis.call('ZCARD', KEYS[1])\n";
 
 /// A [`BrokerStore`] on a Redis server, shared by every replica that connects to it with the
-/// same prefix; see the [module docs](self) for the key layout, the count and the failure
-/// handling.
+/// same prefix.
 ///
 /// Cloning is cheap and shares the connection. Operations need a Tokio runtime.
 ///
@@ -163,6 +97,74 @@ return redis.call('ZCARD', KEYS[1])\n";
 /// let store = RedisStore::connect("rediss://broker:secret@redis.internal:6380/0", "my-mcp").await?;
 /// # let _ = store; Ok(()) }
 /// ```
+///
+/// # Layout
+///
+/// Every key starts with the prefix given to [`RedisStore::connect`], so several brokers (or
+/// other applications) can share one database:
+///
+/// - `<prefix>:<namespace>:<key>`: a value, a plain Redis string. Its time to live is Redis's
+///   own (`SET … PX`), so an expired value is never returned, whichever replica asks.
+/// - `<prefix>:expiry:<namespace>`: a sorted set of the namespace's keys, each scored by its
+///   absolute expiry in milliseconds of the Redis server's clock (`+inf`: none). It is what
+///   [`count`](BrokerStore::count) reads (below).
+/// - `<prefix>:index:<name>`: an index, a Redis set (`SADD`, `SREM`, `SMEMBERS`); Redis drops a
+///   set once its last member is removed.
+///
+/// No namespace is named `expiry` or `index`, so the three kinds of key never meet.
+///
+/// # Atomicity
+///
+/// Every operation is one atomic step on the server, so replicas racing on one key see one
+/// winner: [`put`](BrokerStore::put), [`put_new`](BrokerStore::put_new) (`SET … NX`) and
+/// [`compare_and_swap`](BrokerStore::compare_and_swap) are small Lua scripts (sent as
+/// `EVALSHA`, loaded again when the server answers `NOSCRIPT`, as after a restart) that write
+/// the value and its sorted-set entry together; [`take`](BrokerStore::take) is `GETDEL` and
+/// [`delete`](BrokerStore::delete) `DEL`, each with the sorted-set removal in one
+/// `MULTI`/`EXEC`. The compare-and-swap script compares the stored bytes with the expected
+/// ones exactly (Lua strings are byte strings), then sets the new value with its `PX` or
+/// deletes the key.
+///
+/// # Count
+///
+/// `SCAN`ning a namespace would take time in proportion to the whole database. The sorted set
+/// gives the count instead: `ZREMRANGEBYSCORE` drops the entries whose expiry has passed on the
+/// server's clock, and `ZCARD` counts the rest. The set is written in the same script or
+/// transaction as the value, so the count is exact as long as only this store writes these
+/// keys; a key removed behind its back (`DEL` by hand, eviction) is counted until its expiry,
+/// so the count errs high, never low — it bounds dynamic registration. Every write also drops
+/// its namespace's expired entries, so the sets stay as large as the live keys. Expiries use
+/// the server's clock (`TIME`), so replicas whose clocks differ count alike.
+///
+/// # Failures and time limits
+///
+/// Every failure — no connection, an error reply, an answer of an unexpected shape, no answer
+/// in time — is [`StoreError::Unavailable`], which the broker answers with `503` and
+/// `Retry-After`. Each operation is bounded by the store's time limit (2 s unless
+/// [`RedisStore::timeout`] sets another), so a hung server delays requests by that much at
+/// most. A [`ConnectionManager`] reconnects by itself the moment the connection closes (the
+/// store speaks RESP3, whose connections report their closing), and a request that found no
+/// connection (never sent) or, when running it twice is harmless, a dropped one is sent once
+/// more on the new one, so the first request after a restart of Redis is served.
+/// A connection whose peer falls silent without closing it (a network partition, a failover
+/// that moved the address) never breaks, so after a few operations in a row run out of time
+/// the store opens a new connection.
+///
+/// An operation that ran out of time may still have been done by the server: a `take` may have
+/// removed the value, a compare-and-swap may have rotated it. Both err on the side of single
+/// use, and the broker tolerates the rest (a client that retries a refresh whose answer it lost
+/// presents the previous token, which stays valid until its successor is used).
+///
+/// # Deployment
+///
+/// Redis 6.2 or later (`GETDEL`), or Valkey, standalone or as a replicated primary; not Redis
+/// Cluster (the keys of one script are not in one hash slot). Redis keeps the state: configure
+/// persistence (`appendonly yes`; with the default `appendfsync everysec` a crash of Redis can
+/// lose the last second or two of writes — a redeemed code could be redeemable again, a
+/// refresh token issued just before could be forgotten — which `appendfsync always` prevents
+/// at the cost of a disk flush per write; a shutdown loses nothing either way) and
+/// `maxmemory-policy noeviction` (an evicting server would drop grants and codes silently; a
+/// full one refuses writes, which the broker turns into `503`).
 #[cfg_attr(docsrs, doc(cfg(feature = "broker-redis")))]
 #[derive(Clone)]
 pub struct RedisStore {

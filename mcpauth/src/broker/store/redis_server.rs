@@ -90,12 +90,24 @@ impl RedisServer {
         RedisStore::connect(&self.url(), prefix).await.unwrap()
     }
 
-    /// Kills the server (as a crash would); its port stays this server's.
+    /// Stops the server as a shutdown does (`SIGTERM`: Redis writes out its append-only file
+    /// first), so what it acknowledged survives a restart; killed if it takes too long.
     pub(super) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Starts it again on the same port and directory.
