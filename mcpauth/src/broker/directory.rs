@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::BrokerState;
-use super::cimd::CimdError;
 use super::client::ClientRecord;
 use super::records::{self, Transaction};
 use super::store::{Namespace, StoreError};
@@ -39,7 +38,7 @@ impl BrokerState {
                 if error.is_temporary() {
                     ClientLookupError::Unavailable(error.to_string())
                 } else {
-                    ClientLookupError::InvalidDocument(cimd_reason(&error))
+                    ClientLookupError::InvalidDocument(error.to_string())
                 }
             });
         }
@@ -67,8 +66,4 @@ impl BrokerState {
             Err(_) => Ok(false),
         }
     }
-}
-
-fn cimd_reason(error: &CimdError) -> String {
-    error.to_string()
 }
