@@ -170,34 +170,24 @@ async fn a_client_signs_in_calls_a_tool_steps_up_and_refreshes() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-async fn refresh(fixture: &BrokerFixture, client_id: &str, token: &Value) -> (StatusCode, Value) {
-    fixture
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", client_id),
-            ("refresh_token", token.as_str().unwrap()),
-        ])
-        .await
-}
-
 #[tokio::test]
 async fn refresh_tokens_rotate_with_one_retry_and_theft_ends_the_grant() {
     let fixture = BrokerFixture::start().await;
     let (client_id, first) = fixture.login("read:todos").await;
-    let (status, second) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    let (status, second) = fixture.refresh(&client_id, &first["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK);
     // The previous token again before its successor is used (a lost answer): allowed.
-    let (status, second_again) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    let (status, second_again) = fixture.refresh(&client_id, &first["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{second_again}");
     // The successor is used: the first token is now an older generation.
-    let (status, third) = refresh(&fixture, &client_id, &second["refresh_token"]).await;
+    let (status, third) = fixture.refresh(&client_id, &second["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{third}");
-    let (status, error) = refresh(&fixture, &client_id, &first["refresh_token"]).await;
+    let (status, error) = fixture.refresh(&client_id, &first["refresh_token"]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "invalid_grant");
     assert!(error.get("access_token").is_none());
     // …and the whole grant is gone, the newest token included.
-    let (status, error) = refresh(&fixture, &client_id, &third["refresh_token"]).await;
+    let (status, error) = fixture.refresh(&client_id, &third["refresh_token"]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["error"], "invalid_grant");
 }
@@ -275,7 +265,7 @@ async fn a_replayed_code_is_refused_and_revokes_what_it_issued() {
     assert_eq!(status, StatusCode::OK);
     let (status, error) = fixture.token_request(&form).await;
     assert_refused(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
-    let (status, error) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    let (status, error) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
     assert_refused(status, &error, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
@@ -864,7 +854,7 @@ async fn revoking_ends_the_grant_and_its_access_tokens_within_their_lifetime() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, body) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    let (status, body) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
     let access = tokens["access_token"].as_str().unwrap();
     tokio::time::sleep(Duration::from_millis(3100)).await;
@@ -878,7 +868,6 @@ async fn a_restart_on_the_embedded_store_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
     let path = dir.join("broker.redb");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let start = |listener, upstream| {
         let path = path.clone();
         async move {
@@ -891,39 +880,24 @@ async fn a_restart_on_the_embedded_store_loses_nothing() {
             .await
         }
     };
-    let restart = |fixture: BrokerFixture| async move {
-        let BrokerFixture {
-            server,
-            upstream,
-            broker,
-            ..
-        } = fixture;
-        drop(server);
-        drop(broker);
-        // The store's file is released when the last handle goes.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        (listener, upstream)
-    };
-
     let fixture = start(listener, None).await;
     let client_id = fixture.register(&[REDIRECT]).await;
-    let (listener, upstream) = restart(fixture).await;
+    let (listener, upstream) = fixture.stop().await;
     let fixture = start(listener, Some(upstream)).await;
     let (verifier, challenge) = pkce();
     let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
     let mut jar = Jar::default();
     let page = fixture.open_consent(&request, &mut jar).await;
-    let (listener, upstream) = restart(fixture).await;
+    let (listener, upstream) = fixture.stop().await;
     let fixture = start(listener, Some(upstream)).await;
     let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
     let callback = fixture.through_upstream(approval).await;
-    let (listener, upstream) = restart(fixture).await;
+    let (listener, upstream) = fixture.stop().await;
     let fixture = start(listener, Some(upstream)).await;
     let response = fixture.open_callback(&callback, &mut jar).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let code = query(response.headers()[LOCATION].to_str().unwrap())["code"].clone();
-    let (listener, upstream) = restart(fixture).await;
+    let (listener, upstream) = fixture.stop().await;
     let fixture = start(listener, Some(upstream)).await;
     let (status, tokens) = fixture
         .token_request(&[
@@ -935,14 +909,14 @@ async fn a_restart_on_the_embedded_store_loses_nothing() {
         ])
         .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    let (listener, upstream) = restart(fixture).await;
+    let (listener, upstream) = fixture.stop().await;
     let fixture = start(listener, Some(upstream)).await;
     // Same keys: the access token issued before the restart still verifies.
     let response = fixture
         .call_tool(tokens["access_token"].as_str().unwrap(), "get_todos")
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let (status, refreshed) = refresh(&fixture, &client_id, &tokens["refresh_token"]).await;
+    let (status, refreshed) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     drop(fixture);
     let _ = std::fs::remove_dir_all(&dir);
@@ -1274,14 +1248,20 @@ async fn every_grant_of_a_user_or_a_client_can_be_ended() {
         fixture.broker.revoke_client(&first_client).await.unwrap(),
         1
     );
-    let (status, body) = refresh(&fixture, &first_client, &first["refresh_token"]).await;
+    let (status, body) = fixture
+        .refresh(&first_client, &first["refresh_token"])
+        .await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
-    let (status, _) = refresh(&fixture, &second_client, &second["refresh_token"]).await;
+    let (status, _) = fixture
+        .refresh(&second_client, &second["refresh_token"])
+        .await;
     assert_eq!(status, StatusCode::OK, "another client's grant lives on");
     // The development provider signs everyone in as one user: both remaining grants are theirs.
     assert_eq!(fixture.broker.revoke_user("dev|dev-user").await.unwrap(), 2);
     assert_eq!(fixture.broker.revoke_user("dev|dev-user").await.unwrap(), 0);
-    let (status, body) = refresh(&fixture, &third_client, &third["refresh_token"]).await;
+    let (status, body) = fixture
+        .refresh(&third_client, &third["refresh_token"])
+        .await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 

@@ -6,6 +6,7 @@
 
 mod audience;
 mod broker;
+mod broker_keys;
 mod broker_presets;
 mod dev_server;
 mod discovery;

@@ -210,6 +210,23 @@ impl BrokerFixture {
         }
     }
 
+    /// Stops the broker and its MCP server, and gives back what a restart on the same address
+    /// needs: the listener, bound again, and the upstream (still running).
+    pub async fn stop(self) -> (TcpListener, DevAuthServer) {
+        let addr = self.server.addr;
+        let Self {
+            server,
+            upstream,
+            broker,
+            ..
+        } = self;
+        drop(server);
+        drop(broker);
+        // A store's file is released when its last handle goes.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        (TcpListener::bind(addr).await.unwrap(), upstream)
+    }
+
     /// `<issuer>` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
@@ -543,6 +560,16 @@ impl BrokerFixture {
         let expected = request.redirect_uri.clone().unwrap_or_default();
         assert!(location.starts_with(&expected), "{location}");
         query(&location)
+    }
+
+    /// A `refresh_token` grant with `refresh_token` (a JSON string, as the token answer has it).
+    pub async fn refresh(&self, client_id: &str, refresh_token: &Value) -> (StatusCode, Value) {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", refresh_token.as_str().unwrap()),
+        ])
+        .await
     }
 
     /// Registers a client, signs in, redeems the code: (client id, token answer).

@@ -34,6 +34,12 @@
 //!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
 //!   base64url). On loopback without them, development keys are generated once and kept in the
 //!   store (with Redis, the first replica to start writes them and the others read them).
+//! - key rotation, with the keys above: `BROKER_PUBLISHED_KEY_FILES` (comma-separated PEM files
+//!   of signing keys published besides the signing one: the next key before it signs, then the
+//!   old one for an access-token lifetime), `BROKER_PREVIOUS_STORAGE_KEYS` (old storage keys:
+//!   upstream tokens they sealed are sealed again at their grant's next refresh) and
+//!   `BROKER_PREVIOUS_COOKIE_KEYS` (old cookie keys, kept a few minutes so sign-ins in flight
+//!   complete), each comma-separated base64url.
 //! - `BROKER_CIMD_TRUST_HOST` (development and tests only): client ID metadata documents whose
 //!   URL names one of these hosts are fetched from a fixed address, even on loopback or a
 //!   private network, and over plain http too. A comma-separated list of `name=ip:port`
@@ -220,6 +226,13 @@ fn configured_keys() -> Result<Option<BrokerKeys>, StartupError> {
         std::fs::read_to_string(&path).map_err(|e| invalid("BROKER_SIGNING_KEY_FILE", &path, e))?;
     let signing = SigningKey::from_pkcs8_pem(&pem)
         .map_err(|e| invalid("BROKER_SIGNING_KEY_FILE", &path, e))?;
+    let decode32 = |name: &'static str, value: &str| -> Result<[u8; 32], StartupError> {
+        URL_SAFE_NO_PAD
+            .decode(value.trim().trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| invalid(name, "…", "expected 32 bytes, base64url"))
+    };
     let key32 = |name: &'static str| -> Result<[u8; 32], StartupError> {
         let value = setting(name).ok_or_else(|| {
             invalid(
@@ -228,17 +241,37 @@ fn configured_keys() -> Result<Option<BrokerKeys>, StartupError> {
                 "set 32 random bytes, base64url, with BROKER_SIGNING_KEY_FILE",
             )
         })?;
-        URL_SAFE_NO_PAD
-            .decode(value.trim_end_matches('='))
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| invalid(name, "…", "expected 32 bytes, base64url"))
+        decode32(name, &value)
     };
-    Ok(Some(BrokerKeys::new(
+    let list = |name: &'static str| -> Vec<String> {
+        setting(name)
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(|item| item.trim().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut keys = BrokerKeys::new(
         signing,
         key32("BROKER_STORAGE_KEY")?,
         key32("BROKER_COOKIE_KEY")?,
-    )))
+    );
+    for path in list("BROKER_PUBLISHED_KEY_FILES") {
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| invalid("BROKER_PUBLISHED_KEY_FILES", &path, e))?;
+        let key = SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| invalid("BROKER_PUBLISHED_KEY_FILES", &path, e))?;
+        keys = keys.also_publish(key);
+    }
+    for value in list("BROKER_PREVIOUS_STORAGE_KEYS") {
+        keys = keys.previous_storage_key(decode32("BROKER_PREVIOUS_STORAGE_KEYS", &value)?);
+    }
+    for value in list("BROKER_PREVIOUS_COOKIE_KEYS") {
+        keys = keys.previous_cookie_key(decode32("BROKER_PREVIOUS_COOKIE_KEYS", &value)?);
+    }
+    Ok(Some(keys))
 }
 
 /// The client metadata document options: the default ones, plus the hosts trusted by

@@ -115,6 +115,16 @@ impl BrokerState {
         Ok(code)
     }
 
+    /// The grant's upstream tokens sealed with the current storage key, when a previous key
+    /// sealed them: a grant is re-encrypted the next time it is written anyway, so a storage
+    /// key rotation needs no migration.
+    fn resealed_upstream(&self, grant_id: &str, grant: &Grant) -> Option<String> {
+        let sealed = URL_SAFE_NO_PAD.decode(&grant.upstream).ok()?;
+        let resealed = self.sealing.reseal(grant_id, &sealed)?;
+        tracing::debug!("upstream tokens sealed again with the current storage key");
+        Some(URL_SAFE_NO_PAD.encode(resealed))
+    }
+
     /// Takes the code's record atomically. A code that was already redeemed ends its grant
     /// once tokens were issued from it; a redemption that loses a race with one still issuing
     /// (the same code sent twice at once, to one replica or two) is refused and ends nothing,
@@ -259,6 +269,9 @@ impl BrokerState {
                 return Err(OAuthError::invalid_grant(
                     "the refresh token was already rotated; the grant is revoked",
                 ));
+            }
+            if let Some(resealed) = self.resealed_upstream(&record.grant_id, &grant) {
+                grant.upstream = resealed;
             }
             self.write_refresh_record(&new_hash, &record.grant_id, client_id)
                 .await?;

@@ -185,10 +185,28 @@ impl SigningKey {
 /// broker on a loopback issuer without configured keys generates them once and keeps them in
 /// its store, so a restart logs no one out.
 ///
+/// Each key rotates without logging anyone out:
+/// - **signing key**: publish the next key first ([`also_publish`](Self::also_publish)) on
+///   every replica, then make it the signing key and publish the old one for at least one
+///   access-token lifetime — tokens it signed keep verifying until they expire; refresh tokens
+///   do not depend on it;
+/// - **storage key** (seals the upstream tokens of each grant): pass the old one to
+///   [`previous_storage_key`](Self::previous_storage_key); each grant's tokens are sealed again
+///   with the new key the next time they are written (the grant's next refresh), after which
+///   the old key can go;
+/// - **cookie key** (the consent form's CSRF token, the sign-in binding cookie): pass the old
+///   one to [`previous_cookie_key`](Self::previous_cookie_key) for as long as a sign-in may
+///   take (minutes): one begun before the rotation completes after it.
+///
 /// ```
 /// use mcpauth::broker::{BrokerKeys, SigningKey};
 ///
-/// let keys = BrokerKeys::new(SigningKey::generate_es256()?, [1u8; 32], [2u8; 32]);
+/// let old = SigningKey::generate_es256()?;
+/// let new = SigningKey::generate_es256()?;
+/// let keys = BrokerKeys::new(new, [3u8; 32], [4u8; 32])
+///     .also_publish(old)
+///     .previous_storage_key([1u8; 32])
+///     .previous_cookie_key([2u8; 32]);
 /// # let _ = keys;
 /// # Ok::<(), mcpauth::broker::BrokerError>(())
 /// ```
@@ -196,13 +214,17 @@ impl SigningKey {
 pub struct BrokerKeys {
     signing: Vec<SigningKey>,
     storage: [u8; 32],
+    previous_storage: Vec<[u8; 32]>,
     cookie: [u8; 32],
+    previous_cookie: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for BrokerKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BrokerKeys")
             .field("signing", &self.signing)
+            .field("previous_storage_keys", &self.previous_storage.len())
+            .field("previous_cookie_keys", &self.previous_cookie.len())
             .finish_non_exhaustive()
     }
 }
@@ -214,15 +236,34 @@ impl BrokerKeys {
         Self {
             signing: vec![signing],
             storage: storage_key,
+            previous_storage: Vec::new(),
             cookie: cookie_key,
+            previous_cookie: Vec::new(),
         }
     }
 
-    /// Also publishes `key` (an older signing key, kept while tokens it signed may still be
-    /// presented). The first key signs; every key is published.
+    /// Also publishes `key` in the JWKS and accepts the tokens it signed: an older signing key
+    /// while its tokens may still be presented, or the next one before it signs. The first key
+    /// signs; every key is published.
     #[must_use]
     pub fn also_publish(mut self, key: SigningKey) -> Self {
         self.signing.push(key);
+        self
+    }
+
+    /// Also opens upstream tokens sealed with `key`, a storage key this one replaces; they are
+    /// sealed again with the current key when their grant is next refreshed.
+    #[must_use]
+    pub fn previous_storage_key(mut self, key: [u8; 32]) -> Self {
+        self.previous_storage.push(key);
+        self
+    }
+
+    /// Also accepts consent forms and sign-in cookies made with `key`, a cookie key this one
+    /// replaces, so sign-ins in flight during a rotation complete.
+    #[must_use]
+    pub fn previous_cookie_key(mut self, key: [u8; 32]) -> Self {
+        self.previous_cookie.push(key);
         self
     }
 
@@ -237,11 +278,17 @@ impl BrokerKeys {
     }
 
     pub(crate) fn sealing_key(&self) -> Result<SealingKey, BrokerError> {
-        SealingKey::new(&self.storage).map_err(|_| key_error("invalid storage key"))
+        let invalid = |_| key_error("invalid storage key");
+        self.previous_storage.iter().try_fold(
+            SealingKey::new(&self.storage).map_err(invalid)?,
+            |key, old| key.with_previous(old).map_err(invalid),
+        )
     }
 
     pub(crate) fn mac_key(&self) -> MacKey {
-        MacKey::new(&self.cookie)
+        self.previous_cookie
+            .iter()
+            .fold(MacKey::new(&self.cookie), |key, old| key.with_previous(old))
     }
 
     /// The development keys kept in the store: read when present, else generated and written

@@ -34,9 +34,13 @@ pub(crate) fn equal_in_constant_time(a: &str, b: &str) -> bool {
     constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
-/// A key for HMAC-SHA-256 (cookie and CSRF values).
+/// The HMAC-SHA-256 keys of cookie and CSRF values: the current key signs; the current and the
+/// previous ones verify, so a value made just before a key rotation is still accepted.
 #[derive(Clone)]
-pub(crate) struct MacKey(hmac::Key);
+pub(crate) struct MacKey {
+    current: hmac::Key,
+    previous: Vec<hmac::Key>,
+}
 
 impl std::fmt::Debug for MacKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,30 +50,53 @@ impl std::fmt::Debug for MacKey {
 
 impl MacKey {
     pub(crate) fn new(secret: &[u8]) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+        Self {
+            current: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            previous: Vec::new(),
+        }
+    }
+
+    /// Also verifies values signed with `secret`.
+    pub(crate) fn with_previous(mut self, secret: &[u8]) -> Self {
+        self.previous
+            .push(hmac::Key::new(hmac::HMAC_SHA256, secret));
+        self
     }
 
     /// base64url(HMAC(key, purpose ‖ 0x00 ‖ message)): the purpose keeps a MAC made for one use
     /// from being accepted for another.
     pub(crate) fn sign(&self, purpose: &str, message: &str) -> String {
-        let mut context = hmac::Context::with_key(&self.0);
-        context.update(purpose.as_bytes());
-        context.update(&[0]);
-        context.update(message.as_bytes());
-        URL_SAFE_NO_PAD.encode(context.sign())
+        mac_with(&self.current, purpose, message)
     }
 
-    /// Whether `mac` is [`sign`](Self::sign)`(purpose, message)`, in constant time.
+    /// Whether `mac` is `purpose`'s MAC of `message` under any of the keys, in constant time.
     pub(crate) fn verify(&self, purpose: &str, message: &str, mac: &str) -> bool {
-        equal_in_constant_time(&self.sign(purpose, message), mac)
+        // Every key is tried, so the time taken does not tell which one matched.
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .fold(false, |found, key| {
+                equal_in_constant_time(&mac_with(key, purpose, message), mac) | found
+            })
     }
+}
+
+fn mac_with(key: &hmac::Key, purpose: &str, message: &str) -> String {
+    let mut context = hmac::Context::with_key(key);
+    context.update(purpose.as_bytes());
+    context.update(&[0]);
+    context.update(message.as_bytes());
+    URL_SAFE_NO_PAD.encode(context.sign())
 }
 
 /// AES-256-GCM for records kept encrypted at rest (upstream token sets). A random 96-bit nonce
 /// is stored in front of each ciphertext; the associated data binds a ciphertext to its record
-/// so one cannot be moved to another.
+/// so one cannot be moved to another. The current key seals; previous keys still open what they
+/// sealed (GCM's tag tells which key fits), so the storage key can rotate without a migration.
 #[derive(Clone)]
-pub(crate) struct SealingKey(std::sync::Arc<LessSafeKey>);
+pub(crate) struct SealingKey {
+    current: std::sync::Arc<LessSafeKey>,
+    previous: Vec<std::sync::Arc<LessSafeKey>>,
+}
 
 impl std::fmt::Debug for SealingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,11 +104,32 @@ impl std::fmt::Debug for SealingKey {
     }
 }
 
+/// A record opened by a [`SealingKey`], and whether it should be sealed again.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) plaintext: Vec<u8>,
+    /// Opened with a previous key: seal it again with the current one.
+    pub(crate) stale: bool,
+}
+
+fn aes_key(secret: &[u8]) -> Result<std::sync::Arc<LessSafeKey>, CryptoFailure> {
+    let key = UnboundKey::new(&AES_256_GCM, secret).map_err(|_| CryptoFailure)?;
+    Ok(std::sync::Arc::new(LessSafeKey::new(key)))
+}
+
 impl SealingKey {
     /// A key of exactly 32 bytes.
     pub(crate) fn new(secret: &[u8]) -> Result<Self, CryptoFailure> {
-        let key = UnboundKey::new(&AES_256_GCM, secret).map_err(|_| CryptoFailure)?;
-        Ok(Self(std::sync::Arc::new(LessSafeKey::new(key))))
+        Ok(Self {
+            current: aes_key(secret)?,
+            previous: Vec::new(),
+        })
+    }
+
+    /// Also opens records sealed with `secret` (32 bytes).
+    pub(crate) fn with_previous(mut self, secret: &[u8]) -> Result<Self, CryptoFailure> {
+        self.previous.push(aes_key(secret)?);
+        Ok(self)
     }
 
     pub(crate) fn seal(
@@ -92,7 +140,7 @@ impl SealingKey {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce).map_err(|_| CryptoFailure)?;
         let mut sealed = plaintext.to_vec();
-        self.0
+        self.current
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(associated.as_bytes()),
@@ -105,16 +153,32 @@ impl SealingKey {
         Ok(out)
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // nothing reads the sealed upstream tokens yet
-    pub(crate) fn open(&self, associated: &str, sealed: &[u8]) -> Result<Vec<u8>, CryptoFailure> {
+    /// Opens `sealed` with the current key, else with a previous one.
+    pub(crate) fn open(&self, associated: &str, sealed: &[u8]) -> Result<Opened, CryptoFailure> {
         let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN).ok_or(CryptoFailure)?;
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoFailure)?;
-        let mut buffer = ciphertext.to_vec();
-        let plaintext = self
-            .0
-            .open_in_place(nonce, Aad::from(associated.as_bytes()), &mut buffer)
-            .map_err(|_| CryptoFailure)?;
-        Ok(plaintext.to_vec())
+        let keys = std::iter::once(&self.current).chain(&self.previous);
+        for (index, key) in keys.enumerate() {
+            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoFailure)?;
+            let mut buffer = ciphertext.to_vec();
+            if let Ok(plaintext) =
+                key.open_in_place(nonce, Aad::from(associated.as_bytes()), &mut buffer)
+            {
+                return Ok(Opened {
+                    plaintext: plaintext.to_vec(),
+                    stale: index > 0,
+                });
+            }
+        }
+        Err(CryptoFailure)
+    }
+
+    /// `sealed` sealed again with the current key when a previous key sealed it; `None` when
+    /// it is current already or no key opens it (nothing better can be written then).
+    pub(crate) fn reseal(&self, associated: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        match self.open(associated, sealed) {
+            Ok(opened) if opened.stale => self.seal(associated, &opened.plaintext).ok(),
+            _ => None,
+        }
     }
 }
 
@@ -134,10 +198,48 @@ mod tests {
     fn sealed_records_open_only_with_their_associated_data() {
         let key = SealingKey::new(&[7; 32]).unwrap();
         let sealed = key.seal("grant-1", b"upstream tokens").unwrap();
-        assert_eq!(key.open("grant-1", &sealed).unwrap(), b"upstream tokens");
+        assert_eq!(
+            key.open("grant-1", &sealed).unwrap().plaintext,
+            b"upstream tokens"
+        );
         assert!(key.open("grant-2", &sealed).is_err());
         assert!(key.open("grant-1", &sealed[..10]).is_err());
         assert!(SealingKey::new(&[7; 31]).is_err());
+    }
+
+    #[test]
+    fn a_rotated_storage_key_still_opens_and_reseals_what_it_sealed() {
+        let old = SealingKey::new(&[1; 32]).unwrap();
+        let sealed = old.seal("grant-1", b"set").unwrap();
+        let rotated = SealingKey::new(&[2; 32])
+            .unwrap()
+            .with_previous(&[1; 32])
+            .unwrap();
+        let opened = rotated.open("grant-1", &sealed).unwrap();
+        assert_eq!(
+            (opened.plaintext.as_slice(), opened.stale),
+            (&b"set"[..], true)
+        );
+        let resealed = rotated.reseal("grant-1", &sealed).unwrap();
+        let new_only = SealingKey::new(&[2; 32]).unwrap();
+        assert_eq!(
+            new_only.open("grant-1", &resealed).unwrap().plaintext,
+            b"set"
+        );
+        assert!(!rotated.open("grant-1", &resealed).unwrap().stale);
+        assert!(rotated.reseal("grant-1", &resealed).is_none());
+        assert!(new_only.open("grant-1", &sealed).is_err());
+        assert!(rotated.reseal("grant-2", &sealed).is_none());
+    }
+
+    #[test]
+    fn a_rotated_cookie_key_still_verifies_what_it_signed() {
+        let mac = MacKey::new(b"old").sign("csrf", "txn");
+        let rotated = MacKey::new(b"new").with_previous(b"old");
+        assert!(rotated.verify("csrf", "txn", &mac));
+        assert_ne!(rotated.sign("csrf", "txn"), mac);
+        assert!(!MacKey::new(b"new").verify("csrf", "txn", &mac));
+        assert!(!rotated.verify("cookie", "txn", &mac));
     }
 
     #[test]
