@@ -434,6 +434,7 @@ impl KeyCache {
                 Err(error) => Err(error.to_string()),
             },
         };
+        crate::metrics::key_set_fetch(outcome.is_ok());
         let mut attempts = self.attempts.lock().unwrap_or_else(PoisonError::into_inner);
         match outcome {
             Ok(set) => {

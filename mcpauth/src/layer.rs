@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, Method, Request, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 use crate::auth_error::{AuthError, AuthErrorReason, CustomVerifyError};
 use crate::auth_info::AuthInfo;
@@ -24,6 +25,7 @@ use crate::claims::ExpectedAudience;
 use crate::http_client::find_source;
 use crate::jwt::TokenTypePolicy;
 use crate::mcp_auth::{ConfigError, McpAuth, ResourceState};
+use crate::metrics::{self, RequestOutcome};
 use crate::operations::OperationScopes;
 use crate::verify::{JwtRules, verify_jwt};
 
@@ -351,6 +353,14 @@ impl BearerAuthLayer {
             Authenticated::Now(answer) => return answer,
             Authenticated::Later(token) => token,
         };
+        let started = std::time::Instant::now();
+        let verified = self.verify_token(token).await;
+        metrics::verification(started, verified.is_ok());
+        verified
+    }
+
+    /// Verifies a token the verified-token cache could not answer for at once.
+    async fn verify_token(&self, token: &str) -> Result<Option<AuthInfo>, AuthError> {
         let config = &*self.config;
         let resource = config.resource();
         let retry_after = config.auth.inner.key_cache_options.min_refresh_interval;
@@ -472,10 +482,25 @@ impl BearerAuthLayer {
         self.config.challenges.response(error)
     }
 
-    /// The response for a refused request, logged.
-    fn refuse(&self, error: &AuthError) -> Response<Body> {
-        tracing::debug!(reason = error.reason().as_str(), %error, "request refused");
+    /// The response for a refused request, logged in `span` and counted.
+    fn refuse(&self, error: &AuthError, span: &tracing::Span) -> Response<Body> {
+        let reason = error.reason().as_str();
+        span.record("reason", reason);
+        span.in_scope(|| tracing::debug!(%error, "request refused"));
+        metrics::request(RequestOutcome::Refused(error.reason()));
         self.error_response(error)
+    }
+
+    /// The span of one request: the resource, then who called (issuer and client) or why the
+    /// request was refused — never the token.
+    fn request_span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "mcpauth.request",
+            resource = %self.config.resource().identifier,
+            issuer = tracing::field::Empty,
+            client_id = tracing::field::Empty,
+            reason = tracing::field::Empty,
+        )
     }
 }
 
@@ -513,6 +538,22 @@ impl<S> fmt::Debug for BearerAuthService<S> {
     }
 }
 
+/// Hands the caller's identity to the inner service (none: anonymous, in optional mode), and
+/// counts the request.
+fn admit(request: &mut Request<Body>, info: Option<AuthInfo>, span: &tracing::Span) {
+    match info {
+        Some(info) => {
+            span.record("issuer", info.issuer());
+            if let Some(client_id) = info.client_id() {
+                span.record("client_id", client_id);
+            }
+            metrics::request(RequestOutcome::Accepted);
+            request.extensions_mut().insert(info);
+        }
+        None => metrics::request(RequestOutcome::Anonymous),
+    }
+}
+
 fn unreadable() -> AuthError {
     AuthError::InvalidMcpRequest {
         reason: AuthErrorReason::UnreadableBody,
@@ -544,17 +585,16 @@ where
         if self.layer.config.operations.is_none()
             && let Authenticated::Now(answer) = self.layer.authenticate_now(request.headers())
         {
+            let span = self.layer.request_span();
             return match answer {
                 Ok(info) => {
                     let mut request = request.map(Body::new);
-                    if let Some(info) = info {
-                        request.extensions_mut().insert(info);
-                    }
-                    let response = self.inner.call(request);
-                    Box::pin(async move { Ok(response.await?.map(Body::new)) })
+                    admit(&mut request, info, &span);
+                    let response = span.in_scope(|| self.inner.call(request));
+                    Box::pin(async move { Ok(response.await?.map(Body::new)) }.instrument(span))
                 }
                 Err(error) => {
-                    let refusal = self.layer.refuse(&error);
+                    let refusal = self.layer.refuse(&error, &span);
                     Box::pin(async move { Ok(refusal) })
                 }
             };
@@ -563,35 +603,38 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
-            let refuse = |error: AuthError| layer.refuse(&error);
-            // Every request is authenticated, CORS preflights included: a preflight carries no
-            // credentials, so it is refused here like any other request without them. Serve
-            // CORS with a layer outside this one, which answers preflights itself.
-            let mut request = request.map(Body::new);
-            let info = match layer.authenticate(request.headers()).await {
-                Ok(info) => info,
-                Err(error) => return Ok(refuse(error)),
-            };
-            if let Some(operations) = &layer.config.operations {
-                let (parts, body) = request.into_parts();
-                let checked = layer.check_operation(
-                    operations,
-                    info.as_ref(),
-                    &parts.method,
-                    &parts.headers,
-                    body,
-                );
-                match checked.await {
-                    Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
+        let span = layer.request_span();
+        let in_span = span.clone();
+        Box::pin(
+            async move {
+                let refuse = |error: AuthError| layer.refuse(&error, &in_span);
+                // Every request is authenticated, CORS preflights included: a preflight carries no
+                // credentials, so it is refused here like any other request without them. Serve
+                // CORS with a layer outside this one, which answers preflights itself.
+                let mut request = request.map(Body::new);
+                let info = match layer.authenticate(request.headers()).await {
+                    Ok(info) => info,
                     Err(error) => return Ok(refuse(error)),
+                };
+                if let Some(operations) = &layer.config.operations {
+                    let (parts, body) = request.into_parts();
+                    let checked = layer.check_operation(
+                        operations,
+                        info.as_ref(),
+                        &parts.method,
+                        &parts.headers,
+                        body,
+                    );
+                    match checked.await {
+                        Ok(bytes) => request = Request::from_parts(parts, Body::from(bytes)),
+                        Err(error) => return Ok(refuse(error)),
+                    }
                 }
+                admit(&mut request, info, &in_span);
+                let response = inner.call(request).await?;
+                Ok(response.map(Body::new))
             }
-            if let Some(info) = info {
-                request.extensions_mut().insert(info);
-            }
-            let response = inner.call(request).await?;
-            Ok(response.map(Body::new))
-        })
+            .instrument(span),
+        )
     }
 }

@@ -220,6 +220,7 @@ mod jwt;
 mod layer;
 mod mcp_auth;
 mod metadata;
+pub mod metrics;
 mod operations;
 mod rate_limit;
 mod remote_verifier;

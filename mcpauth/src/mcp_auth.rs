@@ -419,6 +419,7 @@ fn check_resource(
     // Serialising plain data (strings, lists, JSON values) cannot fail.
     let metadata_body = Bytes::from(serde_json::to_vec(&metadata).unwrap_or_default());
 
+    let token_cache = TokenCache::new(token_cache_options, &identifier);
     Ok(ResourceState {
         identifier,
         url,
@@ -428,7 +429,7 @@ fn check_resource(
         metadata_body,
         scope_hierarchy,
         auth_servers: handles,
-        token_cache: TokenCache::new(token_cache_options),
+        token_cache,
     })
 }
 

@@ -27,6 +27,7 @@ use crate::bounded_cache::{
     BoundedCache, EstimatedSize, IDENTITY_FIXED_BYTES, bounded_cache, identity_bytes,
 };
 use crate::claims;
+use crate::metrics;
 use crate::verify::{JwtRules, VerifiedToken, verify_jwt};
 
 /// Bounds of the verified-token cache, one per protected resource (see
@@ -120,6 +121,8 @@ impl EstimatedSize for Arc<VerifiedToken> {
 pub(crate) struct TokenCache {
     entries: BoundedCache<Arc<VerifiedToken>>,
     verifications: AtomicU64,
+    /// The resource's identifier, the `resource` label of its size.
+    resource: String,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -152,7 +155,7 @@ impl VerifiedToken {
 
 impl TokenCache {
     /// A cache with `options`' bounds, or `None` when they disable it.
-    pub(crate) fn new(options: TokenCacheOptions) -> Option<Arc<Self>> {
+    pub(crate) fn new(options: TokenCacheOptions, resource: &str) -> Option<Arc<Self>> {
         if !options.enabled {
             return None;
         }
@@ -160,6 +163,7 @@ impl TokenCache {
             // Sized for typical entries (about 2 KiB).
             entries: bounded_cache(options.max_entries, options.max_bytes, 2048),
             verifications: AtomicU64::new(0),
+            resource: resource.to_owned(),
         }))
     }
 
@@ -181,6 +185,7 @@ impl TokenCache {
     ) -> Option<Result<AuthInfo, AuthError>> {
         let now = claims::now_seconds();
         let entry = self.entries.get(token).filter(|entry| entry.usable(now))?;
+        metrics::token_cache_hit();
         Some(entry.serve(token, servers, rules, now))
     }
 
@@ -198,7 +203,10 @@ impl TokenCache {
         // and the second verifies afresh, still one verification for concurrent callers.
         for round in 0..2 {
             match self.entries.get_value_or_guard_async(token).await {
-                Ok(entry) if entry.usable(now) => return entry.serve(token, servers, rules, now),
+                Ok(entry) if entry.usable(now) => {
+                    metrics::token_cache_hit();
+                    return entry.serve(token, servers, rules, now);
+                }
                 Ok(_) if round == 0 => {
                     self.entries.remove(token);
                 }
@@ -208,6 +216,7 @@ impl TokenCache {
                     let (info, verified) = verified.await?;
                     if verified.exp > now {
                         let _ = guard.insert(Arc::new(verified));
+                        metrics::token_cache_size(&self.resource, self.entries.len());
                     }
                     return Ok(info);
                 }
@@ -225,6 +234,7 @@ impl TokenCache {
         retry_after: Duration,
     ) -> Result<(AuthInfo, VerifiedToken), AuthError> {
         self.verifications.fetch_add(1, Ordering::Relaxed);
+        metrics::token_cache_miss();
         verify_jwt(token, servers, rules, retry_after).await
     }
 }

@@ -8,6 +8,8 @@
 //! - `PORT` (default 3001) on 127.0.0.1, or `BIND=host:port`.
 //! - `MCP_CORS_ORIGINS`: the origins of web pages allowed to call the server from a browser,
 //!   comma-separated (`https://app.example,http://localhost:6274`); unset: no CORS.
+//! - `METRICS_BIND=host:port` (`127.0.0.1:9464`): Prometheus metrics at `/metrics` on that
+//!   address (see [`metrics`]); unset: none.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,6 +22,7 @@ use mcpauth::discovery::DiscoveryError;
 use mcpauth::{AuthServerType, ConfigError};
 use tokio::net::TcpListener;
 
+pub mod metrics;
 pub mod todos;
 
 /// The port when neither `PORT` nor `BIND` is set.
@@ -161,15 +164,20 @@ pub struct Listening {
     pub resource: String,
 }
 
-/// Binds (`PORT`/`BIND`) and settles the resource identifier.
-pub async fn listen(path: &str) -> Result<Listening, StartupError> {
-    let addr = bind_address()?;
+/// A listener on `addr`, and the address it got (the port chosen when `addr`'s is 0).
+pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartupError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Binds (`PORT`/`BIND`) and settles the resource identifier.
+pub async fn listen(path: &str) -> Result<Listening, StartupError> {
+    let (listener, bound) = bind(bind_address()?).await?;
     let resource = setting("MCP_RESOURCE_IDENTIFIER").unwrap_or_else(|| {
         let port = bound.port();
         match bound {
@@ -238,7 +246,14 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run) {
+    #[allow(clippy::print_stdout)] // the examples print their addresses for the person who ran them
+    let with_metrics = async {
+        if let Some(addr) = metrics::serve_from_env().await? {
+            println!("{name}: metrics at http://{addr}/metrics");
+        }
+        run.await
+    };
+    match runtime.block_on(with_metrics) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{name}: error: {error}");

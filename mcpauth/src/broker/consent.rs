@@ -8,6 +8,7 @@
 //! gives the same token. Approval consumes the transaction once, binds the sign-in to this
 //! browser with a MACed cookie that the callback checks, and answers 303 to the provider.
 
+use crate::metrics;
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
@@ -173,8 +174,12 @@ pub(crate) async fn answer(
         Err(error) => return store_unavailable_page(&error),
     }
     match decision {
-        "approve" => approve(&state, transaction).await,
+        "approve" => {
+            metrics::consent(true);
+            approve(&state, transaction).await
+        }
         "deny" => {
+            metrics::consent(false);
             tracing::info!(client_id = %transaction.client_id, "consent denied");
             error_redirect(
                 &transaction.redirect_uri,

@@ -21,6 +21,7 @@ use super::secrets::{random_token, token_hash};
 use super::store::{Namespace, StoreError};
 use super::upstream::UpstreamTokens;
 use super::{BrokerState, now_unix};
+use crate::metrics::{self, RevokeCause};
 
 /// How many issued-but-unused refresh tokens one grant accepts.
 pub(crate) const MAX_UNUSED_REFRESH_TOKENS: usize = 4;
@@ -140,7 +141,7 @@ impl BrokerState {
                     ));
                 }
                 tracing::warn!("authorization code replayed; its grant is revoked");
-                self.revoke_grant(&grant_id).await?;
+                self.revoke_grant(&grant_id, RevokeCause::Replay).await?;
                 return Err(OAuthError::invalid_grant(
                     "the authorization code was already used; the tokens issued from it are revoked",
                 ));
@@ -265,7 +266,8 @@ impl BrokerState {
                 grant.refresh_current.push(new_hash.clone());
             } else {
                 tracing::warn!(client_id, "old refresh token reused; the grant is revoked");
-                self.revoke_grant(&record.grant_id).await?;
+                self.revoke_grant(&record.grant_id, RevokeCause::Replay)
+                    .await?;
                 return Err(OAuthError::invalid_grant(
                     "the refresh token was already rotated; the grant is revoked",
                 ));
@@ -302,10 +304,15 @@ impl BrokerState {
 
     /// Ends a grant: its refresh tokens stop working now, its access tokens when they expire.
     /// `true` when there was one to end.
-    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_grant(
+        &self,
+        grant_id: &str,
+        cause: RevokeCause,
+    ) -> Result<bool, StoreError> {
         let Some(bytes) = self.store.take(Namespace::Grant, grant_id).await? else {
             return Ok(false);
         };
+        metrics::grant_revoked(cause);
         let grant: Grant = records::decode(&bytes)?;
         self.store
             .index_remove(&user_index(&grant.subject), grant_id)
@@ -326,7 +333,7 @@ impl BrokerState {
         };
         let mut ended = 0;
         for grant_id in self.store.index_members(&index).await? {
-            if self.revoke_grant(&grant_id).await? {
+            if self.revoke_grant(&grant_id, RevokeCause::Operator).await? {
                 ended += 1;
             } else {
                 // A grant that expired on its own leaves its index entry behind.

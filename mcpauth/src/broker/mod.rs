@@ -329,6 +329,7 @@ impl BrokerBuilder {
         let store = self.store.ok_or_else(|| {
             BrokerError::Config("no store: call `.store(RedbStore::open(path)?)`".into())
         })?;
+        let store: Arc<dyn BrokerStore> = Arc::new(store::TimedStore(store));
         let loopback = mcpauth_rules::url::is_loopback(&issuer_url);
         let keys = match self.keys {
             Some(keys) => keys,

@@ -2,6 +2,7 @@
 //! its access tokens when they expire (they are self-contained JWTs). Unknown tokens, and
 //! access tokens, get 200: the client cannot learn which tokens exist.
 
+use crate::metrics::RevokeCause;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -41,7 +42,9 @@ async fn revoke_token(
         let record: RefreshRecord = records::decode(&bytes)?;
         // A client may revoke only its own tokens; another's are answered like unknown ones.
         if record.client_id == client_id {
-            state.revoke_grant(&record.grant_id).await?;
+            state
+                .revoke_grant(&record.grant_id, RevokeCause::Client)
+                .await?;
         }
     }
     Ok(())

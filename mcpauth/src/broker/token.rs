@@ -9,20 +9,41 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use tracing::Instrument as _;
 
 use super::BrokerState;
 use super::directory::ClientLookupError;
 use super::params::Params;
 use super::responses::{OAuthError, json_no_store};
 use super::secrets::{equal_in_constant_time, s256_challenge};
+use crate::metrics;
 
 pub(crate) async fn token(
     State(state): State<Arc<BrokerState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match grant(&state, &headers, &body).await {
-        Ok(tokens) => json_no_store(StatusCode::OK, tokens.to_json()),
+    let span = tracing::info_span!(
+        "mcpauth.broker.token",
+        client_id = tracing::field::Empty,
+        grant_type = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let mut grant_type = "";
+    let answer = grant(&state, &headers, &body, &mut grant_type)
+        .instrument(span.clone())
+        .await;
+    let outcome = answer.as_ref().map_or_else(|e| e.code, |_| "issued");
+    span.record("outcome", outcome);
+    metrics::token_request(grant_type, outcome);
+    match answer {
+        Ok(tokens) => {
+            match grant_type {
+                "authorization_code" => metrics::grant_issued(),
+                _ => metrics::grant_refreshed(),
+            }
+            json_no_store(StatusCode::OK, tokens.to_json())
+        }
         Err(error) => error.into_response(),
     }
 }
@@ -78,12 +99,22 @@ pub(crate) async fn authenticate_client(
     Ok((params, client_id))
 }
 
+/// The grant; `grant_type` is set to the request's as soon as its client is known.
 async fn grant(
     state: &BrokerState,
     headers: &HeaderMap,
     body: &[u8],
+    grant_type: &mut &'static str,
 ) -> Result<super::grants::IssuedTokens, OAuthError> {
     let (params, client_id) = authenticate_client(state, headers, body).await?;
+    *grant_type = match params.get("grant_type") {
+        Some("authorization_code") => "authorization_code",
+        Some("refresh_token") => "refresh_token",
+        _ => "other",
+    };
+    let span = tracing::Span::current();
+    span.record("client_id", client_id.as_str());
+    span.record("grant_type", *grant_type);
     if let Some(resource) = params.get("resource")
         && !state.names_the_resource(resource)
     {

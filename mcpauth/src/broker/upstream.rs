@@ -6,6 +6,7 @@
 //! and time, redirects are not followed, and each failure is classified so the MCP client gets
 //! an OAuth error, never a 500.
 
+use crate::metrics;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -979,7 +980,18 @@ impl UpstreamClient {
         Ok((tokens, user))
     }
 
+    /// A call to the provider's token endpoint, counted.
     async fn token_request(
+        &self,
+        token_url: &Url,
+        form: Vec<(&str, &str)>,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let answer = self.send_token_request(token_url, form).await;
+        metrics::upstream_call("token", answer.is_ok());
+        answer
+    }
+
+    async fn send_token_request(
         &self,
         token_url: &Url,
         mut form: Vec<(&str, &str)>,
@@ -1145,7 +1157,18 @@ impl UpstreamClient {
         Ok(UpstreamUser { id })
     }
 
+    /// A call to the provider's userinfo endpoint, counted.
     async fn identify_by_userinfo(
+        &self,
+        userinfo: &Url,
+        access_token: &str,
+    ) -> Result<UpstreamUser, UpstreamError> {
+        let answer = self.fetch_userinfo(userinfo, access_token).await;
+        metrics::upstream_call("userinfo", answer.is_ok());
+        answer
+    }
+
+    async fn fetch_userinfo(
         &self,
         userinfo: &Url,
         access_token: &str,

@@ -15,6 +15,7 @@ mod redis;
 mod redis_server;
 #[cfg(test)]
 mod tests;
+mod timed;
 
 use std::fmt;
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
 #[cfg(feature = "broker-redis")]
 pub use self::redis::RedisStore;
+pub(crate) use self::timed::TimedStore;
 
 /// The future every store operation returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
