@@ -1055,8 +1055,8 @@ impl UpstreamClient {
         let access_token = members
             .get("access_token")
             .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| UpstreamError::Invalid("no access_token in the answer".into()))?
+            .filter(|t| is_access_token(t))
+            .ok_or_else(|| UpstreamError::Invalid("no usable access_token in the answer".into()))?
             .to_owned();
         let seconds = |name: &str| match members.get(name) {
             Some(Value::Number(n)) => n.as_u64(),
@@ -1257,6 +1257,12 @@ pub(crate) fn parse_token_body(content_type: &str, body: &[u8]) -> Option<Map<St
     }
 }
 
+/// RFC 6749 §A.12: an access token is one or more visible ASCII characters or spaces. Any other
+/// cannot be sent in an `Authorization` header, so the provider's answer is unusable.
+fn is_access_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
 /// A random PKCE verifier for the upstream leg (43 characters of the RFC 7636 alphabet).
 pub(crate) fn new_verifier() -> Result<String, super::secrets::CryptoFailure> {
     super::secrets::random_token(32)
@@ -1282,6 +1288,20 @@ mod tests {
             parse_token_body("application/x-www-form-urlencoded", b"a=1&a=2").is_none(),
             "a repeated member is ambiguous"
         );
+    }
+
+    #[test]
+    fn access_tokens_are_visible_ascii() {
+        for token in [
+            "gho_16C7e42F292c6912E7710c838347Ae178B4a",
+            "ya29.a0-_~+/=",
+            "a b",
+        ] {
+            assert!(is_access_token(token), "{token:?}");
+        }
+        for token in ["", "ghu_\0\0", "a\nb", "a\tb", "caf\u{e9}", "\u{7f}"] {
+            assert!(!is_access_token(token), "{token:?}");
+        }
     }
 
     const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
