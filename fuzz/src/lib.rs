@@ -6,6 +6,8 @@
 //! Written from the RFCs' ABNF, independently of the crate's own code, so that a target checks
 //! the crate against the grammar rather than against itself.
 
+pub mod broker;
+
 /// The protected resource of the targets that run the real layer, and of the seed tokens.
 pub const RESOURCE: &str = "http://127.0.0.1:3001/notes";
 /// Its RFC 9728 metadata URL.

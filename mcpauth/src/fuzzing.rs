@@ -19,6 +19,10 @@ use crate::http_client::{BoundedClient, Limits};
 use crate::jwks::{KeyCache, Lookup, VerificationKeys};
 use crate::operations::OperationScopes;
 
+/// The broker's parsers (`broker::__fuzzing`).
+#[cfg(feature = "broker")]
+pub use crate::broker::__fuzzing as broker;
+
 /// The bearer token of a request's headers (`bearer::bearer_token`), with the header bound
 /// `max_len`.
 pub fn bearer_token(headers: &HeaderMap, max_len: usize) -> Result<Option<&str>, AuthError> {

@@ -63,6 +63,10 @@
 //! endpoints ([`Upstream::oauth`]). Register [`Broker::callback_url`] there as the redirect URI
 //! of a confidential client.
 
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzzing;
 mod authorize;
 mod callback;
 mod cimd;
