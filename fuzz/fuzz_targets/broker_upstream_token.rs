@@ -5,8 +5,8 @@
 //! Input: a flag byte (bit 0: the GitHub preset, whose `scope` is comma-separated and whose
 //! user is `/user`'s numeric `id`; else a plain OAuth 2.0 provider with a userinfo `sub`), a
 //! status byte (one of 200, 201, 400, 401, 403, 404, 429, 302, 500, 502, 503), a content-type
-//! byte (JSON, form-encoded, each with and without `charset`, `text/plain`, upper-case JSON, or
-//! the input's first line), then the token answer's body.
+//! byte (JSON, form-encoded, each with and without `charset`, `text/plain`, upper-case JSON,
+//! none, or the input's first line), then the token answer's body.
 //!
 //! Invariants, against a model of RFC 6749 §5.1/§5.2 and the providers' known quirks written
 //! here (form bodies read by `mcpauth_fuzz::broker::form_pairs`, JSON by `serde_json`):
