@@ -19,13 +19,18 @@
 # verified-token cache off (`uncached`), each sent the same request with one token; against
 # `notes` itself: one valid token repeated, many distinct valid tokens, a token with a bad
 # signature (known `kid`), no token, the metadata; and `bare jsonwebtoken` (the same handler
-# behind a bare `jsonwebtoken::decode`) with the many distinct tokens. Since the machine's noise
+# behind a bare `jsonwebtoken::decode`) with the many distinct tokens. The broker rows: the same
+# handler behind the layer trusting an mcpauth broker (keys handed over in process, tokens from
+# its token endpoint) and, as their reference, behind the layer trusting an external issuer that
+# signs with the same algorithm (ES256), each with one token and with many distinct tokens
+# (`load-reference broker`, a third server process). Since the machine's noise
 # drifts over minutes, the scenarios are interleaved (round-robin) and every figure is the median
 # over the rounds; ratios and differences are taken within each round, then their median.
 #
 # It prints one table: requests/s, p50/p99 latency, the server's CPU time per request (user +
 # system, from /proc, all its threads), its peak RSS, and the ratios to `plain` and to `bare
-# jsonwebtoken`; then the CPU the bearer layer adds per request (`cached` − `plain`). A
+# jsonwebtoken`; then the CPU the bearer layer adds per request (`cached` − `plain`), and the
+# broker rows against the external issuer's (requests/s ratio, CPU difference). A
 # benchmark, not a test: it never fails on timings, only flags wrong statuses or socket errors.
 set -euo pipefail
 
@@ -100,9 +105,10 @@ if command -v taskset >/dev/null; then
   fi
 fi
 
-# Waits until FILE has a line matching the extended regex PATTERN, or PID dies, or 30 s pass.
+# Waits until FILE has a line matching the extended regex PATTERN, or PID dies, or SECONDS
+# (default 30) pass.
 wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 tries=300
+  local file=$1 pattern=$2 pid=$3 tries=$((${4:-30} * 10))
   until grep -qE "$pattern" "$file"; do
     kill -0 "$pid" 2>/dev/null || die "$(basename "$file" .out) exited: $(cat "${file%.out}.err")"
     ((--tries > 0)) || die "timed out waiting for '$pattern' in $file"
@@ -140,6 +146,26 @@ CACHED_URL=$(reference_url cached)
 UNCACHED_URL=$(reference_url uncached)
 JWT_URL=$(reference_url jwt)
 
+# --- the broker rows' server --------------------------------------------------------------
+# The notes handler behind the layer trusting a broker (in-memory store; its identity provider a
+# development server in upstream mode) and behind the layer trusting an external ES256 issuer,
+# in one process. It writes TOKENS tokens of each before printing its addresses: the broker's
+# through its token endpoint over HTTP (a few sign-ins, then chains of refresh grants).
+echo "run.sh: starting the broker rows' server; minting $TOKENS broker tokens at its token endpoint" >&2
+"${SERVER_PIN[@]}" "$REFERENCE_BIN" broker "$TOKENS" "$WORK" \
+  >"$WORK/broker.out" 2>"$WORK/broker.err" &
+BROKER_PID=$!
+SERVER_PIDS+=("$BROKER_PID")
+wait_for_line "$WORK/broker.out" '^broker ' "$BROKER_PID" 600
+broker_url() { sed -n "s/^$1 //p" "$WORK/broker.out"; }
+ES256_URL=$(broker_url es256)
+BROKER_URL=$(broker_url broker)
+ES256_TOKENS=$WORK/es256-tokens.txt
+BROKER_TOKENS=$WORK/broker-tokens.txt
+for file in "$ES256_TOKENS" "$BROKER_TOKENS"; do
+  (($(sort -u "$file" | wc -l) == TOKENS)) || die "expected $TOKENS distinct tokens in $file"
+done
+
 # --- tokens -------------------------------------------------------------------------------
 # Every client-credentials request to the development server returns a freshly signed RS256
 # token (new `jti`, same key), audience = the notes resource, scope read:notes.
@@ -166,10 +192,13 @@ WRK_ARGS=(-t"$THREADS" -c"$CONNECTIONS" --latency -s "$LUA_SCRIPT")
 METADATA_URL=$(sed -n 's/^notes: metadata: curl -s //p' "$WORK/notes.out")
 AUTH=(-H "Authorization: Bearer $TOKEN")
 BAD_AUTH=(-H "Authorization: Bearer $BAD_TOKEN")
+ES256_AUTH=(-H "Authorization: Bearer $(head -n 1 "$ES256_TOKENS")")
+BROKER_AUTH=(-H "Authorization: Bearer $(head -n 1 "$BROKER_TOKENS")")
 
-# One scenario a line: label|server (notes or reference)|expected status|tokens file|URL|
-# header set (AUTH, BAD_AUTH or none). The reference trio first: they are what the added cost
-# is read from, and the round-robin keeps them close in time.
+# One scenario a line: label|server (notes, reference or broker)|expected status|tokens file|URL|
+# header set (AUTH, BAD_AUTH, ES256_AUTH, BROKER_AUTH or none). The reference trio first: they
+# are what the added cost is read from, and the round-robin keeps them close in time; each
+# broker row right after its external-issuer reference.
 SCENARIOS=(
   "plain: notes handler, no auth|reference|200||$PLAIN_URL/notes|AUTH"
   "cached: + bearer layer, one token|reference|200||$CACHED_URL/notes|AUTH"
@@ -177,6 +206,10 @@ SCENARIOS=(
   "notes: valid, one token repeated|notes|200||$NOTES_URL/notes|AUTH"
   "notes: valid, many distinct tokens|notes|200|$TOKENS_FILE|$NOTES_URL/notes|none"
   "bare jsonwebtoken, many distinct|reference|200|$TOKENS_FILE|$JWT_URL/notes|none"
+  "external ES256: layer, one token|broker|200||$ES256_URL/notes|ES256_AUTH"
+  "broker: layer, one token|broker|200||$BROKER_URL/notes|BROKER_AUTH"
+  "external ES256: layer, many distinct|broker|200|$ES256_TOKENS|$ES256_URL/notes|none"
+  "broker: layer, many distinct|broker|200|$BROKER_TOKENS|$BROKER_URL/notes|none"
   "notes: invalid signature|notes|401||$NOTES_URL/notes|BAD_AUTH"
   "notes: missing token|notes|401||$NOTES_URL/notes|none"
   "notes: metadata|notes|200||$METADATA_URL|none"
@@ -187,6 +220,8 @@ header_set() {
   case $1 in
     AUTH) HEADER=("${AUTH[@]}") ;;
     BAD_AUTH) HEADER=("${BAD_AUTH[@]}") ;;
+    ES256_AUTH) HEADER=("${ES256_AUTH[@]}") ;;
+    BROKER_AUTH) HEADER=("${BROKER_AUTH[@]}") ;;
     *) HEADER=() ;;
   esac
 }
@@ -224,7 +259,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
   for scenario in "${SCENARIOS[@]}"; do
     IFS='|' read -r label server expect tokens url headers <<<"$scenario"
     echo "run.sh: round $round/$ROUNDS: $label" >&2
-    if [[ $server == notes ]]; then pid=$NOTES_PID; else pid=$REFERENCE_PID; fi
+    case $server in
+      notes) pid=$NOTES_PID ;;
+      broker) pid=$BROKER_PID ;;
+      *) pid=$REFERENCE_PID ;;
+    esac
     header_set "$headers"
     run_scenario "$round" "$label" "$pid" "$expect" "$tokens" "$url" "${HEADER[@]}"
   done
@@ -242,7 +281,8 @@ echo "pinning: $PINNING"
 echo "wrk:     wrk ${WRK_ARGS[*]} -d${DURATION}s [-H 'Authorization: Bearer …'] URL   (after ${WARMUP}s warm-up each; $(wrk --version 2>&1 | head -n 1 | cut -d' ' -f1-2))"
 echo "rounds:  $ROUNDS, each running every scenario once in the order below; figures are medians over the rounds"
 echo "tokens:  $TOKENS distinct RS256 tokens from the development server, rotated per request in the 'many distinct' rows; one of them in the one-token rows"
-echo "servers: notes = $NOTES_BIN; plain, cached, uncached, bare jsonwebtoken = $REFERENCE_BIN (all on 127.0.0.1)"
+echo "         broker rows: $TOKENS distinct ES256 tokens from the broker's token endpoint, and $TOKENS from the external ES256 issuer with the same claims"
+echo "servers: notes = $NOTES_BIN; plain, cached, uncached, bare jsonwebtoken = $REFERENCE_BIN serve; external ES256, broker = $REFERENCE_BIN broker (all on 127.0.0.1)"
 echo "invalid-signature challenge: $BAD_CHALLENGE"
 echo
 
@@ -294,12 +334,18 @@ printf '%s\n' "${ROWS[@]}" | awk -v tokens="$TOKENS" -v rounds="$ROUNDS" -v hz="
       if (order[i] ~ /^cached/) cached = order[i]
       if (order[i] ~ /^uncached/) uncached = order[i]
       if (order[i] ~ /^bare jsonwebtoken/) bare = order[i]
+      if (order[i] ~ /^notes: valid, many distinct/) notes_many = order[i]
+      if (order[i] ~ /^external ES256: .*one token/) ext_one = order[i]
+      if (order[i] ~ /^external ES256: .*many distinct/) ext_many = order[i]
+      if (order[i] ~ /^broker: .*one token/) broker_one = order[i]
+      if (order[i] ~ /^broker: .*many distinct/) broker_many = order[i]
     }
     # Per-round ratios to plain (requests/s) and to bare jsonwebtoken (many distinct rows).
     for (i = 1; i <= labels; i++)
       for (r = 1; r <= rounds; r++) {
         add(vs_plain, order[i], round_rps[order[i], r] / round_rps[plain, r])
-        if (order[i] ~ /many distinct/) add(vs_bare, order[i], round_rps[order[i], r] / round_rps[bare, r])
+        if (order[i] ~ /many distinct/ && order[i] !~ /^(broker|external ES256):/)
+          add(vs_bare, order[i], round_rps[order[i], r] / round_rps[bare, r])
       }
     fmt = "%-36s %10s %7s %7s %9s %9s %8s %8s  %s\n"
     printf fmt, "scenario", "requests/s", "p50 ms", "p99 ms", "CPU µs/req", "peak RSS", "vs plain", "vs bare", "statuses"
@@ -322,8 +368,25 @@ printf '%s\n' "${ROWS[@]}" | awk -v tokens="$TOKENS" -v rounds="$ROUNDS" -v hz="
     printf "  cache off  (uncached - plain): %.2f µs  (%s)\n", median(added_miss["x"]), range(added_miss["x"])
     fmt_range = "%.2f to %.2f"
     printf "requests/s vs plain, per round: cached %s; uncached %s\n", range(vs_plain[cached]), range(vs_plain[uncached])
+    # The broker rows against their external-issuer references, paired within each round.
+    for (r = 1; r <= rounds; r++) {
+      add(b_one, "x", round_rps[broker_one, r] / round_rps[ext_one, r])
+      add(b_many, "x", round_rps[broker_many, r] / round_rps[ext_many, r])
+      add(b_one_rs, "x", round_rps[broker_one, r] / round_rps[cached, r])
+      add(b_many_rs, "x", round_rps[broker_many, r] / round_rps[notes_many, r])
+      add(b_one_cpu, "x", sprintf("%.3f", round_cpu[broker_one, r] - round_cpu[ext_one, r]))
+      add(b_many_cpu, "x", sprintf("%.3f", round_cpu[broker_many, r] - round_cpu[ext_many, r]))
+    }
+    printf "broker vs external issuer, requests/s (median of the %d per-round ratios, and their range):\n", rounds
+    printf "  one token,     broker / external ES256:  %.3f  (%s)\n", median(b_one["x"]), range(b_one["x"])
+    printf "  many distinct, broker / external ES256:  %.3f  (%s)\n", median(b_many["x"]), range(b_many["x"])
+    printf "  one token,     broker / cached (RS256, other process):       %.3f  (%s)\n", median(b_one_rs["x"]), range(b_one_rs["x"])
+    printf "  many distinct, broker / notes many distinct (RS256, other process): %.3f  (%s)\n", median(b_many_rs["x"]), range(b_many_rs["x"])
+    printf "broker - external ES256, CPU per request (median of the per-round differences, and their range):\n"
+    printf "  one token:     %.2f µs  (%s)\n", median(b_one_cpu["x"]), range(b_one_cpu["x"])
+    printf "  many distinct: %.2f µs  (%s)\n", median(b_many_cpu["x"]), range(b_many_cpu["x"])
     printf "CPU µs/req: the server process'"'"'s user + system CPU time (all threads, clock ticks of 1/%d s) over the measured run, divided by its requests.\n", hz
-    printf "peak RSS: the server process'"'"'s VmHWM after the run, the largest over the rounds (notes for notes rows, load-reference for the others)%s.\n",
+    printf "peak RSS: the server process'"'"'s VmHWM after the run, the largest over the rounds (notes for notes rows, load-reference broker for the broker and external ES256 rows, load-reference serve for the others)%s.\n",
       (cumulative ? "; the peak could not be reset, so values are cumulative since start-up" : ", reset to the current RSS before each run")
     printf "notes peak RSS: %.1f MiB after start-up and minting; %.1f MiB at most under load.\n", startup_hwm / 1024, notes_peak
     for (i = 1; i <= labels; i++)

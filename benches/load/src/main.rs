@@ -5,6 +5,8 @@
 //! load-reference serve ISSUER RESOURCE         # prints `plain http://…`, `cached http://…`,
 //!                                              # `uncached http://…` and `jwt http://…`
 //! load-reference tokens ISSUER RESOURCE COUNT  # prints COUNT fresh access tokens, one a line
+//! load-reference broker COUNT DIR              # the broker rows' servers and tokens
+//! load-reference logins ISSUER LOGINS REFRESHES PID  # sign-ins and refreshes at a broker
 //! ```
 //!
 //! `serve` answers `GET /notes` on four loopback ports with the `notes` example's own handler
@@ -29,7 +31,11 @@
 //! `resource=RESOURCE`) for COUNT tokens, a few requests at a time; every answer is a freshly
 //! signed token, so all are distinct.
 //!
+//! `broker` and `logins` are described in the `broker` module.
+//!
 //! It is a benchmark tool: any start-up failure ends it with one line on standard error.
+
+mod broker;
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -65,10 +71,11 @@ const MINT_CONCURRENCY: usize = 8;
 #[derive(Debug, thiserror::Error)]
 enum Error {
     #[error(
-        "usage: load-reference serve ISSUER RESOURCE | load-reference tokens ISSUER RESOURCE COUNT"
+        "usage: load-reference serve ISSUER RESOURCE | load-reference tokens ISSUER RESOURCE COUNT \
+         | load-reference broker COUNT DIR | load-reference logins ISSUER LOGINS REFRESHES PID"
     )]
     Usage,
-    #[error("COUNT {0:?} is not a number")]
+    #[error("{0:?} is not a number")]
     Count(String),
     #[error("cannot build the HTTP client: {0}")]
     Client(reqwest::Error),
@@ -97,6 +104,14 @@ enum Error {
     Stdout(std::io::Error),
     #[error("a minting task failed: {0}")]
     Join(tokio::task::JoinError),
+    #[error("cannot read or write a file: {0}")]
+    Io(std::io::Error),
+    #[error("cannot start a development authorization server: {0}")]
+    DevServer(mcpauth::dev::DevServerError),
+    #[error("cannot set up the broker: {0}")]
+    Broker(mcpauth::broker::BrokerError),
+    #[error("unexpected answer in the sign-in, at {0}")]
+    Flow(String),
 }
 
 /// The parts of the issuer's OpenID Connect metadata this tool needs.
@@ -359,13 +374,22 @@ async fn tokens(
     out.flush().map_err(Error::Stdout)
 }
 
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, Error> {
+    text.parse().map_err(|_| Error::Count(text.to_owned()))
+}
+
 async fn run(args: Vec<String>) -> Result<(), Error> {
     let client = reqwest::Client::builder().build().map_err(Error::Client)?;
     match args.as_slice() {
         [command, issuer, resource] if command == "serve" => serve(client, issuer, resource).await,
         [command, issuer, resource, count] if command == "tokens" => {
-            let count = count.parse().map_err(|_| Error::Count(count.clone()))?;
-            tokens(client, issuer, resource, count).await
+            tokens(client, issuer, resource, number(count)?).await
+        }
+        [command, count, dir] if command == "broker" => {
+            broker::serve(number(count)?, std::path::Path::new(dir)).await
+        }
+        [command, issuer, logins, refreshes, pid] if command == "logins" => {
+            broker::logins(issuer, number(logins)?, number(refreshes)?, number(pid)?).await
         }
         _ => Err(Error::Usage),
     }

@@ -12,13 +12,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Header;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::records::{self, CodeRecord, Grant, RefreshRecord, Transaction};
 use super::responses::OAuthError;
 use super::secrets::{random_token, token_hash};
-use super::store::{Namespace, StoreError};
+use super::store::{Namespace, Put, StoreError, Write};
 use super::upstream::UpstreamTokens;
 use super::{BrokerState, now_unix};
 use crate::metrics::{self, RevokeCause};
@@ -32,6 +32,19 @@ pub(crate) struct NewGrant<'a> {
     pub(crate) transaction: &'a Transaction,
     pub(crate) subject: &'a str,
     pub(crate) upstream: &'a UpstreamTokens,
+}
+
+/// The claims of an access token (RFC 9068), in this order.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    client_id: &'a str,
+    scope: String,
+    iat: u64,
+    exp: u64,
+    jti: String,
 }
 
 /// What the token endpoint answers.
@@ -81,37 +94,46 @@ impl BrokerState {
             refresh_previous: None,
             upstream: URL_SAFE_NO_PAD.encode(sealed),
         };
-        // The grant lives until its code expires unredeemed; redemption extends it.
-        self.store
-            .put(
-                Namespace::Grant,
-                &grant_id,
-                records::encode(&grant)?,
-                Some(self.lifetimes.code),
-            )
-            .await?;
-        self.store
-            .index_add(&user_index(new.subject), &grant_id)
-            .await?;
-        self.store
-            .index_add(&client_index(&transaction.client_id), &grant_id)
-            .await?;
         let code = random_token(32)?;
         let record = CodeRecord {
-            grant_id,
+            grant_id: grant_id.clone(),
             client_id: transaction.client_id.clone(),
             redirect_uri: transaction.redirect_uri.clone(),
             redirect_uri_sent: transaction.redirect_uri_sent,
             code_challenge: transaction.code_challenge.clone(),
             expires_at: now_unix().saturating_add(self.lifetimes.code.as_secs()),
         };
+        let (user, client, code_hash) = (
+            user_index(new.subject),
+            client_index(&transaction.client_id),
+            token_hash(&code),
+        );
+        // The grant lives until its code expires unredeemed; redemption extends it. The grant,
+        // its indexes and the code are written in that order (at once where the store can).
+        let code_lifetime = Some(self.lifetimes.code);
         self.store
-            .put(
-                Namespace::Code,
-                &token_hash(&code),
-                records::encode(&record)?,
-                Some(self.lifetimes.code),
-            )
+            .write_all(vec![
+                Write::Put(Put::new(
+                    Namespace::Grant,
+                    &grant_id,
+                    records::encode(&grant)?,
+                    code_lifetime,
+                )),
+                Write::IndexAdd {
+                    index: &user,
+                    member: &grant_id,
+                },
+                Write::IndexAdd {
+                    index: &client,
+                    member: &grant_id,
+                },
+                Write::Put(Put::new(
+                    Namespace::Code,
+                    &code_hash,
+                    records::encode(&record)?,
+                    code_lifetime,
+                )),
+            ])
             .await?;
         Ok(code)
     }
@@ -185,16 +207,16 @@ impl BrokerState {
         let refresh_token = random_token(32)?;
         let refresh_hash = token_hash(&refresh_token);
         grant.refresh_current = vec![refresh_hash.clone()];
-        self.write_refresh_record(&refresh_hash, grant_id, &grant.client_id)
-            .await?;
+        let record = self.refresh_record(&refresh_hash, grant_id, &grant.client_id)?;
         let swapped = self
             .store
-            .compare_and_swap(
+            .compare_and_swap_and_put(
                 Namespace::Grant,
                 grant_id,
                 &bytes,
                 Some(records::encode(&grant)?),
                 Some(self.lifetimes.refresh_token),
+                record,
             )
             .await?;
         if !swapped {
@@ -206,25 +228,23 @@ impl BrokerState {
         self.tokens(&grant, scopes, refresh_token)
     }
 
-    async fn write_refresh_record(
+    /// A new refresh token's record (by its hash), written with the grant that names it.
+    fn refresh_record<'a>(
         &self,
-        hash: &str,
+        hash: &'a str,
         grant_id: &str,
         client_id: &str,
-    ) -> Result<(), OAuthError> {
+    ) -> Result<Put<'a>, OAuthError> {
         let record = RefreshRecord {
             grant_id: grant_id.to_owned(),
             client_id: client_id.to_owned(),
         };
-        self.store
-            .put(
-                Namespace::RefreshToken,
-                hash,
-                records::encode(&record)?,
-                Some(self.lifetimes.refresh_token),
-            )
-            .await?;
-        Ok(())
+        Ok(Put::new(
+            Namespace::RefreshToken,
+            hash,
+            records::encode(&record)?,
+            Some(self.lifetimes.refresh_token),
+        ))
     }
 
     /// The `refresh_token` grant: rotation with reuse detection (see the module docs).
@@ -275,16 +295,18 @@ impl BrokerState {
             if let Some(resealed) = self.resealed_upstream(&record.grant_id, &grant) {
                 grant.upstream = resealed;
             }
-            self.write_refresh_record(&new_hash, &record.grant_id, client_id)
-                .await?;
+            // The new token's record and the grant naming it, written together only if no
+            // other request changed the grant meanwhile.
+            let new_record = self.refresh_record(&new_hash, &record.grant_id, client_id)?;
             let swapped = self
                 .store
-                .compare_and_swap(
+                .compare_and_swap_and_put(
                     Namespace::Grant,
                     &record.grant_id,
                     &bytes,
                     Some(records::encode(&grant)?),
                     Some(self.lifetimes.refresh_token),
+                    new_record,
                 )
                 .await?;
             if swapped {
@@ -292,9 +314,6 @@ impl BrokerState {
             }
             // Another request rotated the grant meanwhile: judge the token again against the
             // new state.
-            self.store
-                .delete(Namespace::RefreshToken, &new_hash)
-                .await?;
         }
         Err(OAuthError::unavailable(
             "the grant is being refreshed concurrently; try again",
@@ -352,22 +371,18 @@ impl BrokerState {
     ) -> Result<IssuedTokens, OAuthError> {
         let now = now_unix();
         let lifetime = self.lifetimes.access_token.as_secs();
-        let claims = json!({
-            "iss": self.issuer,
-            "sub": grant.subject,
-            "aud": grant.resource,
-            "client_id": grant.client_id,
-            "scope": scopes.join(" "),
-            "iat": now,
-            "exp": now.saturating_add(lifetime),
-            "jti": random_token(16)?,
-        });
-        let key = self.keys.active();
-        let mut header = Header::new(key.algorithm());
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(key.key_id().to_owned());
-        let access_token = jsonwebtoken::encode(&header, &claims, key.encoding()).map_err(|e| {
-            tracing::error!(error = %e, "cannot sign an access token");
+        let claims = AccessTokenClaims {
+            iss: &self.issuer,
+            sub: &grant.subject,
+            aud: &grant.resource,
+            client_id: &grant.client_id,
+            scope: scopes.join(" "),
+            iat: now,
+            exp: now.saturating_add(lifetime),
+            jti: random_token(16)?,
+        };
+        let access_token = self.keys.active().sign_access_token(&claims).map_err(|_| {
+            tracing::error!("cannot sign an access token");
             OAuthError::unavailable("the authorization server cannot sign tokens now", 5)
         })?;
         Ok(IssuedTokens {

@@ -4,19 +4,21 @@
 //! rotation of one leaves the others intact.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::BrokerError;
-use super::secrets::{MacKey, SealingKey, token_hash};
+use super::secrets::{CryptoFailure, MacKey, SealingKey, token_hash};
 use super::store::{BrokerStore, Namespace};
 
 /// A private key the broker signs its access tokens with: ECDSA P-256 (`ES256`) or Ed25519
@@ -35,9 +37,20 @@ use super::store::{BrokerStore, Namespace};
 pub struct SigningKey {
     kid: String,
     algorithm: Algorithm,
-    encoding: EncodingKey,
+    signer: Signer,
+    /// The access tokens' JOSE header (`typ` `at+jwt`, `alg`, `kid`), base64url: the same for
+    /// every token, so encoded once.
+    header: Arc<str>,
     public_jwk: Value,
     pkcs8: Vec<u8>,
+}
+
+/// The private key parsed once, ready to sign (parsing PKCS#8 checks the key pair, which costs
+/// about as much as a signature).
+#[derive(Clone)]
+enum Signer {
+    Es256(Arc<EcdsaKeyPair>),
+    EdDsa(Arc<Ed25519KeyPair>),
 }
 
 impl fmt::Debug for SigningKey {
@@ -91,7 +104,7 @@ impl SigningKey {
             });
             return Self::assemble(
                 Algorithm::ES256,
-                EncodingKey::from_ec_der(der),
+                Signer::Es256(Arc::new(pair)),
                 public_jwk,
                 der,
             );
@@ -104,7 +117,7 @@ impl SigningKey {
             });
             return Self::assemble(
                 Algorithm::EdDSA,
-                EncodingKey::from_ed_der(der),
+                Signer::EdDsa(Arc::new(pair)),
                 public_jwk,
                 der,
             );
@@ -135,7 +148,7 @@ impl SigningKey {
 
     fn assemble(
         algorithm: Algorithm,
-        encoding: EncodingKey,
+        signer: Signer,
         mut public_jwk: Value,
         der: &[u8],
     ) -> Result<Self, BrokerError> {
@@ -149,10 +162,16 @@ impl SigningKey {
             members.insert("use".into(), "sig".into());
             members.insert("alg".into(), format!("{algorithm:?}").into());
         }
+        let mut header = Header::new(algorithm);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(kid.clone());
+        let header = serde_json::to_vec(&header)
+            .map_err(|_| key_error("cannot serialise the token header"))?;
         Ok(Self {
             kid,
             algorithm,
-            encoding,
+            signer,
+            header: URL_SAFE_NO_PAD.encode(header).into(),
             public_jwk,
             pkcs8: der.to_vec(),
         })
@@ -168,12 +187,33 @@ impl SigningKey {
         self.pkcs8.clone()
     }
 
+    #[cfg(test)]
     pub(crate) fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
 
-    pub(crate) fn encoding(&self) -> &EncodingKey {
-        &self.encoding
+    /// An access token: the JWS compact serialisation of `claims` under this key's header
+    /// (`typ` `at+jwt`, `alg`, `kid`), as `jsonwebtoken::encode` would write it.
+    pub(crate) fn sign_access_token<T: Serialize>(
+        &self,
+        claims: &T,
+    ) -> Result<String, CryptoFailure> {
+        let payload = serde_json::to_vec(claims).map_err(|_| CryptoFailure)?;
+        // header . payload . signature (at most 86 characters for ES256 and EdDSA)
+        let mut token =
+            String::with_capacity(self.header.len() + payload.len().div_ceil(3) * 4 + 90);
+        token.push_str(&self.header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = match &self.signer {
+            Signer::Es256(pair) => pair
+                .sign(&SystemRandom::new(), token.as_bytes())
+                .map_err(|_| CryptoFailure)?,
+            Signer::EdDsa(pair) => pair.sign(token.as_bytes()),
+        };
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
     }
 
     pub(crate) fn public_jwk(&self) -> &Value {

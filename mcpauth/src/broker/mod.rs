@@ -100,7 +100,9 @@ pub use cimd::CimdOptions;
 pub use keys::{BrokerKeys, SigningKey};
 #[cfg(feature = "broker-redis")]
 pub use store::RedisStore;
-pub use store::{BrokerStore, MemoryStore, Namespace, RedbStore, StoreError, StoreFuture};
+pub use store::{
+    BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreError, StoreFuture, Write,
+};
 pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
 
 use crate::auth_server::AuthServer;

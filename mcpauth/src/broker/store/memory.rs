@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{BrokerStore, Namespace, StoreFuture};
+use super::{BrokerStore, Namespace, Put, StoreFuture, Write};
 
 /// Expired entries removed by each write, at most: every write adds at most one entry with an
 /// expiry, so removing more than one keeps the backlog of expired entries from growing while
@@ -136,6 +136,38 @@ impl Inner {
     }
 }
 
+impl MemoryStore {
+    /// A compare-and-swap, with `put` written too when it swaps, under one lock.
+    fn swap(
+        &self,
+        namespace: Namespace,
+        key: &str,
+        expected: &[u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Option<Put<'_>>,
+    ) -> bool {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let matches = inner
+            .live(namespace, key, now)
+            .is_some_and(|entry| entry.value == expected);
+        if matches {
+            match new {
+                Some(value) => inner.insert(namespace, key, value, ttl, now),
+                None => {
+                    inner.remove(namespace, key);
+                }
+            }
+            if let Some(put) = put {
+                inner.insert(put.namespace, put.key, put.value, put.ttl, now);
+            }
+        }
+        inner.purge(now, PURGE_PER_WRITE);
+        matches
+    }
+}
+
 impl BrokerStore for MemoryStore {
     fn put<'a>(
         &'a self,
@@ -196,21 +228,40 @@ impl BrokerStore for MemoryStore {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
+        let swapped = self.swap(namespace, key, expected, new, ttl, None);
+        Box::pin(std::future::ready(Ok(swapped)))
+    }
+
+    fn compare_and_swap_and_put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Put<'a>,
+    ) -> StoreFuture<'a, bool> {
+        let swapped = self.swap(namespace, key, expected, new, ttl, Some(put));
+        Box::pin(std::future::ready(Ok(swapped)))
+    }
+
+    fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
         let now = Instant::now();
         let mut inner = self.lock();
-        let matches = inner
-            .live(namespace, key, now)
-            .is_some_and(|entry| entry.value == expected);
-        if matches {
-            match new {
-                Some(value) => inner.insert(namespace, key, value, ttl, now),
-                None => {
-                    inner.remove(namespace, key);
+        for write in writes {
+            match write {
+                Write::Put(put) => inner.insert(put.namespace, put.key, put.value, put.ttl, now),
+                Write::IndexAdd { index, member } => {
+                    inner
+                        .indexes
+                        .entry(index.to_owned())
+                        .or_default()
+                        .insert(member.to_owned());
                 }
             }
         }
         inner.purge(now, PURGE_PER_WRITE);
-        Box::pin(std::future::ready(Ok(matches)))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {

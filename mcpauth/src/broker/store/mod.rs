@@ -100,6 +100,50 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A write that goes with another operation
+/// ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)): `value` under `key`
+/// in `namespace`, expiring after `ttl` (`None`: kept until deleted), as
+/// [`put`](BrokerStore::put) writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Put<'a> {
+    /// The namespace written.
+    pub namespace: Namespace,
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: Vec<u8>,
+    /// Its time to live.
+    pub ttl: Option<Duration>,
+}
+
+impl<'a> Put<'a> {
+    /// `value` under `key` in `namespace`, expiring after `ttl`.
+    pub fn new(namespace: Namespace, key: &'a str, value: Vec<u8>, ttl: Option<Duration>) -> Self {
+        Self {
+            namespace,
+            key,
+            value,
+            ttl,
+        }
+    }
+}
+
+/// One write of a batch ([`write_all`](BrokerStore::write_all)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Write<'a> {
+    /// A [`put`](BrokerStore::put).
+    Put(Put<'a>),
+    /// An [`index_add`](BrokerStore::index_add): `member` added to the set named `index`.
+    IndexAdd {
+        /// The set's name.
+        index: &'a str,
+        /// The member added.
+        member: &'a str,
+    },
+}
+
 /// The operations the broker's flows need of a store.
 ///
 /// Expired entries are never returned. `index_*` keep sets of strings (a user's or a client's
@@ -142,6 +186,57 @@ pub trait BrokerStore: Send + Sync + fmt::Debug + 'static {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool>;
+
+    /// [`compare_and_swap`](Self::compare_and_swap), and only when it swaps, `put` written
+    /// too; `true` when both were written. A refresh-token rotation is one of these: the new
+    /// token's record and the grant naming it.
+    ///
+    /// The default writes `put`, then compares and swaps, and removes `put`'s key again when
+    /// the swap fails. A store that can write both in one transaction should do so: the pair is
+    /// then atomic and costs one durable write instead of two.
+    fn compare_and_swap_and_put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Put<'a>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let Put {
+                namespace: put_namespace,
+                key: put_key,
+                value,
+                ttl: put_ttl,
+            } = put;
+            self.put(put_namespace, put_key, value, put_ttl).await?;
+            let swapped = self
+                .compare_and_swap(namespace, key, expected, new, ttl)
+                .await?;
+            if !swapped {
+                self.delete(put_namespace, put_key).await?;
+            }
+            Ok(swapped)
+        })
+    }
+
+    /// Every write of `writes`, in order; a sign-in's grant, its indexes and its code are one
+    /// of these.
+    ///
+    /// The default makes them one at a time. A store that can make them in one transaction
+    /// should do so: they are then atomic and cost one durable write instead of one each.
+    fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            for write in writes {
+                match write {
+                    Write::Put(put) => self.put(put.namespace, put.key, put.value, put.ttl).await?,
+                    Write::IndexAdd { index, member } => self.index_add(index, member).await?,
+                }
+            }
+            Ok(())
+        })
+    }
 
     /// Removes the value under `key` (nothing when there is none).
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()>;

@@ -23,8 +23,10 @@
 //! # Durability
 //!
 //! Every write is one write transaction committed with [`Durability::Immediate`]: once a write
-//! returns, its effect survives a crash or restart. A write that changed nothing (a `take` of a
-//! missing key, a failed compare-and-swap) is aborted instead, which costs no `fsync`.
+//! returns, its effect survives a crash or restart. A compare-and-swap with its companion write
+//! ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)) is one transaction, and
+//! so is a batch ([`write_all`](BrokerStore::write_all)). A write that changed nothing (a `take`
+//! of a missing key, a failed compare-and-swap) is aborted instead, which costs no `fsync`.
 
 use std::fmt;
 use std::path::Path;
@@ -36,7 +38,7 @@ use redb::{
     ReadableTable, ReadableTableMetadata, TableDefinition, TableError, WriteTransaction,
 };
 
-use super::{BrokerStore, Namespace, StoreError, StoreFuture};
+use super::{BrokerStore, Namespace, Put, StoreError, StoreFuture, Write};
 
 /// A namespace's table: key → (absolute expiry in unix milliseconds, `0` for none; value).
 type EntryTable<'n> = TableDefinition<'n, &'static str, (u64, &'static [u8])>;
@@ -55,12 +57,18 @@ const PURGE_PER_WRITE: usize = 16;
 /// Expired entries removed by each transaction of the purge at open.
 const PURGE_AT_OPEN: usize = 4096;
 
+/// The bytes of the file `redb` keeps in process memory (its default, 1 GiB, would let the
+/// process grow with the file: every refresh token is kept until it expires, a month by
+/// default). Past this the operating system's page cache serves the reads.
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+
 /// A [`BrokerStore`] in a `redb` database file: durable, embedded, for a single process (the
 /// file is locked while open).
 ///
-/// Cloning is cheap and shares the open database. Each operation runs on Tokio's blocking pool,
-/// so it needs a Tokio runtime; an operation whose future is dropped still runs to completion
-/// (a dropped `take` still removes its value, which errs on the side of single use).
+/// Cloning is cheap and shares the open database, whose in-process page cache is bounded (8 MiB;
+/// the operating system caches the rest of the file). Each operation runs on Tokio's blocking
+/// pool, so it needs a Tokio runtime; an operation whose future is dropped still runs to
+/// completion (a dropped `take` still removes its value, which errs on the side of single use).
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
@@ -100,7 +108,10 @@ impl RedbStore {
                 ))
             })?;
         }
-        let db = Database::create(path).map_err(db_error)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(db_error)?;
         create_tables(&db)?;
         // Expired rows left from the last run are cleared now rather than a few per write.
         while purge_once(&db, PURGE_AT_OPEN)? == PURGE_AT_OPEN {}
@@ -113,6 +124,44 @@ impl RedbStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A compare-and-swap, with `put` written too when it swaps, in one transaction.
+    fn swap<'a>(
+        &self,
+        namespace: Namespace,
+        key: &str,
+        expected: &[u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Option<Put<'_>>,
+    ) -> StoreFuture<'a, bool> {
+        let key = key.to_owned();
+        let expected = expected.to_vec();
+        let put = put.map(|put| (put.namespace, put.key.to_owned(), put.value, put.ttl));
+        self.run(move |db| {
+            write(db, |txn, now| {
+                if read_live(txn, namespace, &key, now)?.as_deref() != Some(expected.as_slice()) {
+                    return Ok((false, false));
+                }
+                match &new {
+                    Some(value) => insert(txn, namespace, &key, value, expiry(now, ttl))?,
+                    None => {
+                        remove(txn, namespace, &key)?;
+                    }
+                }
+                if let Some((put_namespace, put_key, put_value, put_ttl)) = &put {
+                    insert(
+                        txn,
+                        *put_namespace,
+                        put_key,
+                        put_value,
+                        expiry(now, *put_ttl),
+                    )?;
+                }
+                Ok((true, true))
+            })
+        })
     }
 
     /// Runs `operation` on the blocking pool; redb's calls block on file I/O and `fsync`.
@@ -204,20 +253,58 @@ impl BrokerStore for RedbStore {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        let key = key.to_owned();
-        let expected = expected.to_vec();
+        self.swap(namespace, key, expected, new, ttl, None)
+    }
+
+    fn compare_and_swap_and_put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Put<'a>,
+    ) -> StoreFuture<'a, bool> {
+        self.swap(namespace, key, expected, new, ttl, Some(put))
+    }
+
+    fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
+        /// A write with owned keys, to run on the blocking pool.
+        enum Owned {
+            Put(Namespace, String, Vec<u8>, Option<Duration>),
+            IndexAdd(String, String),
+        }
+        let writes: Vec<Owned> = writes
+            .into_iter()
+            .map(|write| match write {
+                Write::Put(put) => {
+                    Owned::Put(put.namespace, put.key.to_owned(), put.value, put.ttl)
+                }
+                Write::IndexAdd { index, member } => {
+                    Owned::IndexAdd(index.to_owned(), member.to_owned())
+                }
+            })
+            .collect();
         self.run(move |db| {
             write(db, |txn, now| {
-                if read_live(txn, namespace, &key, now)?.as_deref() != Some(expected.as_slice()) {
-                    return Ok((false, false));
-                }
-                match &new {
-                    Some(value) => insert(txn, namespace, &key, value, expiry(now, ttl))?,
-                    None => {
-                        remove(txn, namespace, &key)?;
+                let mut changed = false;
+                for write in &writes {
+                    match write {
+                        Owned::Put(namespace, key, value, ttl) => {
+                            insert(txn, *namespace, key, value, expiry(now, *ttl))?;
+                            changed = true;
+                        }
+                        Owned::IndexAdd(index, member) => {
+                            let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
+                            // `insert` is `true` when the member was already there.
+                            let present = table
+                                .insert(index.as_str(), member.as_str())
+                                .map_err(db_error)?;
+                            changed |= !present;
+                        }
                     }
                 }
-                Ok((true, true))
+                Ok(((), changed))
             })
         })
     }

@@ -12,7 +12,7 @@ use redis::{
     RedisError, Script, ScriptInvocation,
 };
 
-use super::{BrokerStore, Namespace, StoreError, StoreFuture};
+use super::{BrokerStore, Namespace, Put, StoreError, StoreFuture, Write};
 
 /// How long one operation may take unless [`RedisStore::timeout`] says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -59,25 +59,54 @@ end\n\
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)\n\
 return 1\n";
 
-/// `compare_and_swap`. KEYS: the value, the namespace's expiry set. ARGV: the expected bytes,
-/// `set` or `del`, the new value, its time to live in milliseconds (`''`: none), the key.
-/// Answers 1 when swapped. A missing key reads as `false`, which equals no string, so nothing
+/// Writes a value and its expiry-set entry: `store(value key, expiry set, value, time to live in
+/// milliseconds ('': none), the key as the set's member)`, then drops the set's expired entries.
+/// Shared by the scripts that write without a condition of their own.
+const STORE: &str = "local function store(value_key, expiry_key, value, ttl, member)\n\
+  ttl = tonumber(ttl)\n\
+  if ttl then\n\
+    redis.call('SET', value_key, value, 'PX', ttl)\n\
+    redis.call('ZADD', expiry_key, now + ttl, member)\n\
+  else\n\
+    redis.call('SET', value_key, value)\n\
+    redis.call('ZADD', expiry_key, '+inf', member)\n\
+  end\n\
+  redis.call('ZREMRANGEBYSCORE', expiry_key, '-inf', '(' .. now)\n\
+end\n";
+
+/// `compare_and_swap`, and `compare_and_swap_and_put` when given the other write. KEYS: the
+/// value, the namespace's expiry set[, the other write's value and expiry set]. ARGV: the
+/// expected bytes, `set` or `del`, the new value, its time to live in milliseconds (`''`:
+/// none), the key[, the other value, its time to live, its key]. Answers 1 when swapped (and
+/// the other value written). A missing key reads as `false`, which equals no string, so nothing
 /// stored never matches.
 const COMPARE_AND_SWAP: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n\
 if ARGV[2] == 'del' then\n\
   redis.call('DEL', KEYS[1])\n\
   redis.call('ZREM', KEYS[2], ARGV[5])\n\
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)\n\
 else\n\
-  local ttl = tonumber(ARGV[4])\n\
-  if ttl then\n\
-    redis.call('SET', KEYS[1], ARGV[3], 'PX', ttl)\n\
-    redis.call('ZADD', KEYS[2], now + ttl, ARGV[5])\n\
+  store(KEYS[1], KEYS[2], ARGV[3], ARGV[4], ARGV[5])\n\
+end\n\
+if KEYS[3] then store(KEYS[3], KEYS[4], ARGV[6], ARGV[7], ARGV[8]) end\n\
+return 1\n";
+
+/// `write_all`. Each write takes its KEYS and ARGV in turn: a put `put`, value, time to live in
+/// milliseconds (`''`: none), key (KEYS: the value, the namespace's expiry set); an index
+/// addition `sadd`, member (KEYS: the index). Answers 1.
+const WRITE_ALL: &str = "local k = 1\n\
+local a = 1\n\
+while a <= #ARGV do\n\
+  if ARGV[a] == 'put' then\n\
+    store(KEYS[k], KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3])\n\
+    k = k + 2\n\
+    a = a + 4\n\
   else\n\
-    redis.call('SET', KEYS[1], ARGV[3])\n\
-    redis.call('ZADD', KEYS[2], '+inf', ARGV[5])\n\
+    redis.call('SADD', KEYS[k], ARGV[a + 1])\n\
+    k = k + 1\n\
+    a = a + 2\n\
   end\n\
 end\n\
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)\n\
 return 1\n";
 
 /// `count`. KEYS: the namespace's expiry set. Entries expire when the server's clock passes
@@ -123,7 +152,10 @@ return redis.call('ZCARD', KEYS[1])\n";
 /// [`delete`](BrokerStore::delete) `DEL`, each with the sorted-set removal in one
 /// `MULTI`/`EXEC`. The compare-and-swap script compares the stored bytes with the expected
 /// ones exactly (Lua strings are byte strings), then sets the new value with its `PX` or
-/// deletes the key.
+/// deletes the key; with a companion write
+/// ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)) the same script writes
+/// that value too, only after a swap. A batch ([`write_all`](BrokerStore::write_all)) is one
+/// script as well, so no replica ever sees part of it.
 ///
 /// # Count
 ///
@@ -182,6 +214,7 @@ struct Inner {
     prefix: String,
     put: Script,
     compare_and_swap: Script,
+    write_all: Script,
     count: Script,
 }
 
@@ -245,7 +278,8 @@ impl RedisStore {
                 timeouts: AtomicU32::new(0),
                 prefix: prefix.to_owned(),
                 put: Script::new(&format!("{NOW}{PUT}")),
-                compare_and_swap: Script::new(&format!("{NOW}{COMPARE_AND_SWAP}")),
+                compare_and_swap: Script::new(&format!("{NOW}{STORE}{COMPARE_AND_SWAP}")),
+                write_all: Script::new(&format!("{NOW}{STORE}{WRITE_ALL}")),
                 count: Script::new(&format!("{NOW}{COUNT}")),
             }),
             timeout: DEFAULT_TIMEOUT,
@@ -376,6 +410,28 @@ impl RedisStore {
             .arg(if nx { "nx" } else { "" });
         invocation
     }
+
+    /// The compare-and-swap script's invocation, without the companion write.
+    fn swap_script(
+        &self,
+        namespace: Namespace,
+        key: &str,
+        expected: &[u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> ScriptInvocation<'_> {
+        let mode = if new.is_some() { "set" } else { "del" };
+        let mut invocation = self.inner.compare_and_swap.prepare_invoke();
+        invocation
+            .key(self.value_key(namespace, key))
+            .key(self.expiry_key(namespace))
+            .arg(expected)
+            .arg(mode)
+            .arg(new.unwrap_or_default())
+            .arg(ttl_arg(ttl))
+            .arg(key);
+        invocation
+    }
 }
 
 /// One request to the server, kept whole so it can be sent again.
@@ -465,18 +521,58 @@ impl BrokerStore for RedisStore {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        let mode = if new.is_some() { "set" } else { "del" };
-        let mut invocation = self.inner.compare_and_swap.prepare_invoke();
-        invocation
-            .key(self.value_key(namespace, key))
-            .key(self.expiry_key(namespace))
-            .arg(expected)
-            .arg(mode)
-            .arg(new.unwrap_or_default())
-            .arg(ttl_arg(ttl))
-            .arg(key);
+        let invocation = self.swap_script(namespace, key, expected, new, ttl);
         let swapped = self.send::<u8>(Request::Script(invocation, false));
         Box::pin(async move { swapped.await.map(|swapped| swapped == 1) })
+    }
+
+    fn compare_and_swap_and_put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Put<'a>,
+    ) -> StoreFuture<'a, bool> {
+        let mut invocation = self.swap_script(namespace, key, expected, new, ttl);
+        invocation
+            .key(self.value_key(put.namespace, put.key))
+            .key(self.expiry_key(put.namespace))
+            .arg(put.value)
+            .arg(ttl_arg(put.ttl))
+            .arg(put.key);
+        let swapped = self.send::<u8>(Request::Script(invocation, false));
+        Box::pin(async move { swapped.await.map(|swapped| swapped == 1) })
+    }
+
+    fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
+        if writes.is_empty() {
+            return Box::pin(std::future::ready(Ok(())));
+        }
+        let mut invocation = self.inner.write_all.prepare_invoke();
+        for write in writes {
+            match write {
+                Write::Put(put) => {
+                    invocation
+                        .key(self.value_key(put.namespace, put.key))
+                        .key(self.expiry_key(put.namespace))
+                        .arg("put")
+                        .arg(put.value)
+                        .arg(ttl_arg(put.ttl))
+                        .arg(put.key);
+                }
+                Write::IndexAdd { index, member } => {
+                    invocation
+                        .key(self.index_key(index))
+                        .arg("sadd")
+                        .arg(member);
+                }
+            }
+        }
+        // Puts and set additions: running the batch twice leaves what running it once does.
+        let written = self.send::<u8>(Request::Script(invocation, true));
+        Box::pin(async move { written.await.map(|_| ()) })
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {

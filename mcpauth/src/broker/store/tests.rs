@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 
 #[cfg(feature = "broker-redis")]
 use super::redis_server::RedisServer;
-use super::{BrokerStore, MemoryStore, Namespace, RedbStore};
+use super::{BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreFuture, Write};
 
 /// Long enough to outlive any check.
 const LONG: Option<Duration> = Some(Duration::from_secs(60));
@@ -334,6 +334,120 @@ async fn concurrent_swaps_have_one_winner(store: Arc<dyn BrokerStore>) {
     assert_eq!(store.get(ns, "rotate").await.unwrap(), winners.pop());
 }
 
+async fn swap_and_put_write_both_or_neither(store: Arc<dyn BrokerStore>) {
+    let (grants, records) = (Namespace::Grant, Namespace::RefreshToken);
+    store.put(grants, "g", bytes("v0"), LONG).await.unwrap();
+    // A stale expectation writes neither.
+    let put = Put::new(records, "r0", bytes("rec0"), LONG);
+    assert!(
+        !store
+            .compare_and_swap_and_put(grants, "g", b"old", Some(bytes("v1")), LONG, put)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(grants, "g").await.unwrap(), Some(bytes("v0")));
+    assert_eq!(store.get(records, "r0").await.unwrap(), None);
+    // The current one writes both, each with its own time to live.
+    let put = Put::new(records, "r1", bytes("rec1"), SHORT);
+    assert!(
+        store
+            .compare_and_swap_and_put(grants, "g", b"v0", Some(bytes("v1")), LONG, put)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(grants, "g").await.unwrap(), Some(bytes("v1")));
+    assert_eq!(store.get(records, "r1").await.unwrap(), Some(bytes("rec1")));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(records, "r1").await.unwrap(), None);
+    assert_eq!(store.get(grants, "g").await.unwrap(), Some(bytes("v1")));
+    // A swap to nothing removes the compared value and still writes the other.
+    let put = Put::new(records, "r2", bytes("rec2"), None);
+    assert!(
+        store
+            .compare_and_swap_and_put(grants, "g", b"v1", None, None, put)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(grants, "g").await.unwrap(), None);
+    assert_eq!(store.get(records, "r2").await.unwrap(), Some(bytes("rec2")));
+}
+
+async fn concurrent_swaps_and_puts_have_one_winner(store: Arc<dyn BrokerStore>) {
+    let (grants, records) = (Namespace::Grant, Namespace::RefreshToken);
+    store.put(grants, "g", bytes("v0"), LONG).await.unwrap();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|racer| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let key = format!("r{racer}");
+                let put = Put::new(records, &key, bytes("rec"), LONG);
+                let swapped = store
+                    .compare_and_swap_and_put(grants, "g", b"v0", Some(bytes(&key)), LONG, put)
+                    .await
+                    .unwrap();
+                swapped.then_some(key)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1);
+    let winner = winners.pop().unwrap();
+    assert_eq!(store.get(grants, "g").await.unwrap(), Some(bytes(&winner)));
+    for racer in 0..RACERS {
+        let key = format!("r{racer}");
+        let expected = (key == winner).then(|| bytes("rec"));
+        assert_eq!(store.get(records, &key).await.unwrap(), expected, "{key}");
+    }
+}
+
+async fn write_all_writes_each(store: Arc<dyn BrokerStore>) {
+    store
+        .put(Namespace::Grant, "g", bytes("old"), None)
+        .await
+        .unwrap();
+    store.index_add("user:1", "g0").await.unwrap();
+    store
+        .write_all(vec![
+            Write::Put(Put::new(Namespace::Grant, "g", bytes("new"), SHORT)),
+            Write::IndexAdd {
+                index: "user:1",
+                member: "g",
+            },
+            Write::IndexAdd {
+                index: "user:1",
+                member: "g0",
+            },
+            Write::Put(Put::new(Namespace::Code, "c", bytes("code"), LONG)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Namespace::Grant, "g").await.unwrap(),
+        Some(bytes("new"))
+    );
+    assert_eq!(
+        store.get(Namespace::Code, "c").await.unwrap(),
+        Some(bytes("code"))
+    );
+    let mut members = store.index_members("user:1").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["g", "g0"]);
+    // Each put keeps its own time to live.
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(store.get(Namespace::Grant, "g").await.unwrap(), None);
+    assert_eq!(
+        store.get(Namespace::Code, "c").await.unwrap(),
+        Some(bytes("code"))
+    );
+    // An empty batch writes nothing.
+    store.write_all(Vec::new()).await.unwrap();
+}
+
 async fn delete_removes(store: Arc<dyn BrokerStore>) {
     store.delete(Namespace::Grant, "none").await.unwrap();
     store
@@ -446,7 +560,84 @@ macro_rules! conformance {
                 }
             )*
         }
+
+        /// The trait's default methods, over the in-memory store's required ones.
+        mod defaults {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::$check(Arc::new(RequiredOnly(MemoryStore::new()))).await;
+                }
+            )*
+        }
     };
+}
+
+/// A store that implements only the required methods (by the in-memory store's), so the
+/// default methods are what runs.
+#[derive(Debug)]
+struct RequiredOnly(MemoryStore);
+
+impl BrokerStore for RequiredOnly {
+    fn put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, ()> {
+        self.0.put(namespace, key, value, ttl)
+    }
+
+    fn put_new<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.0.put_new(namespace, key, value, ttl)
+    }
+
+    fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.0.get(namespace, key)
+    }
+
+    fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        self.0.take(namespace, key)
+    }
+
+    fn compare_and_swap<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+    ) -> StoreFuture<'a, bool> {
+        self.0.compare_and_swap(namespace, key, expected, new, ttl)
+    }
+
+    fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
+        self.0.delete(namespace, key)
+    }
+
+    fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
+        self.0.count(namespace)
+    }
+
+    fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        self.0.index_add(index, member)
+    }
+
+    fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
+        self.0.index_remove(index, member)
+    }
+
+    fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
+        self.0.index_members(index)
+    }
 }
 
 conformance!(
@@ -458,6 +649,9 @@ conformance!(
     concurrent_takes_have_one_winner,
     compare_and_swap_needs_the_exact_bytes,
     concurrent_swaps_have_one_winner,
+    swap_and_put_write_both_or_neither,
+    concurrent_swaps_and_puts_have_one_winner,
+    write_all_writes_each,
     delete_removes,
     count_ignores_expired,
     indexes_hold_sets,
