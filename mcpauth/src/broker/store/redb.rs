@@ -20,18 +20,33 @@
 //! removes up to several, so expired rows never pile up under load, and the work added to any
 //! one write stays bounded.
 //!
-//! # Durability
+//! # Durability and group commit
 //!
-//! Every write is one write transaction committed with [`Durability::Immediate`]: once a write
-//! returns, its effect survives a crash or restart. A compare-and-swap with its companion write
-//! ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)) is one transaction, and
-//! so is a batch ([`write_all`](BrokerStore::write_all)). A write that changed nothing (a `take`
-//! of a missing key, a failed compare-and-swap) is aborted instead, which costs no `fsync`.
+//! Every write is applied in a write transaction committed with [`Durability::Immediate`]: once
+//! a write returns, its effect survives a crash or restart. A compare-and-swap with its
+//! companion write ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)) is
+//! applied at once, and so is a batch ([`write_all`](BrokerStore::write_all)).
+//!
+//! A durable commit costs far more than the writes it makes durable (redb's page writes and the
+//! file system's `fdatasync`), so writes share commits: one thread, the writer, takes every
+//! write waiting at that moment (up to [`MAX_BATCH`]), applies each in the order they arrived
+//! in one transaction — each write sees the ones before it, exactly as if they had been made one
+//! at a time — commits once, and only then answers each caller with its own result. A write
+//! that finds nothing to change (a failed compare-and-swap, a `take` of a missing key) changes
+//! nothing for the others; a write that fails (an I/O or corruption error) is answered with its
+//! error and the others are applied again in a new transaction without it; a commit that fails
+//! fails every write of its batch, none of which took effect. One request alone pays a whole
+//! commit; concurrent requests share them. A batch that changed nothing is aborted, which costs
+//! no `fsync`.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::oneshot;
 
 use redb::{
     Database, Durability, MultimapTableDefinition, ReadTransaction, ReadableDatabase,
@@ -57,6 +72,11 @@ const PURGE_PER_WRITE: usize = 16;
 /// Expired entries removed by each transaction of the purge at open.
 const PURGE_AT_OPEN: usize = 4096;
 
+/// Writes applied in one transaction and made durable by one commit, at most: enough to share
+/// a commit between every request a busy server has in flight, few enough that the first of
+/// them does not wait long for the last.
+const MAX_BATCH: usize = 128;
+
 /// The bytes of the file `redb` keeps in process memory (its default, 1 GiB, would let the
 /// process grow with the file: every refresh token is kept until it expires, a month by
 /// default). Past this the operating system's page cache serves the reads.
@@ -66,12 +86,16 @@ const CACHE_BYTES: usize = 8 * 1024 * 1024;
 /// file is locked while open).
 ///
 /// Cloning is cheap and shares the open database, whose in-process page cache is bounded (8 MiB;
-/// the operating system caches the rest of the file). Each operation runs on Tokio's blocking
-/// pool, so it needs a Tokio runtime; an operation whose future is dropped still runs to
-/// completion (a dropped `take` still removes its value, which errs on the side of single use).
+/// the operating system caches the rest of the file). Writes are made by a thread of the store's
+/// own, which commits together the writes of concurrent requests (see the module's
+/// documentation); reads run on Tokio's blocking pool, so they need a Tokio runtime. An
+/// operation whose future is dropped still runs to completion (a dropped `take` still removes
+/// its value, which errs on the side of single use). Dropping the last clone waits for the
+/// writer to finish the writes already sent, then closes the file.
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    writer: Arc<Writer>,
     path: Arc<Path>,
 }
 
@@ -93,8 +117,8 @@ impl RedbStore {
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] when the file cannot be created, opened or locked (another
-    /// process has it open); [`StoreError::Corrupt`] when it is not a database this version can
-    /// read.
+    /// process has it open), or the writer thread cannot be started; [`StoreError::Corrupt`]
+    /// when it is not a database this version can read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if let Some(parent) = path
@@ -115,8 +139,10 @@ impl RedbStore {
         create_tables(&db)?;
         // Expired rows left from the last run are cleared now rather than a few per write.
         while purge_once(&db, PURGE_AT_OPEN)? == PURGE_AT_OPEN {}
+        let db = Arc::new(db);
         Ok(Self {
-            db: Arc::new(db),
+            writer: Arc::new(Writer::start(Arc::clone(&db))?),
+            db,
             path: Arc::from(path),
         })
     }
@@ -139,32 +165,30 @@ impl RedbStore {
         let key = key.to_owned();
         let expected = expected.to_vec();
         let put = put.map(|put| (put.namespace, put.key.to_owned(), put.value, put.ttl));
-        self.run(move |db| {
-            write(db, |txn, now| {
-                if read_live(txn, namespace, &key, now)?.as_deref() != Some(expected.as_slice()) {
-                    return Ok((false, false));
+        self.write(move |txn, now| {
+            if read_live(txn, namespace, &key, now)?.as_deref() != Some(expected.as_slice()) {
+                return Ok((false, false));
+            }
+            match &new {
+                Some(value) => insert(txn, namespace, &key, value, expiry(now, ttl))?,
+                None => {
+                    remove(txn, namespace, &key)?;
                 }
-                match &new {
-                    Some(value) => insert(txn, namespace, &key, value, expiry(now, ttl))?,
-                    None => {
-                        remove(txn, namespace, &key)?;
-                    }
-                }
-                if let Some((put_namespace, put_key, put_value, put_ttl)) = &put {
-                    insert(
-                        txn,
-                        *put_namespace,
-                        put_key,
-                        put_value,
-                        expiry(now, *put_ttl),
-                    )?;
-                }
-                Ok((true, true))
-            })
+            }
+            if let Some((put_namespace, put_key, put_value, put_ttl)) = &put {
+                insert(
+                    txn,
+                    *put_namespace,
+                    put_key,
+                    put_value,
+                    expiry(now, *put_ttl),
+                )?;
+            }
+            Ok((true, true))
         })
     }
 
-    /// Runs `operation` on the blocking pool; redb's calls block on file I/O and `fsync`.
+    /// Runs a read on the blocking pool; redb's calls block on file I/O.
     fn run<'a, T, F>(&self, operation: F) -> StoreFuture<'a, T>
     where
         T: Send + 'static,
@@ -179,6 +203,181 @@ impl RedbStore {
                 })?
         })
     }
+
+    /// Has the writer apply `operation` — which answers its result and whether it changed
+    /// anything — in the transaction of its batch; its result once that batch is committed.
+    /// `operation` may run more than once, in a new transaction each time, when another write
+    /// of its batch fails.
+    fn write<'a, T, F>(&self, operation: F) -> StoreFuture<'a, T>
+    where
+        T: Send + 'static,
+        F: FnMut(&WriteTransaction, u64) -> Result<(T, bool), StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.writer.send(Box::new(Op {
+            operation,
+            answer: None,
+            reply,
+        }));
+        Box::pin(async move {
+            sent?;
+            answer.await.unwrap_or_else(|_| Err(writer_stopped()))
+        })
+    }
+}
+
+/// The thread that makes every write (see the module's documentation), and the channel to it.
+struct Writer {
+    /// `None` once the store is being dropped: closing the channel ends the thread.
+    sender: Option<mpsc::Sender<Box<dyn Pending>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(db: Arc<Database>) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("mcpauth-redb-writer".into())
+            .spawn(move || write_batches(&db, &receiver))
+            .map_err(|error| {
+                StoreError::Unavailable(format!("cannot start the store's writer: {error}"))
+            })?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, write: Box<dyn Pending>) -> Result<(), StoreError> {
+        self.sender
+            .as_ref()
+            .and_then(|sender| sender.send(write).ok())
+            .ok_or_else(writer_stopped)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // The writer drains what was sent, sees the channel closed and ends, releasing its
+        // handle on the database: once this returns, the file can be opened again.
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            // A writer that panicked has nothing left to finish.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A write waiting for its batch.
+trait Pending: Send {
+    /// Applies the write in `txn`; `true` when it changed anything. Its result is kept for
+    /// [`answer`](Self::answer).
+    fn apply(&mut self, txn: &WriteTransaction, now: u64) -> Result<bool, StoreError>;
+
+    /// Answers the caller once the batch is settled: its result when `committed` is `Ok`.
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Op<T, F> {
+    operation: F,
+    answer: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Pending for Op<T, F>
+where
+    T: Send,
+    F: FnMut(&WriteTransaction, u64) -> Result<(T, bool), StoreError> + Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction, now: u64) -> Result<bool, StoreError> {
+        let (answer, changed) = (self.operation)(txn, now)?;
+        self.answer = Some(answer);
+        Ok(changed)
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Self { answer, reply, .. } = *self;
+        let answer = committed.and_then(|()| answer.ok_or_else(writer_stopped));
+        // A caller that stopped waiting (its future dropped) gets no answer; the write stands.
+        let _ = reply.send(answer);
+    }
+}
+
+/// The writer thread: a batch of every write waiting, until the store is dropped.
+fn write_batches(db: &Database, receiver: &mpsc::Receiver<Box<dyn Pending>>) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        batch.extend(receiver.try_iter().take(MAX_BATCH - 1));
+        // A panic (a bug) fails its batch: the callers' answers are dropped with it, which
+        // they read as the store being unavailable, and the writer goes on with the next.
+        let _ = catch_unwind(AssertUnwindSafe(|| commit_batch(db, batch)));
+    }
+}
+
+/// Applies a batch in one transaction and commits it (see the module's documentation), then
+/// answers every write of it.
+fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Pending>>) {
+    while !batch.is_empty() {
+        let txn = match begin_write(db) {
+            Ok(txn) => txn,
+            Err(error) => return answer_all(batch, &error),
+        };
+        let now = now_millis();
+        let mut changed = false;
+        let mut failed = None;
+        for (position, write) in batch.iter_mut().enumerate() {
+            match write.apply(&txn, now) {
+                Ok(write_changed) => changed |= write_changed,
+                Err(error) => {
+                    failed = Some((position, error));
+                    break;
+                }
+            }
+        }
+        if let Some((position, error)) = failed {
+            // Dropping the transaction aborts it; the others are applied again without the
+            // failed write.
+            drop(txn);
+            batch.remove(position).answer(Err(error));
+            continue;
+        }
+        let settled =
+            purge(&txn, now, PURGE_PER_WRITE.saturating_mul(batch.len())).and_then(|purged| {
+                if changed || purged > 0 {
+                    txn.commit().map_err(db_error)
+                } else {
+                    txn.abort().map_err(db_error)
+                }
+            });
+        match settled {
+            Ok(()) => {
+                for write in batch {
+                    write.answer(Ok(()));
+                }
+            }
+            Err(error) => answer_all(batch, &error),
+        }
+        return;
+    }
+}
+
+/// Fails every write of a batch with `error`.
+fn answer_all(batch: Vec<Box<dyn Pending>>, error: &StoreError) {
+    for write in batch {
+        write.answer(Err(same_error(error)));
+    }
+}
+
+/// A copy of `error`, for each write of a failed batch.
+fn same_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
+        StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+    }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the store's writer has stopped".into())
 }
 
 impl BrokerStore for RedbStore {
@@ -190,11 +389,9 @@ impl BrokerStore for RedbStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
         let key = key.to_owned();
-        self.run(move |db| {
-            write(db, |txn, now| {
-                insert(txn, namespace, &key, &value, expiry(now, ttl))?;
-                Ok(((), true))
-            })
+        self.write(move |txn, now| {
+            insert(txn, namespace, &key, &value, expiry(now, ttl))?;
+            Ok(((), true))
         })
     }
 
@@ -206,14 +403,12 @@ impl BrokerStore for RedbStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
         let key = key.to_owned();
-        self.run(move |db| {
-            write(db, |txn, now| {
-                if read_live(txn, namespace, &key, now)?.is_some() {
-                    return Ok((false, false));
-                }
-                insert(txn, namespace, &key, &value, expiry(now, ttl))?;
-                Ok((true, true))
-            })
+        self.write(move |txn, now| {
+            if read_live(txn, namespace, &key, now)?.is_some() {
+                return Ok((false, false));
+            }
+            insert(txn, namespace, &key, &value, expiry(now, ttl))?;
+            Ok((true, true))
         })
     }
 
@@ -234,14 +429,12 @@ impl BrokerStore for RedbStore {
 
     fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
         let key = key.to_owned();
-        self.run(move |db| {
-            write(db, |txn, now| {
-                let Some((expires_at, value)) = remove(txn, namespace, &key)? else {
-                    return Ok((None, false));
-                };
-                // An expired entry is removed all the same: it is dead weight.
-                Ok((is_live(expires_at, now).then_some(value), true))
-            })
+        self.write(move |txn, now| {
+            let Some((expires_at, value)) = remove(txn, namespace, &key)? else {
+                return Ok((None, false));
+            };
+            // An expired entry is removed all the same: it is dead weight.
+            Ok((is_live(expires_at, now).then_some(value), true))
         })
     }
 
@@ -285,37 +478,33 @@ impl BrokerStore for RedbStore {
                 }
             })
             .collect();
-        self.run(move |db| {
-            write(db, |txn, now| {
-                let mut changed = false;
-                for write in &writes {
-                    match write {
-                        Owned::Put(namespace, key, value, ttl) => {
-                            insert(txn, *namespace, key, value, expiry(now, *ttl))?;
-                            changed = true;
-                        }
-                        Owned::IndexAdd(index, member) => {
-                            let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
-                            // `insert` is `true` when the member was already there.
-                            let present = table
-                                .insert(index.as_str(), member.as_str())
-                                .map_err(db_error)?;
-                            changed |= !present;
-                        }
+        self.write(move |txn, now| {
+            let mut changed = false;
+            for write in &writes {
+                match write {
+                    Owned::Put(namespace, key, value, ttl) => {
+                        insert(txn, *namespace, key, value, expiry(now, *ttl))?;
+                        changed = true;
+                    }
+                    Owned::IndexAdd(index, member) => {
+                        let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
+                        // `insert` is `true` when the member was already there.
+                        let present = table
+                            .insert(index.as_str(), member.as_str())
+                            .map_err(db_error)?;
+                        changed |= !present;
                     }
                 }
-                Ok(((), changed))
-            })
+            }
+            Ok(((), changed))
         })
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
         let key = key.to_owned();
-        self.run(move |db| {
-            write(db, |txn, _| {
-                let removed = remove(txn, namespace, &key)?.is_some();
-                Ok(((), removed))
-            })
+        self.write(move |txn, _| {
+            let removed = remove(txn, namespace, &key)?.is_some();
+            Ok(((), removed))
         })
     }
 
@@ -346,28 +535,24 @@ impl BrokerStore for RedbStore {
 
     fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
         let (index, member) = (index.to_owned(), member.to_owned());
-        self.run(move |db| {
-            write(db, |txn, _| {
-                let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
-                // `insert` is `true` when the member was already there.
-                let present = table
-                    .insert(index.as_str(), member.as_str())
-                    .map_err(db_error)?;
-                Ok(((), !present))
-            })
+        self.write(move |txn, _| {
+            let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
+            // `insert` is `true` when the member was already there.
+            let present = table
+                .insert(index.as_str(), member.as_str())
+                .map_err(db_error)?;
+            Ok(((), !present))
         })
     }
 
     fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
         let (index, member) = (index.to_owned(), member.to_owned());
-        self.run(move |db| {
-            write(db, |txn, _| {
-                let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
-                let removed = table
-                    .remove(index.as_str(), member.as_str())
-                    .map_err(db_error)?;
-                Ok(((), removed))
-            })
+        self.write(move |txn, _| {
+            let mut table = txn.open_multimap_table(INDEX).map_err(db_error)?;
+            let removed = table
+                .remove(index.as_str(), member.as_str())
+                .map_err(db_error)?;
+            Ok(((), removed))
         })
     }
 
@@ -417,25 +602,6 @@ fn begin_write(db: &Database) -> Result<WriteTransaction, StoreError> {
     txn.set_durability(Durability::Immediate)
         .map_err(db_error)?;
     Ok(txn)
-}
-
-/// One write transaction: `operation` answers its result and whether it changed anything, then
-/// a few expired entries are purged, and the transaction commits (or, when nothing changed,
-/// aborts, which costs no `fsync`). An error drops the transaction, which aborts it.
-fn write<T>(
-    db: &Database,
-    operation: impl FnOnce(&WriteTransaction, u64) -> Result<(T, bool), StoreError>,
-) -> Result<T, StoreError> {
-    let txn = begin_write(db)?;
-    let now = now_millis();
-    let (answer, changed) = operation(&txn, now)?;
-    let purged = purge(&txn, now, PURGE_PER_WRITE)?;
-    if changed || purged > 0 {
-        txn.commit().map_err(db_error)?;
-    } else {
-        txn.abort().map_err(db_error)?;
-    }
-    Ok(answer)
 }
 
 /// One transaction purging up to `limit` expired entries; how many it removed.
@@ -621,5 +787,57 @@ impl RedbStore {
             .map_or(Ok(0), |table| table.len())
             .map_err(db_error)?;
         Ok((entries, expiry))
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    type Answer = oneshot::Receiver<Result<(), StoreError>>;
+
+    /// A write of `key` that then succeeds or fails, and where its answer arrives.
+    fn write_of(key: &'static str, fails: bool) -> (Box<dyn Pending>, Answer) {
+        let (reply, answer) = oneshot::channel();
+        let operation = move |txn: &WriteTransaction, _| {
+            insert(txn, Namespace::Grant, key, b"value", 0)?;
+            if fails {
+                return Err(StoreError::Unavailable("injected".into()));
+            }
+            Ok(((), true))
+        };
+        let op = Op {
+            operation,
+            answer: None,
+            reply,
+        };
+        (Box::new(op), answer)
+    }
+
+    #[test]
+    fn a_failed_write_fails_alone_and_the_rest_of_its_batch_commits() {
+        let path = std::env::temp_dir().join(format!(
+            "mcpauth-redb-batch-{}-{}.redb",
+            std::process::id(),
+            now_millis()
+        ));
+        let db = Database::create(&path).unwrap();
+        create_tables(&db).unwrap();
+        let (first, first_answer) = write_of("first", false);
+        let (failing, failing_answer) = write_of("failing", true);
+        let (last, last_answer) = write_of("last", false);
+        commit_batch(&db, vec![first, failing, last]);
+        assert!(first_answer.blocking_recv().unwrap().is_ok());
+        assert!(failing_answer.blocking_recv().unwrap().is_err());
+        assert!(last_answer.blocking_recv().unwrap().is_ok());
+        let txn = db.begin_read().unwrap();
+        let table = open_read(&txn, entries_definition(&table_name(Namespace::Grant)))
+            .unwrap()
+            .unwrap();
+        for (key, kept) in [("first", true), ("failing", false), ("last", true)] {
+            assert_eq!(table.get(key).unwrap().is_some(), kept, "{key}");
+        }
+        drop((table, txn, db));
+        std::fs::remove_file(&path).unwrap();
     }
 }
