@@ -7,11 +7,11 @@
 //!
 //! - `refresh_token`: one refresh grant, the whole handler — form parsing, the client's lookup
 //!   (a dynamically registered client, read from the store), the refresh record and the grant
-//!   read, the new refresh record written, the grant's compare-and-swap, the ES256 access token
-//!   signed, the JSON answer. Refresh tokens are single use, so each iteration presents the
-//!   token the previous one received (one grant rotated over and over).
+//!   read, the grant's compare-and-swap with the new refresh record (one write), the ES256 access
+//!   token signed, the JSON answer. Refresh tokens are single use, so each iteration presents the
+//!   token the previous one received (one grant per task rotated over and over).
 //! - `authorization_code`: the token-endpoint part of a sign-in, the code redeemed (the code
-//!   taken, the redemption recorded, the grant's first refresh token, the access token). The
+//!   taken with its redemption recorded, the grant's first refresh token, the access token). The
 //!   codes of a sample are made by whole sign-ins before its measured part.
 //! - `login`: a complete sign-in in a new browser — `GET /authorize`, `GET /consent` (the page),
 //!   `POST /consent` (approval), the identity provider's own step (not the broker's: done
@@ -19,27 +19,33 @@
 //!   broker's pooled HTTP client, its ID token verified, the grant and the code written), and the
 //!   code redeemed at `POST /token`.
 //!
-//! Each case is measured twice: `…/wall`, criterion's wall-clock time per operation, and
-//! `…/cpu`, the CPU time (user + system) per operation of the broker's threads — this thread,
-//! which drives the broker's runtime, and the runtime's blocking pool, where `RedbStore` runs
-//! its transactions — read from `/proc/self/task/*/schedstat` at the start and end of each
-//! sample (criterion still reports it as "time"). The identity provider (the development server
-//! in upstream mode, on loopback HTTP) runs on a thread of its own with its own runtime, and the
+//! Each case runs one operation at a time (`memory/…`, `redb/…`) and eight at once
+//! (`memory-8/…`, `redb-8/…`: eight tasks on the broker's runtime, each starting its next
+//! operation when its last one is answered, as eight clients would), and is measured twice:
+//! `…/wall`, criterion's wall-clock time per operation, and `…/cpu`, the CPU time (user +
+//! system) per operation of the broker's threads — this thread, which drives the broker's
+//! runtime, the runtime's blocking pool, where `RedbStore` reads, and `RedbStore`'s writer
+//! thread — read from `/proc/self/task/*/schedstat` at the start and end of each sample
+//! (criterion still reports it as "time"). The identity provider (the development server in
+//! upstream mode, on loopback HTTP) runs on a thread of its own with its own runtime, and the
 //! browser's visit to it is made from there, so its CPU is not counted; its time is part of a
 //! sign-in's wall-clock time (the callback waits for its token endpoint, which signs an RS256 ID
 //! token). The CPU figures include the bench's own client side (building each request, reading
 //! each answer), a few microseconds per request.
 //!
-//! `RedbStore` commits every write with `Durability::Immediate`: its wall-clock times are
-//! mostly the file system's `fsync`, its CPU times what the broker and the store spend.
+//! `RedbStore` commits with `Durability::Immediate`: its wall-clock times are mostly the file
+//! system's `fsync`, its CPU times what the broker and the store spend. Its writes made at the
+//! same time share a commit, so its CPU per operation depends on how many are in flight.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 use http::{HeaderMap, Request, StatusCode, header};
 use mcpauth::broker::{
     Broker, BrokerKeys, BrokerStore, MemoryStore, RedbStore, SigningKey, Upstream,
@@ -379,9 +385,58 @@ fn redb_store() -> Arc<dyn BrokerStore> {
     Arc::new(RedbStore::open(&path).unwrap())
 }
 
+/// Operations in flight at once in the `…-concurrent` cases: a broker serving several clients,
+/// whose embedded store then commits their writes together.
+const CONCURRENCY: usize = 8;
+
+/// A benchmark group of this bench's shape: few, long samples, each timed as a whole.
+fn group<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+    measurement_time: Duration,
+) -> BenchmarkGroup<'c, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10)
+        .measurement_time(measurement_time);
+    group
+}
+
+/// Makes `operations` operations in `states.len()` tasks at once on the current runtime: each
+/// task takes the next operation while any is left, carrying its state from one to the next.
+/// The states afterwards.
+async fn in_flight<S, F, Fut>(operations: u64, states: Vec<S>, step: F) -> Vec<S>
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = S> + Send,
+{
+    let left = Arc::new(AtomicU64::new(operations));
+    let mut tasks = tokio::task::JoinSet::new();
+    for state in states {
+        let (left, step) = (left.clone(), step.clone());
+        tasks.spawn(async move {
+            let mut state = state;
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                state = step(state).await;
+            }
+            state
+        });
+    }
+    let mut states = Vec::new();
+    while let Some(state) = tasks.join_next().await {
+        states.push(state.unwrap());
+    }
+    states
+}
+
 fn broker(c: &mut Criterion) {
     // The broker's runtime runs on this thread (criterion's `block_on`); its blocking pool,
-    // where `RedbStore` works, keeps its threads for the whole run so none of their CPU time is
+    // where `RedbStore` reads, keeps its threads for the whole run so none of their CPU time is
     // lost with an ended thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -401,82 +456,92 @@ fn broker(c: &mut Criterion) {
     for (store_name, store, measurement_time) in stores {
         let fixture =
             Arc::new(runtime.block_on(Fixture::new(store, &upstream_issuer, upstream.clone())));
-        let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::new(AtomicU64::new(0));
         let next = {
             let counter = counter.clone();
-            move || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            move || counter.fetch_add(1, Ordering::Relaxed)
         };
-        // One grant, rotated by every refresh of every sample.
-        let refresh_token = runtime.block_on(async {
-            let (code, verifier) = fixture.sign_in(next()).await;
-            fixture.redeem(&code, &verifier).await
+        // One grant per task, each rotated by every refresh of every sample.
+        let refresh_tokens = runtime.block_on(async {
+            let mut tokens = Vec::new();
+            for _ in 0..CONCURRENCY {
+                let (code, verifier) = fixture.sign_in(next()).await;
+                tokens.push(fixture.redeem(&code, &verifier).await);
+            }
+            tokens
         });
-        let refresh_token = Arc::new(tokio::sync::Mutex::new(refresh_token));
+        let refresh_tokens = Arc::new(tokio::sync::Mutex::new(refresh_tokens));
 
-        for clock in [Clock::Wall, Clock::Cpu] {
-            let id = format!("{store_name}/{}", clock.name());
-            let mut group = c.benchmark_group("refresh_token");
-            group
-                .sampling_mode(SamplingMode::Flat)
-                .sample_size(10)
-                .measurement_time(measurement_time);
-            group.bench_function(&id, |b| {
-                b.to_async(&runtime).iter_custom(|iters| {
-                    let (fixture, refresh_token) = (fixture.clone(), refresh_token.clone());
-                    async move {
-                        let mut token = refresh_token.lock().await;
-                        let mark = Mark::now(clock);
-                        for _ in 0..iters {
-                            *token = fixture.refresh(&token).await;
+        for (tasks, suffix) in [(1, String::new()), (CONCURRENCY, format!("-{CONCURRENCY}"))] {
+            for clock in [Clock::Wall, Clock::Cpu] {
+                let id = format!("{store_name}{suffix}/{}", clock.name());
+                let mut refresh = group(c, "refresh_token", measurement_time);
+                refresh.bench_function(&id, |b| {
+                    b.to_async(&runtime).iter_custom(|iters| {
+                        let (fixture, refresh_tokens) = (fixture.clone(), refresh_tokens.clone());
+                        async move {
+                            let mut tokens = refresh_tokens.lock().await;
+                            let mine: Vec<String> = tokens.drain(..tasks).collect();
+                            let mark = Mark::now(clock);
+                            let step = move |token: String| {
+                                let fixture = fixture.clone();
+                                async move { fixture.refresh(&token).await }
+                            };
+                            let mine = in_flight(iters, mine, step).await;
+                            let elapsed = mark.elapsed();
+                            tokens.extend(mine);
+                            elapsed
                         }
-                        mark.elapsed()
-                    }
-                })
-            });
-            group.finish();
+                    })
+                });
+                refresh.finish();
 
-            let mut group = c.benchmark_group("authorization_code");
-            group
-                .sampling_mode(SamplingMode::Flat)
-                .sample_size(10)
-                .measurement_time(measurement_time);
-            group.bench_function(&id, |b| {
-                b.to_async(&runtime).iter_custom(|iters| {
-                    let (fixture, next) = (fixture.clone(), next.clone());
-                    async move {
-                        let mut codes = Vec::new();
-                        for _ in 0..iters {
-                            codes.push(fixture.sign_in(next()).await);
+                let mut redeem = group(c, "authorization_code", measurement_time);
+                redeem.bench_function(&id, |b| {
+                    b.to_async(&runtime).iter_custom(|iters| {
+                        let (fixture, next) = (fixture.clone(), next.clone());
+                        async move {
+                            let mut codes = Vec::new();
+                            for _ in 0..iters {
+                                codes.push(fixture.sign_in(next()).await);
+                            }
+                            let codes = Arc::new(std::sync::Mutex::new(codes));
+                            let mark = Mark::now(clock);
+                            let step = move |()| {
+                                let (fixture, codes) = (fixture.clone(), codes.clone());
+                                async move {
+                                    let taken = codes.lock().unwrap().pop();
+                                    let (code, verifier) = taken.unwrap();
+                                    fixture.redeem(&code, &verifier).await;
+                                }
+                            };
+                            in_flight(iters, vec![(); tasks], step).await;
+                            mark.elapsed()
                         }
-                        let mark = Mark::now(clock);
-                        for (code, verifier) in &codes {
-                            fixture.redeem(code, verifier).await;
-                        }
-                        mark.elapsed()
-                    }
-                })
-            });
-            group.finish();
+                    })
+                });
+                redeem.finish();
 
-            let mut group = c.benchmark_group("login");
-            group
-                .sampling_mode(SamplingMode::Flat)
-                .sample_size(10)
-                .measurement_time(measurement_time);
-            group.bench_function(&id, |b| {
-                b.to_async(&runtime).iter_custom(|iters| {
-                    let (fixture, next) = (fixture.clone(), next.clone());
-                    async move {
-                        let mark = Mark::now(clock);
-                        for _ in 0..iters {
-                            let (code, verifier) = fixture.sign_in(next()).await;
-                            fixture.redeem(&code, &verifier).await;
+                let mut login = group(c, "login", measurement_time);
+                login.bench_function(&id, |b| {
+                    b.to_async(&runtime).iter_custom(|iters| {
+                        let (fixture, next) = (fixture.clone(), next.clone());
+                        async move {
+                            let mark = Mark::now(clock);
+                            let step = move |()| {
+                                let (fixture, next) = (fixture.clone(), next.clone());
+                                async move {
+                                    let (code, verifier) = fixture.sign_in(next()).await;
+                                    fixture.redeem(&code, &verifier).await;
+                                }
+                            };
+                            in_flight(iters, vec![(); tasks], step).await;
+                            mark.elapsed()
                         }
-                        mark.elapsed()
-                    }
-                })
-            });
-            group.finish();
+                    })
+                });
+                login.finish();
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use super::responses::{
     error_page, error_redirect, registration_changed_page, see_other, store_unavailable_page,
 };
 use super::secrets::random_token;
-use super::store::Namespace;
+use super::store::{Namespace, Put};
 use super::{BrokerState, upstream};
 
 /// The browser nonce cookie's base name.
@@ -159,13 +159,20 @@ pub(crate) async fn answer(
     {
         return forbidden("The form does not belong to this browser's sign-in.");
     }
-    // Consumed once: a second answer (double submit, replay) finds nothing.
-    let transaction: Transaction =
-        match records::load(state.store.as_ref(), Namespace::Transaction, id, true).await {
-            Ok(Some(record)) => record,
-            Ok(None) => return expired(),
-            Err(error) => return store_unavailable_page(&error),
-        };
+    // Consumed once, by the answer's own write (below): a second answer (double submit,
+    // replay) finds nothing, or loses the race to remove these exact bytes.
+    let stored = match state.store.get(Namespace::Transaction, id).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return expired(),
+        Err(error) => return store_unavailable_page(&error),
+    };
+    let Ok(transaction) = records::decode::<Transaction>(&stored) else {
+        return expired();
+    };
+    let consumed = Consumed {
+        id,
+        stored: &stored,
+    };
     // The registration may have changed since the request: check the redirect URI again
     // before sending the browser there.
     match state.redirect_still_registered(&transaction).await {
@@ -176,10 +183,19 @@ pub(crate) async fn answer(
     match decision {
         "approve" => {
             metrics::consent(true);
-            approve(&state, transaction).await
+            approve(&state, transaction, consumed).await
         }
         "deny" => {
             metrics::consent(false);
+            match state
+                .store
+                .compare_and_swap(Namespace::Transaction, id, &stored, None, None)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return expired(),
+                Err(error) => return store_unavailable_page(&error),
+            }
             tracing::info!(client_id = %transaction.client_id, "consent denied");
             error_redirect(
                 &transaction.redirect_uri,
@@ -193,7 +209,17 @@ pub(crate) async fn answer(
     }
 }
 
-async fn approve(state: &BrokerState, transaction: Transaction) -> Response {
+/// The transaction an answer consumes: its id, and the bytes it was read as.
+struct Consumed<'a> {
+    id: &'a str,
+    stored: &'a [u8],
+}
+
+async fn approve(
+    state: &BrokerState,
+    transaction: Transaction,
+    consumed: Consumed<'_>,
+) -> Response {
     let fail = |code: &str, description: &str| {
         error_redirect(
             &transaction.redirect_uri,
@@ -228,23 +254,37 @@ async fn approve(state: &BrokerState, transaction: Transaction) -> Response {
         verifier,
         nonce,
     };
+    // The transaction is removed and the upstream login written at once, only if no other
+    // answer consumed the transaction meanwhile.
     let written = match records::encode(&login) {
         Ok(bytes) => {
+            let login = Put::new(
+                Namespace::UpstreamLogin,
+                &upstream_state,
+                bytes,
+                Some(state.lifetimes.transaction),
+            );
             state
                 .store
-                .put(
-                    Namespace::UpstreamLogin,
-                    &upstream_state,
-                    bytes,
-                    Some(state.lifetimes.transaction),
+                .compare_and_swap_and_put(
+                    Namespace::Transaction,
+                    consumed.id,
+                    consumed.stored,
+                    None,
+                    None,
+                    login,
                 )
                 .await
         }
         Err(error) => Err(error),
     };
-    if let Err(error) = written {
-        tracing::warn!(%error, "broker store failed");
-        return fail("temporarily_unavailable", "the sign-in cannot be saved");
+    match written {
+        Ok(true) => {}
+        Ok(false) => return expired(),
+        Err(error) => {
+            tracing::warn!(%error, "broker store failed");
+            return fail("temporarily_unavailable", "the sign-in cannot be saved");
+        }
     }
     tracing::info!(%client_id, "consent approved");
     let mut response = see_other(url.as_str());

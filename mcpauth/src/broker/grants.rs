@@ -148,45 +148,65 @@ impl BrokerState {
         Some(URL_SAFE_NO_PAD.encode(resealed))
     }
 
-    /// Takes the code's record atomically. A code that was already redeemed ends its grant
-    /// once tokens were issued from it; a redemption that loses a race with one still issuing
-    /// (the same code sent twice at once, to one replica or two) is refused and ends nothing,
-    /// so the winner's answer stands and exactly one of them gets tokens.
+    /// Takes the code's record atomically, recording its redemption in the same write. A code
+    /// that was already redeemed ends its grant once tokens were issued from it; a redemption
+    /// that loses a race with one still issuing (the same code sent twice at once, to one
+    /// replica or two) is refused and ends nothing, so the winner's answer stands and exactly
+    /// one of them gets tokens.
     pub(crate) async fn take_code(&self, code: &str) -> Result<CodeRecord, OAuthError> {
         let hash = token_hash(code);
-        let Some(bytes) = self.store.take(Namespace::Code, &hash).await? else {
-            if let Some(grant_id) = self.store.get(Namespace::RedeemedCode, &hash).await? {
-                let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
-                if !self.tokens_issued(&grant_id).await? {
-                    return Err(OAuthError::invalid_grant(
-                        "the authorization code was already used",
-                    ));
-                }
-                tracing::warn!("authorization code replayed; its grant is revoked");
-                self.revoke_grant(&grant_id, RevokeCause::Replay).await?;
-                return Err(OAuthError::invalid_grant(
-                    "the authorization code was already used; the tokens issued from it are revoked",
-                ));
-            }
-            return Err(OAuthError::invalid_grant(
-                "the authorization code is unknown or expired",
-            ));
+        let Some(bytes) = self.store.get(Namespace::Code, &hash).await? else {
+            return Err(self.code_not_redeemable(&hash).await);
         };
         let record: CodeRecord = records::decode(&bytes)?;
-        self.store
-            .put(
-                Namespace::RedeemedCode,
-                &hash,
-                record.grant_id.clone().into_bytes(),
-                Some(self.lifetimes.code),
-            )
+        // Taken only if no other request took it since it was read: one winner, whose
+        // redemption record is written with the take, so a loser finds it.
+        let redeemed = Put::new(
+            Namespace::RedeemedCode,
+            &hash,
+            record.grant_id.clone().into_bytes(),
+            Some(self.lifetimes.code),
+        );
+        let taken = self
+            .store
+            .compare_and_swap_and_put(Namespace::Code, &hash, &bytes, None, None, redeemed)
             .await?;
+        if !taken {
+            return Err(self.code_not_redeemable(&hash).await);
+        }
         if record.expires_at < now_unix() {
             return Err(OAuthError::invalid_grant(
                 "the authorization code has expired",
             ));
         }
         Ok(record)
+    }
+
+    /// Why a code found no record to take: already redeemed (its grant ended if tokens were
+    /// issued from it), or unknown or expired.
+    async fn code_not_redeemable(&self, hash: &str) -> OAuthError {
+        let redeemed = match self.store.get(Namespace::RedeemedCode, hash).await {
+            Ok(redeemed) => redeemed,
+            Err(error) => return error.into(),
+        };
+        let Some(grant_id) = redeemed else {
+            return OAuthError::invalid_grant("the authorization code is unknown or expired");
+        };
+        let grant_id = String::from_utf8_lossy(&grant_id).into_owned();
+        match self.tokens_issued(&grant_id).await {
+            Ok(false) => {
+                return OAuthError::invalid_grant("the authorization code was already used");
+            }
+            Ok(true) => {}
+            Err(error) => return error.into(),
+        }
+        tracing::warn!("authorization code replayed; its grant is revoked");
+        if let Err(error) = self.revoke_grant(&grant_id, RevokeCause::Replay).await {
+            return error.into();
+        }
+        OAuthError::invalid_grant(
+            "the authorization code was already used; the tokens issued from it are revoked",
+        )
     }
 
     /// Whether the grant exists and tokens were issued from it (it has had a refresh token).

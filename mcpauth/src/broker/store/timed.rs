@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BrokerStore, Namespace, StoreFuture};
+use super::{BrokerStore, Namespace, Put, StoreFuture, Write};
 use crate::metrics;
 
 #[derive(Debug)]
@@ -61,6 +61,26 @@ impl BrokerStore for TimedStore {
             "compare_and_swap",
             self.0.compare_and_swap(namespace, key, expected, new, ttl),
         )
+    }
+
+    fn compare_and_swap_and_put<'a>(
+        &'a self,
+        namespace: Namespace,
+        key: &'a str,
+        expected: &'a [u8],
+        new: Option<Vec<u8>>,
+        ttl: Option<Duration>,
+        put: Put<'a>,
+    ) -> StoreFuture<'a, bool> {
+        timed(
+            "compare_and_swap_and_put",
+            self.0
+                .compare_and_swap_and_put(namespace, key, expected, new, ttl, put),
+        )
+    }
+
+    fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
+        timed("write_all", self.0.write_all(writes))
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
