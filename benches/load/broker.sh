@@ -66,9 +66,11 @@ fi
 
 # PORT=0: an ephemeral port; the resource (and so the issuer) follows the port bound. No
 # UPSTREAM_*: the development identity provider; no BROKER_SIGNING_KEY_FILE: development keys
-# kept in the store.
+# kept in the store. The sign-ins come faster than the default bound on authorization requests
+# (100 a second), which would answer some of them 503.
 env -u MCP_RESOURCE_IDENTIFIER -u BIND -u RUST_LOG -u UPSTREAM_ISSUER -u UPSTREAM_AUTHORIZE_URL \
   -u BROKER_SIGNING_KEY_FILE PORT=0 BROKER_STORE="$WORK/broker.redb" \
+  BROKER_AUTHORIZATIONS_PER_SECOND=1000000 \
   "${SERVER_PIN[@]}" "$BROKER_BIN" >"$WORK/broker.out" 2>"$WORK/broker.err" &
 SERVER_PID=$!
 tries=300

@@ -239,6 +239,8 @@ impl Fixture {
                     .scopes(["openid", "email"]),
             )
             .keys(keys)
+            // Sign-ins here come faster than the default bound on authorization requests.
+            .authorization_rate(1_000_000)
             .shared_store(store)
             .build()
             .await

@@ -30,6 +30,8 @@
 //!   URL: it is the issuer) and the keys below. Redis should persist its data (`appendonly yes`)
 //!   and evict nothing (`maxmemory-policy noeviction`).
 //! - `BROKER_ACCESS_TOKEN_LIFETIME_SECS`: how long access tokens live (default 600).
+//! - `BROKER_AUTHORIZATIONS_PER_SECOND`: authorization requests kept as sign-ins in progress
+//!   per second (default 100, bursts of twice that; beyond, 503).
 //! - keys (required on a non-loopback issuer): `BROKER_SIGNING_KEY_FILE` (a PKCS#8 PEM P-256 or
 //!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
 //!   base64url). On loopback without them, development keys are generated once and kept in the
@@ -350,17 +352,25 @@ fn without_password(url: &str) -> String {
 
 /// `BROKER_ACCESS_TOKEN_LIFETIME_SECS`, when set.
 fn access_token_lifetime() -> Result<Option<Duration>, StartupError> {
-    let name = "BROKER_ACCESS_TOKEN_LIFETIME_SECS";
+    Ok(positive_setting("BROKER_ACCESS_TOKEN_LIFETIME_SECS")?.map(Duration::from_secs))
+}
+
+/// `BROKER_AUTHORIZATIONS_PER_SECOND`, when set.
+fn authorizations_per_second() -> Result<Option<u32>, StartupError> {
+    let name = "BROKER_AUTHORIZATIONS_PER_SECOND";
+    positive_setting(name)?
+        .map(|rate| u32::try_from(rate).map_err(|_| invalid(name, &rate.to_string(), "too large")))
+        .transpose()
+}
+
+/// A setting that must be a positive whole number, when set.
+fn positive_setting(name: &'static str) -> Result<Option<u64>, StartupError> {
     let Some(value) = setting(name) else {
         return Ok(None);
     };
     match value.trim().parse::<u64>() {
-        Ok(seconds) if seconds > 0 => Ok(Some(Duration::from_secs(seconds))),
-        _ => Err(invalid(
-            name,
-            &value,
-            "expected a positive number of seconds",
-        )),
+        Ok(number) if number > 0 => Ok(Some(number)),
+        _ => Err(invalid(name, &value, "expected a positive whole number")),
     }
 }
 
@@ -419,6 +429,9 @@ async fn run() -> Result<(), StartupError> {
     }
     if let Some(lifetime) = access_token_lifetime()? {
         builder = builder.access_token_lifetime(lifetime);
+    }
+    if let Some(rate) = authorizations_per_second()? {
+        builder = builder.authorization_rate(rate);
     }
     let broker = builder.build().await?;
     let auth = McpAuth::resource_server([todos::protected_resource()?])?;
