@@ -10,6 +10,7 @@ use mcpauth::broker::{BrokerStore, MemoryStore, Namespace, RedbStore, StoreError
 use mcpauth_tests::broker::{
     AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, SCOPES, pkce, query,
 };
+use mcpauth_tests::logs::CapturedLogs;
 use mcpauth_tests::parse_challenge;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, WWW_AUTHENTICATE};
@@ -1129,53 +1130,12 @@ async fn client_metadata_documents_are_fetched_safely_and_validated() {
     }
 }
 
-/// What is logged while it lives (this thread's default subscriber: a `#[tokio::test]` runs the
-/// servers it starts on its own thread), at `WARN` and above.
-struct CapturedWarnings {
-    text: Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-#[derive(Clone)]
-struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedWarnings {
-    fn start() -> Self {
-        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = Sink(text.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        Self {
-            text,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn the_identity_provider_is_not_judged_as_an_authorization_server_for_mcp_clients() {
     // The provider lacks registration and metadata documents by design: the broker is there
     // for that. Warning that MCP clients cannot register at it would send operators looking
     // for a problem that is not there.
-    let warnings = CapturedWarnings::start();
+    let warnings = CapturedLogs::start(tracing::Level::WARN);
     let fixture = BrokerFixture::start().await;
     let (_, tokens) = fixture.login("read:todos").await;
     assert!(tokens["access_token"].is_string());

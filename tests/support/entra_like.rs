@@ -68,6 +68,8 @@ struct Shared {
     refresh_tokens: Mutex<HashMap<String, Vec<String>>>,
     last_authorize: Mutex<Option<(String, HashMap<String, String>)>>,
     last_token_answer: Mutex<Option<Value>>,
+    last_refresh_form: Mutex<Option<HashMap<String, String>>>,
+    expires_in: AtomicUsize,
     token_requests: AtomicUsize,
 }
 
@@ -98,6 +100,8 @@ impl EntraLike {
             refresh_tokens: Mutex::default(),
             last_authorize: Mutex::default(),
             last_token_answer: Mutex::default(),
+            last_refresh_form: Mutex::default(),
+            expires_in: AtomicUsize::new(4271),
             token_requests: AtomicUsize::new(0),
         });
         let router = Router::new()
@@ -156,6 +160,16 @@ impl EntraLike {
     /// The last answer of the token endpoint.
     pub fn last_token_answer(&self) -> Option<Value> {
         self.shared.last_token_answer.lock().unwrap().clone()
+    }
+
+    /// The form of the last refresh request, without the client secret.
+    pub fn last_refresh_form(&self) -> Option<HashMap<String, String>> {
+        self.shared.last_refresh_form.lock().unwrap().clone()
+    }
+
+    /// From now on, access tokens live `seconds` (Entra ID's vary around 1 hour).
+    pub fn set_expires_in(&self, seconds: usize) {
+        self.shared.expires_in.store(seconds, Ordering::SeqCst);
     }
 
     /// How many requests reached the token endpoint.
@@ -381,6 +395,9 @@ fn code_grant(shared: &Shared, form: &HashMap<String, String>) -> Result<Value, 
 
 /// Refresh tokens rotate; the scope is asked again.
 fn refresh_grant(shared: &Shared, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
+    let mut recorded = form.clone();
+    recorded.remove("client_secret");
+    *shared.last_refresh_form.lock().unwrap() = Some(recorded);
     let scopes = form
         .get("refresh_token")
         .and_then(|token| shared.refresh_tokens.lock().unwrap().remove(token))
@@ -423,8 +440,8 @@ fn tokens(shared: &Shared, scopes: &[String], nonce: Option<&str>) -> Value {
     let mut body = json!({
         "token_type": "Bearer",
         "scope": granted.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
-        "expires_in": 4271,
-        "ext_expires_in": 4271,
+        "expires_in": shared.expires_in.load(Ordering::SeqCst),
+        "ext_expires_in": shared.expires_in.load(Ordering::SeqCst),
         "access_token": format!("eyJ0eXAiOiJKV1Qi.{}", random_token(64)),
         "id_token": id_token.sign().unwrap(),
     });

@@ -19,7 +19,8 @@
 //!   callback itself; a mismatch is reported to the callback as `error=redirect_uri_mismatch`;
 //! - as a GitHub App with expiring user tokens ([`GitHubLike::start_app`]): `ghu_` access
 //!   tokens for 8 hours, a `ghr_` refresh token for 6 months, an empty `scope` (Apps have
-//!   permissions, not scopes).
+//!   permissions, not scopes); `grant_type=refresh_token` rotates the refresh token (the old
+//!   one is refused afterwards with `bad_refresh_token`) and revokes the old access token.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,6 +66,11 @@ struct Shared {
     codes: Mutex<HashMap<String, PendingCode>>,
     /// Access token → granted scopes.
     tokens: Mutex<HashMap<String, Vec<String>>>,
+    /// A GitHub App's refresh token → its access token and scopes.
+    refresh_tokens: Mutex<HashMap<String, (String, Vec<String>)>>,
+    /// A GitHub App's access token lifetime, in seconds (GitHub's is 8 hours).
+    expires_in: AtomicUsize,
+    refresh_requests: AtomicUsize,
     authorize_requests: AtomicUsize,
     token_requests: AtomicUsize,
     user_requests: AtomicUsize,
@@ -120,6 +126,9 @@ impl GitHubLike {
             callback,
             codes: Mutex::default(),
             tokens: Mutex::default(),
+            refresh_tokens: Mutex::default(),
+            expires_in: AtomicUsize::new(28800),
+            refresh_requests: AtomicUsize::new(0),
             authorize_requests: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
             user_requests: AtomicUsize::new(0),
@@ -169,6 +178,16 @@ impl GitHubLike {
     /// How many requests reached the token endpoint.
     pub fn token_requests(&self) -> usize {
         self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// How many token requests were refreshes (`grant_type=refresh_token`).
+    pub fn refresh_requests(&self) -> usize {
+        self.shared.refresh_requests.load(Ordering::SeqCst)
+    }
+
+    /// From now on, a GitHub App's access tokens live `seconds` (8 hours by default).
+    pub fn set_expires_in(&self, seconds: usize) {
+        self.shared.expires_in.store(seconds, Ordering::SeqCst);
     }
 
     /// How many requests reached `/user`.
@@ -385,6 +404,9 @@ async fn access_token(
             "The client_id and/or client_secret passed are incorrect.",
         );
     }
+    if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        return refresh(&shared, &headers, &form);
+    }
     let bad_code = |headers: &HeaderMap| {
         error(
             &shared,
@@ -430,21 +452,9 @@ async fn access_token(
         .tokens
         .lock()
         .unwrap()
-        .insert(token.clone(), pending.scopes);
+        .insert(token.clone(), pending.scopes.clone());
     if shared.app {
-        let refresh = format!("ghr_{}", random_alphanumeric(76));
-        return answer(
-            &shared,
-            &headers,
-            &[
-                ("access_token", &token),
-                ("expires_in", "28800"),
-                ("refresh_token", &refresh),
-                ("refresh_token_expires_in", "15897600"),
-                ("scope", &scope),
-                ("token_type", "bearer"),
-            ],
-        );
+        return app_tokens(&shared, &headers, token, pending.scopes);
     }
     answer(
         &shared,
@@ -455,6 +465,59 @@ async fn access_token(
             ("token_type", "bearer"),
         ],
     )
+}
+
+/// A GitHub App's answer: the access token, its lifetime, and a new refresh token.
+fn app_tokens(
+    shared: &Shared,
+    headers: &HeaderMap,
+    token: String,
+    scopes: Vec<String>,
+) -> Response {
+    let refresh = format!("ghr_{}", random_alphanumeric(76));
+    shared
+        .refresh_tokens
+        .lock()
+        .unwrap()
+        .insert(refresh.clone(), (token.clone(), scopes));
+    let expires_in = shared.expires_in.load(Ordering::SeqCst).to_string();
+    answer(
+        shared,
+        headers,
+        &[
+            ("access_token", &token),
+            ("expires_in", &expires_in),
+            ("refresh_token", &refresh),
+            ("refresh_token_expires_in", "15897600"),
+            ("scope", ""),
+            ("token_type", "bearer"),
+        ],
+    )
+}
+
+/// `grant_type=refresh_token` of a GitHub App: the refresh token is spent (rotation), the
+/// access token it came with revoked.
+fn refresh(shared: &Shared, headers: &HeaderMap, form: &HashMap<String, String>) -> Response {
+    shared.refresh_requests.fetch_add(1, Ordering::SeqCst);
+    let spent = form
+        .get("refresh_token")
+        .and_then(|token| shared.refresh_tokens.lock().unwrap().remove(token));
+    let Some((old_access, scopes)) = spent.filter(|_| shared.app) else {
+        return error(
+            shared,
+            headers,
+            "bad_refresh_token",
+            "The refresh token passed is incorrect or expired.",
+        );
+    };
+    shared.tokens.lock().unwrap().remove(&old_access);
+    let token = format!("ghu_{}", random_alphanumeric(36));
+    shared
+        .tokens
+        .lock()
+        .unwrap()
+        .insert(token.clone(), scopes.clone());
+    app_tokens(shared, headers, token, scopes)
 }
 
 async fn user(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {

@@ -68,6 +68,7 @@ struct Shared {
     id_token_issuer: Mutex<Option<String>>,
     last_authorize: Mutex<Option<HashMap<String, String>>>,
     last_token_answer: Mutex<Option<Value>>,
+    expires_in: AtomicUsize,
     token_requests: AtomicUsize,
 }
 
@@ -100,6 +101,7 @@ impl GoogleLike {
             id_token_issuer: Mutex::default(),
             last_authorize: Mutex::default(),
             last_token_answer: Mutex::default(),
+            expires_in: AtomicUsize::new(3599),
             token_requests: AtomicUsize::new(0),
         });
         let router = Router::new()
@@ -144,6 +146,11 @@ impl GoogleLike {
     /// The last answer of the token endpoint.
     pub fn last_token_answer(&self) -> Option<Value> {
         self.shared.last_token_answer.lock().unwrap().clone()
+    }
+
+    /// From now on, access tokens live `seconds` (Google's: 3599).
+    pub fn set_expires_in(&self, seconds: usize) {
+        self.shared.expires_in.store(seconds, Ordering::SeqCst);
     }
 
     /// How many requests reached the token endpoint.
@@ -374,7 +381,7 @@ fn tokens(shared: &Shared, scopes: &[String], nonce: Option<&str>) -> Value {
     }
     json!({
         "access_token": format!("ya29.a0{}", random_token(64)),
-        "expires_in": 3599,
+        "expires_in": shared.expires_in.load(Ordering::SeqCst),
         "scope": scopes.iter().map(|s| granted_scope(s)).collect::<Vec<_>>().join(" "),
         "token_type": "Bearer",
         "id_token": id_token.sign().unwrap(),

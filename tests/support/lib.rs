@@ -18,6 +18,7 @@ pub mod broker;
 pub mod entra_like;
 pub mod github_like;
 pub mod google_like;
+pub mod logs;
 pub mod protected;
 pub mod provider_kit;
 

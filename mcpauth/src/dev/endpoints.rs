@@ -177,7 +177,7 @@ fn client_id(headers: &HeaderMap, form: &HashMap<String, String>) -> Option<Stri
 }
 
 fn token_response(state: &DevState, builder: TokenBuilder, scope: Option<&str>) -> Response {
-    let lifetime = state.token_lifetime;
+    let lifetime = state.token_lifetime();
     match builder.expires_in(lifetime).sign() {
         Ok(access_token) => {
             let mut body = json!({

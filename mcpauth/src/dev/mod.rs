@@ -185,7 +185,8 @@ pub(crate) struct PendingCode {
 pub(crate) struct DevState {
     issuer: String,
     default_subject: String,
-    token_lifetime: Duration,
+    /// Changed by [`DevAuthServer::set_token_lifetime`].
+    token_lifetime: Mutex<Duration>,
     metadata: AuthorizationServerMetadata,
     keys: RwLock<SigningKeys>,
     codes: Mutex<HashMap<String, PendingCode>>,
@@ -196,6 +197,16 @@ pub(crate) struct DevState {
     token_failure: Mutex<Option<TokenFailure>>,
     /// Present in upstream mode only.
     upstream: Option<Arc<upstream::Upstream>>,
+}
+
+impl DevState {
+    /// The lifetime of the tokens the token endpoint issues now.
+    pub(crate) fn token_lifetime(&self) -> Duration {
+        *self
+            .token_lifetime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Configures a [`DevAuthServer`].
@@ -330,7 +341,7 @@ impl DevAuthServerBuilder {
             metadata,
             issuer,
             default_subject: self.default_subject,
-            token_lifetime: self.token_lifetime,
+            token_lifetime: Mutex::new(self.token_lifetime),
             keys: RwLock::new(keys),
             codes: Mutex::new(HashMap::new()),
             jwks_requests: AtomicUsize::new(0),
@@ -482,6 +493,17 @@ impl DevAuthServer {
             .token_failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    /// From now on, tokens the token endpoint issues live `lifetime` (see
+    /// [`DevAuthServerBuilder::token_lifetime`]). A test aid: a client's token set can be made
+    /// to expire soon, then its renewal to last.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        *self
+            .state
+            .token_lifetime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = lifetime;
     }
 
     /// Revokes every refresh token issued in upstream mode, as a user removing the

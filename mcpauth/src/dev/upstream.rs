@@ -590,7 +590,7 @@ fn issue(
     nonce: Option<&str>,
     refresh_token: Option<String>,
 ) -> Response {
-    let lifetime = context.dev.token_lifetime;
+    let lifetime = context.dev.token_lifetime();
     let access_token = match random_id(32) {
         Ok(token) => token,
         Err(error) => return server_error(error),
@@ -643,7 +643,7 @@ fn id_token(
         .claim("email", email)
         .claim("email_verified", true)
         .claim("name", name)
-        .expires_in(context.dev.token_lifetime);
+        .expires_in(context.dev.token_lifetime());
     if let Some(nonce) = nonce {
         builder = builder.claim("nonce", nonce);
     }
