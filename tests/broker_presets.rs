@@ -3,9 +3,7 @@
 //! through the broker, what the provider was asked, and the answers that must be refused.
 
 use mcpauth::broker::{Broker, EntraTenant, MemoryStore, Upstream};
-use mcpauth_tests::broker::{
-    AuthorizeRequest, BrokerFixture, CustomUpstream, FixtureOptions, Jar, pkce, query,
-};
+use mcpauth_tests::broker::{AuthorizeRequest, BrokerFixture, Jar, bind_issuer, pkce, query};
 use mcpauth_tests::entra_like::{self, EntraLike, HOME_TENANT, OTHER_TENANT};
 use mcpauth_tests::github_like::{GitHubLike, USER_ID};
 use mcpauth_tests::google_like::{GOOGLE_SUB, GoogleLike};
@@ -15,26 +13,6 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-
-/// A listener for the broker, and its issuer (known before the stand-in starts, which needs
-/// the callback).
-async fn bind() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    (listener, issuer)
-}
-
-async fn start(listener: TcpListener, upstream: Upstream, origin: &str) -> BrokerFixture {
-    BrokerFixture::start_with(FixtureOptions {
-        listener: Some(listener),
-        custom_upstream: Some(CustomUpstream {
-            upstream,
-            origin: origin.to_owned(),
-        }),
-        ..FixtureOptions::default()
-    })
-    .await
-}
 
 /// Who the broker's access token names, as the protected resource sees it.
 async fn subject(fixture: &BrokerFixture, tokens: &Value) -> String {
@@ -95,12 +73,12 @@ async fn github_fixture(github: &GitHubLike, listener: TcpListener, app: bool) -
     let upstream = upstream
         .client_secret(&github.client_secret)
         .github_base_urls(github.base_url(), github.base_url());
-    start(listener, upstream, &github.base_url()).await
+    BrokerFixture::at(listener, upstream, &github.base_url()).await
 }
 
 #[tokio::test]
 async fn github_oauth_app_signs_in_by_its_numeric_id_with_short_lived_broker_tokens() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let callback = format!("{issuer}/callback/github");
     let github = GitHubLike::start_with_callback(&callback).await;
     let fixture = github_fixture(&github, listener, false).await;
@@ -132,7 +110,7 @@ async fn github_oauth_app_signs_in_by_its_numeric_id_with_short_lived_broker_tok
     );
 
     // The OAuth App's token never expires; the broker's tokens are short-lived all the same,
-    // and refreshing them does not call GitHub.
+    // and refreshing them asks GitHub once whether the user is still there.
     assert_eq!(tokens["expires_in"], 600);
     let calls = (github.token_requests(), github.user_requests());
     let refreshed = refresh(&fixture, &client_id, &tokens).await;
@@ -140,12 +118,15 @@ async fn github_oauth_app_signs_in_by_its_numeric_id_with_short_lived_broker_tok
         subject(&fixture, &refreshed).await,
         format!("github|{USER_ID}")
     );
-    assert_eq!((github.token_requests(), github.user_requests()), calls);
+    assert_eq!(
+        (github.token_requests(), github.user_requests()),
+        (calls.0, calls.1 + 1)
+    );
 }
 
 #[tokio::test]
 async fn github_answers_form_encoded_with_comma_separated_scopes_are_read() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let github = GitHubLike::start_with_callback(&format!("{issuer}/callback/github")).await;
     github.answer_form_always();
     let fixture = github_fixture(&github, listener, false).await;
@@ -158,7 +139,7 @@ async fn github_answers_form_encoded_with_comma_separated_scopes_are_read() {
 
 #[tokio::test]
 async fn a_github_app_with_expiring_tokens_signs_in_without_scopes() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let github = GitHubLike::start_app(&format!("{issuer}/callback/github")).await;
     let fixture = github_fixture(&github, listener, true).await;
     let (client_id, tokens) = fixture.login("read:todos").await;
@@ -176,13 +157,13 @@ async fn a_github_app_with_expiring_tokens_signs_in_without_scopes() {
 
 #[tokio::test]
 async fn github_errors_answered_with_status_200_reach_the_client_as_oauth_errors() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let github = GitHubLike::start_with_callback(&format!("{issuer}/callback/github")).await;
     // A wrong secret: GitHub answers 200 with `error=incorrect_client_credentials`.
     let upstream = Upstream::github(&github.client_id)
         .client_secret("not-the-secret")
         .github_base_urls(github.base_url(), github.base_url());
-    let fixture = start(listener, upstream, &github.base_url()).await;
+    let fixture = BrokerFixture::at(listener, upstream, &github.base_url()).await;
     let response = through_to_callback(&fixture).await;
     assert_error_redirect(&response, &fixture.issuer, "server_error");
     assert_eq!(github.token_requests(), 1);
@@ -203,12 +184,12 @@ async fn google_fixture_with(
     let upstream = Upstream::google(&google.client_id)
         .client_secret(&google.client_secret)
         .google_base_url(google.issuer());
-    start(listener, configure(upstream), google.issuer()).await
+    BrokerFixture::at(listener, configure(upstream), google.issuer()).await
 }
 
 #[tokio::test]
 async fn google_signs_in_by_its_id_token_and_gets_a_refresh_token_at_every_sign_in() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let callback = format!("{issuer}/callback/google");
     let google = GoogleLike::start(&callback).await;
     let fixture = google_fixture(&google, listener).await;
@@ -268,7 +249,7 @@ async fn google_signs_in_by_its_id_token_and_gets_a_refresh_token_at_every_sign_
 
 #[tokio::test]
 async fn google_without_offline_access_signs_in_without_an_upstream_refresh_token() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let google = GoogleLike::start(&format!("{issuer}/callback/google")).await;
     // One value per parameter: this replaces the preset's `access_type=offline`.
     let fixture = google_fixture_with(&google, listener, |upstream| {
@@ -286,7 +267,7 @@ async fn google_without_offline_access_signs_in_without_an_upstream_refresh_toke
 
 #[tokio::test]
 async fn google_id_tokens_naming_the_issuer_without_its_scheme_are_accepted() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let google = GoogleLike::start(&format!("{issuer}/callback/google")).await;
     google.bare_issuer();
     let fixture = google_fixture(&google, listener).await;
@@ -299,7 +280,7 @@ async fn google_id_tokens_naming_the_issuer_without_its_scheme_are_accepted() {
 
 #[tokio::test]
 async fn a_google_id_token_from_another_issuer_is_refused() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let google = GoogleLike::start(&format!("{issuer}/callback/google")).await;
     google.id_token_issuer("https://accounts.example.com");
     let fixture = google_fixture(&google, listener).await;
@@ -319,12 +300,12 @@ async fn entra_fixture(
         .client_secret(&entra.client_secret)
         .scopes(["api://todo-api/todos.read"])
         .entra_base_url(entra.base_url());
-    start(listener, configure(upstream), entra.base_url()).await
+    BrokerFixture::at(listener, configure(upstream), entra.base_url()).await
 }
 
 #[tokio::test]
 async fn entra_single_tenant_signs_in_its_own_users_only() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let callback = format!("{issuer}/callback/entra");
     let entra = EntraLike::start(&callback).await;
     let fixture = entra_fixture(&entra, listener, HOME_TENANT, |u| u).await;
@@ -358,7 +339,7 @@ async fn entra_single_tenant_signs_in_its_own_users_only() {
 #[tokio::test]
 async fn entra_multi_tenant_checks_each_id_token_against_its_own_tenant() {
     for tenant in [EntraTenant::Organizations, EntraTenant::Common] {
-        let (listener, issuer) = bind().await;
+        let (listener, issuer) = bind_issuer().await;
         let entra = EntraLike::start(&format!("{issuer}/callback/entra")).await;
         let fixture = entra_fixture(&entra, listener, tenant.clone(), |u| u).await;
         for user_tenant in [HOME_TENANT, OTHER_TENANT] {
@@ -375,7 +356,7 @@ async fn entra_multi_tenant_checks_each_id_token_against_its_own_tenant() {
 
 #[tokio::test]
 async fn an_entra_id_token_whose_issuer_is_not_its_tenants_is_refused() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let entra = EntraLike::start(&format!("{issuer}/callback/entra")).await;
     let fixture = entra_fixture(&entra, listener, "organizations", |u| u).await;
     entra.user_tenant(HOME_TENANT);
@@ -393,7 +374,7 @@ async fn an_entra_id_token_whose_issuer_is_not_its_tenants_is_refused() {
 
 #[tokio::test]
 async fn entra_v1_issuers_are_accepted_only_when_configured() {
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let entra = EntraLike::start(&format!("{issuer}/callback/entra")).await;
     entra.issue_v1();
     let fixture = entra_fixture(&entra, listener, "organizations", |u| u).await;
@@ -401,7 +382,7 @@ async fn entra_v1_issuers_are_accepted_only_when_configured() {
     assert_error_redirect(&response, &fixture.issuer, "server_error");
     drop(fixture);
 
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let entra = EntraLike::start(&format!("{issuer}/callback/entra")).await;
     entra.issue_v1();
     let fixture = entra_fixture(&entra, listener, "organizations", |u| {
@@ -419,7 +400,7 @@ async fn entra_v1_issuers_are_accepted_only_when_configured() {
 async fn the_issuer_template_is_accepted_by_the_entra_preset_only() {
     // Generic discovery of a multi-tenant endpoint finds the template, not the issuer it was
     // given: refused, so sign-ins cannot start.
-    let (listener, issuer) = bind().await;
+    let (listener, issuer) = bind_issuer().await;
     let entra = EntraLike::start(&format!("{issuer}/callback/entra")).await;
     let upstream = Upstream::oidc(
         format!("{}/common/v2.0", entra.base_url()),
@@ -427,7 +408,7 @@ async fn the_issuer_template_is_accepted_by_the_entra_preset_only() {
     )
     .id("entra")
     .client_secret(&entra.client_secret);
-    let fixture = start(listener, upstream, entra.base_url()).await;
+    let fixture = BrokerFixture::at(listener, upstream, entra.base_url()).await;
     let client_id = fixture.register(&[REDIRECT]).await;
     let (_, challenge) = pkce();
     let mut jar = Jar::default();

@@ -8,6 +8,7 @@ mod audience;
 mod broker;
 mod broker_keys;
 mod broker_presets;
+mod broker_upstream;
 mod dev_server;
 mod discovery;
 mod github_like;

@@ -152,7 +152,6 @@ mod broker {
     pub(crate) enum RevokeCause {
         Client,
         Replay,
-        #[allow(dead_code)] // the provider's refusals are counted where its tokens are refreshed
         Upstream,
         Operator,
     }

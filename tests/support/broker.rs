@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::routing::post;
+use axum::extract::{FromRef, State};
+use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcpauth::broker::{Broker, BrokerBuilder, BrokerStore, MemoryStore, Upstream};
+use mcpauth::broker::{Broker, BrokerBuilder, BrokerStore, MemoryStore, Upstream, UpstreamToken};
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, OperationScopes, ProtectedResource};
 use reqwest::StatusCode;
@@ -117,6 +118,14 @@ impl Default for FixtureOptions {
     }
 }
 
+/// A listener for a broker on an ephemeral loopback port, and its issuer: known before an
+/// identity provider's stand-in starts, which needs the broker's callback.
+pub async fn bind_issuer() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    (listener, issuer)
+}
+
 /// A client that does not follow redirects.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -136,10 +145,77 @@ async fn mcp(auth: AuthInfo) -> Json<Value> {
     }))
 }
 
+/// The state of `/upstream`: the broker, and the development provider's userinfo endpoint
+/// when it is the upstream.
+#[derive(Clone)]
+struct UpstreamRoute {
+    broker: Broker,
+    userinfo: Option<String>,
+    http: reqwest::Client,
+}
+
+impl FromRef<UpstreamRoute> for Broker {
+    fn from_ref(route: &UpstreamRoute) -> Self {
+        route.broker.clone()
+    }
+}
+
+/// What a handler holding an upstream token shows of it: never the token, a fingerprint.
+pub fn fingerprint(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// A tool that calls the provider for the user: the upstream token's fingerprint, expiry and
+/// scopes, and (at the development provider) what its userinfo endpoint answers to it.
+async fn upstream_tool(State(route): State<UpstreamRoute>, token: UpstreamToken) -> Json<Value> {
+    let userinfo = match &route.userinfo {
+        Some(url) => {
+            let response = route
+                .http
+                .get(url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .unwrap();
+            json!({
+                "status": response.status().as_u16(),
+                "body": response.json::<Value>().await.unwrap_or(Value::Null),
+            })
+        }
+        None => Value::Null,
+    };
+    let expires_at = token.expires_at().map(|at| {
+        at.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    });
+    Json(json!({
+        "fingerprint": fingerprint(token.expose_secret()),
+        "expires_at": expires_at,
+        "scopes": token.scopes(),
+        "userinfo": userinfo,
+    }))
+}
+
 impl BrokerFixture {
     /// A broker with default options.
     pub async fn start() -> Self {
         Self::start_with(FixtureOptions::default()).await
+    }
+
+    /// A broker on `listener` in front of `upstream` (a stand-in whose authorization endpoint
+    /// is on `origin`).
+    pub async fn at(listener: TcpListener, upstream: Upstream, origin: &str) -> Self {
+        Self::start_with(FixtureOptions {
+            listener: Some(listener),
+            custom_upstream: Some(CustomUpstream {
+                upstream,
+                origin: origin.to_owned(),
+            }),
+            ..FixtureOptions::default()
+        })
+        .await
     }
 
     /// A broker with `options`.
@@ -162,11 +238,12 @@ impl BrokerFixture {
                 .await
                 .unwrap(),
         };
-        let (upstream_config, upstream_origin) = match options.custom_upstream {
-            Some(custom) => (custom.upstream, custom.origin),
+        let (upstream_config, upstream_origin, userinfo) = match options.custom_upstream {
+            Some(custom) => (custom.upstream, custom.origin, None),
             None => (
                 (options.upstream_config)(&upstream),
                 upstream.issuer().to_owned(),
+                upstream.metadata().userinfo_endpoint.clone(),
             ),
         };
         let builder = Broker::builder(issuer.clone())
@@ -193,9 +270,22 @@ impl BrokerFixture {
             .unwrap()
             // Same process, same clock: expiry is checked exactly, so tests can wait it out.
             .leeway(std::time::Duration::ZERO);
+        let upstream_route = axum::Router::new()
+            .route("/upstream", get(upstream_tool))
+            .with_state(UpstreamRoute {
+                broker: broker.clone(),
+                userinfo,
+                http: reqwest::Client::new(),
+            })
+            .layer(
+                auth.bearer_auth(&resource)
+                    .unwrap()
+                    .leeway(std::time::Duration::ZERO),
+            );
         let app = axum::Router::new()
             .route("/mcp", post(mcp))
             .layer(bearer)
+            .merge(upstream_route)
             .merge(auth.resource_metadata_router())
             .merge(broker.router());
         let server = TestServer::serve(listener, app);
@@ -270,6 +360,30 @@ impl BrokerFixture {
             .unwrap()
     }
 
+    /// `GET /upstream` with `token`: a tool's view of the caller's upstream token (see
+    /// [`fingerprint`]); the status, `WWW-Authenticate` and `Retry-After`, and the body.
+    pub async fn upstream_tool(&self, token: &str) -> UpstreamAnswer {
+        let response = self
+            .http
+            .get(self.origin_url("/upstream"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        UpstreamAnswer {
+            status: response.status(),
+            challenge: header(reqwest::header::WWW_AUTHENTICATE),
+            retry_after: header(reqwest::header::RETRY_AFTER),
+            body: response.json().await.unwrap_or(Value::Null),
+        }
+    }
+
     /// A POST to the token endpoint with `form`.
     pub async fn token_request(&self, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let response = self
@@ -287,6 +401,19 @@ impl BrokerFixture {
         );
         (status, response.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// What `/upstream` answered.
+#[derive(Debug, Clone)]
+pub struct UpstreamAnswer {
+    /// The status.
+    pub status: StatusCode,
+    /// `WWW-Authenticate`, if any.
+    pub challenge: Option<String>,
+    /// `Retry-After`, if any.
+    pub retry_after: Option<String>,
+    /// The JSON body (`Null` if none).
+    pub body: Value,
 }
 
 /// A PKCE pair: (verifier, S256 challenge), computed here independently of the broker.

@@ -192,7 +192,8 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
         .unwrap();
     assert_eq!(listed["todos"], json!([created]));
 
-    // The provider gave no refresh token; the broker's own refresh tokens work regardless.
+    // The provider gave no refresh token; the broker's own refresh tokens work regardless,
+    // each refresh asking the provider whether its token still names the user.
     let refreshed = refresh(
         origin,
         &client_id,
@@ -208,7 +209,7 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
 
     // What the provider got: the broker's client, callback and PKCE challenge, no `resource`;
     // the code redeemed with the secret in the form (GitHub's way), asking for JSON; the user
-    // looked up once.
+    // looked up at the sign-in and at the refresh.
     let authorizations = github.authorizations();
     assert_eq!(authorizations.len(), 1);
     let sent = &authorizations[0];
@@ -233,5 +234,5 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
             "redirect_uri"
         ]
     );
-    assert_eq!(github.user_requests(), 1);
+    assert_eq!(github.user_requests(), 2);
 }

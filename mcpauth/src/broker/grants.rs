@@ -45,6 +45,8 @@ struct AccessTokenClaims<'a> {
     iat: u64,
     exp: u64,
     jti: String,
+    /// The grant, by its opaque id: a tool reaches the grant's upstream tokens from it.
+    sid: &'a str,
 }
 
 /// What the token endpoint answers.
@@ -93,6 +95,7 @@ impl BrokerState {
             refresh_current: Vec::new(),
             refresh_previous: None,
             upstream: URL_SAFE_NO_PAD.encode(sealed),
+            upstream_refresh: None,
         };
         let code = random_token(32)?;
         let record = CodeRecord {
@@ -245,7 +248,7 @@ impl BrokerState {
             ));
         }
         let scopes = grant.scopes.clone();
-        self.tokens(&grant, scopes, refresh_token)
+        self.tokens(grant_id, &grant, scopes, refresh_token)
     }
 
     /// A new refresh token's record (by its hash), written with the grant that names it.
@@ -286,6 +289,9 @@ impl BrokerState {
                 "the refresh token was issued to another client",
             ));
         }
+        // The sign-in at the provider must still hold: its tokens renewed when near expiry, a
+        // user whose tokens never expire asked for again.
+        self.check_upstream_at_refresh(&record.grant_id).await?;
         for _ in 0..ROTATION_ATTEMPTS {
             let Some(bytes) = self.store.get(Namespace::Grant, &record.grant_id).await? else {
                 return Err(OAuthError::invalid_grant("the grant was revoked"));
@@ -330,7 +336,7 @@ impl BrokerState {
                 )
                 .await?;
             if swapped {
-                return self.tokens(&grant, scopes, new_token);
+                return self.tokens(&record.grant_id, &grant, scopes, new_token);
             }
             // Another request rotated the grant meanwhile: judge the token again against the
             // new state.
@@ -382,9 +388,11 @@ impl BrokerState {
         Ok(ended)
     }
 
-    /// Signs an access token and assembles the answer.
+    /// Signs an access token and assembles the answer. `sid` names the grant (an opaque random
+    /// id), so a tool can reach the grant's upstream tokens from the access token.
     fn tokens(
         &self,
+        grant_id: &str,
         grant: &Grant,
         scopes: Vec<String>,
         refresh_token: String,
@@ -400,6 +408,7 @@ impl BrokerState {
             iat: now,
             exp: now.saturating_add(lifetime),
             jti: random_token(16)?,
+            sid: grant_id,
         };
         let access_token = self.keys.active().sign_access_token(&claims).map_err(|_| {
             tracing::error!("cannot sign an access token");

@@ -87,6 +87,7 @@ mod secrets;
 pub mod store;
 mod token;
 mod upstream;
+mod upstream_token;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -104,6 +105,7 @@ pub use store::{
     BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreError, StoreFuture, Write,
 };
 pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
+pub use upstream_token::{UpstreamToken, UpstreamTokenError};
 
 use crate::auth_server::AuthServer;
 use crate::jwks::LocalKeySet;
@@ -390,6 +392,7 @@ impl BrokerBuilder {
             configured_clients,
             cimd: self.cimd.map(cimd::CimdFetcher::new),
             metadata,
+            grant_locks: upstream_token::GrantLocks::default(),
         };
         keys::publish(&state.issuer, &state.keys);
         Ok(Broker {
@@ -464,6 +467,8 @@ pub(crate) struct BrokerState {
     /// Fetches client ID metadata documents; `None` when they are turned off.
     pub(crate) cimd: Option<cimd::CimdFetcher>,
     pub(crate) metadata: AuthorizationServerMetadata,
+    /// One lock per grant whose upstream tokens are being renewed in this process.
+    pub(crate) grant_locks: upstream_token::GrantLocks,
 }
 
 impl fmt::Debug for BrokerState {

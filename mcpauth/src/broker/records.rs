@@ -59,6 +59,17 @@ pub(crate) struct Grant {
     pub(crate) refresh_previous: Option<String>,
     /// The provider's token set, AES-256-GCM sealed under the storage key, base64url.
     pub(crate) upstream: String,
+    /// Set while one replica refreshes the provider's tokens, so the others wait for its new
+    /// set instead of spending a rotating refresh token twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) upstream_refresh: Option<RefreshLease>,
+}
+
+/// A claim on refreshing a grant's upstream tokens: who holds it, until when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RefreshLease {
+    pub(crate) holder: String,
+    pub(crate) until: u64,
 }
 
 /// A refresh token's pointer to its grant, kept for every generation until it expires so a

@@ -781,6 +781,43 @@ pub(crate) struct UpstreamTokens {
     pub(crate) id_token: Option<String>,
 }
 
+impl UpstreamTokens {
+    /// The set after a refresh answered `answer`: what the answer leaves out (a refresh token,
+    /// its lifetime, the scope, an ID token) is kept from this one.
+    fn renewed_by(&self, mut answer: UpstreamTokens) -> UpstreamTokens {
+        let rotated = answer.refresh_token.is_some();
+        UpstreamTokens {
+            access_token: std::mem::take(&mut answer.access_token),
+            refresh_token: answer
+                .refresh_token
+                .take()
+                .or_else(|| self.refresh_token.clone()),
+            expires_at: answer.expires_at,
+            refresh_expires_at: if rotated {
+                answer.refresh_expires_at
+            } else {
+                self.refresh_expires_at
+            },
+            scope: answer.scope.take().or_else(|| self.scope.clone()),
+            id_token: answer.id_token.take().or_else(|| self.id_token.clone()),
+        }
+    }
+
+    /// Whether the refresh token is there and not known to have expired at `now`.
+    pub(crate) fn can_refresh(&self, now: u64) -> bool {
+        self.refresh_token.is_some() && self.refresh_expires_at.is_none_or(|at| at > now)
+    }
+}
+
+impl Drop for UpstreamTokens {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+        self.id_token.zeroize();
+    }
+}
+
 impl fmt::Debug for UpstreamTokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UpstreamTokens")
@@ -978,6 +1015,66 @@ impl UpstreamClient {
             }
         };
         Ok((tokens, user))
+    }
+
+    /// The provider's userinfo endpoint (configured, or from its discovery document).
+    pub(crate) async fn userinfo_url(&self) -> Result<Option<Url>, UpstreamError> {
+        Ok(self.endpoints().await?.userinfo.clone())
+    }
+
+    /// Whether a token endpoint error ends the sign-in: the refresh token is no longer good
+    /// (`invalid_grant`; GitHub says `bad_refresh_token`).
+    pub(crate) fn ends_sign_in(code: &str) -> bool {
+        matches!(code, "invalid_grant" | "bad_refresh_token")
+    }
+
+    /// Whether the provider identifies users by a userinfo call (plain OAuth 2.0: GitHub).
+    pub(crate) fn identifies_by_userinfo(&self) -> bool {
+        self.oidc.is_none()
+    }
+
+    /// Refreshes the provider's tokens with the refresh token of `current`. Entra ID wants the
+    /// scopes again; an answer without a new refresh token (Google) keeps the old one, and one
+    /// with a new refresh token (GitHub Apps, Entra ID: rotation) replaces it.
+    pub(crate) async fn refresh(
+        &self,
+        current: &UpstreamTokens,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let refresh_token = current
+            .refresh_token
+            .as_deref()
+            .ok_or_else(|| UpstreamError::Invalid("no refresh token".into()))?;
+        let endpoints = self.endpoints().await?;
+        let scope = self.config.scope_parameter();
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        if matches!(self.config.preset, Preset::Entra(_)) && !scope.is_empty() {
+            form.push(("scope", &scope));
+        }
+        let answer = self.token_request(&endpoints.token, form).await?;
+        Ok(current.renewed_by(answer))
+    }
+
+    /// Asks the provider again who owns `tokens` (its userinfo endpoint): for tokens that never
+    /// expire (GitHub OAuth Apps), the check at each refresh of the broker's tokens that the
+    /// user still exists and still authorizes the broker's client: `true` when the token is
+    /// still `user_id`'s, `false` when it names another user; a token no longer accepted is
+    /// [`UpstreamError::Refused`].
+    pub(crate) async fn recheck_user(
+        &self,
+        tokens: &UpstreamTokens,
+        user_id: &str,
+    ) -> Result<bool, UpstreamError> {
+        let endpoints = self.endpoints().await?;
+        let userinfo = endpoints.userinfo.as_ref().ok_or_else(|| {
+            UpstreamError::Invalid("the provider has no userinfo endpoint".into())
+        })?;
+        let user = self
+            .identify_by_userinfo(userinfo, &tokens.access_token)
+            .await?;
+        Ok(user.id == user_id)
     }
 
     /// A call to the provider's token endpoint, counted.
@@ -1183,6 +1280,13 @@ impl UpstreamClient {
             .map_err(|e| UpstreamError::Unavailable(format!("userinfo: {e}")))?;
         let status = response.status();
         let body = read_bounded(response).await?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3.1: the token is no longer accepted (revoked, or the user is gone).
+            return Err(UpstreamError::Refused {
+                code: "invalid_token".into(),
+                description: Some(format!("the userinfo endpoint answered {status}")),
+            });
+        }
         if !status.is_success() {
             return Err(UpstreamError::Unavailable(format!(
                 "the userinfo endpoint answered {status}"
