@@ -11,6 +11,9 @@
 //! in at the identity provider, and receive the broker's own tokens. Tools and scopes as in
 //! `todo-manager`: `get_todos` and `delete_todo` need nothing (logins ask for `read:todos`),
 //! `create_todo` needs `create:todos` (a 403 `insufficient_scope` makes the client step up).
+//! One more tool, `whoami_upstream`, calls the identity provider's userinfo endpoint with the
+//! user's own token there (which the broker keeps, renews, and never sends to the client) and
+//! returns the provider's answer.
 //!
 //! Configuration (environment):
 //! - the identity provider: `UPSTREAM_ISSUER` (OpenID Connect, discovered), or
@@ -61,7 +64,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use example_support::todos::TodoList;
 use example_support::{Listening, StartupError, invalid, listen, setting};
 use mcpauth::broker::{
-    BrokerKeys, BrokerStore, CimdOptions, RedbStore, RedisStore, SigningKey, Upstream,
+    Broker, BrokerKeys, BrokerStore, CimdOptions, RedbStore, RedisStore, SigningKey, Upstream,
 };
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
@@ -70,7 +73,7 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::Deserialize;
 
 /// The identity provider chosen at start-up.
@@ -114,20 +117,61 @@ struct DeleteTodo {
     id: String,
 }
 
-/// The MCP server: one per request (stateless), sharing the todos.
+/// The MCP server: one per request (stateless), sharing the todos, the broker (for the
+/// users' tokens at the identity provider) and an HTTP client to call the provider with.
 #[derive(Debug, Clone)]
 struct TodoBroker {
     todos: TodoList,
+    broker: Broker,
+    http: reqwest::Client,
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl TodoBroker {
-    fn new(todos: TodoList) -> Self {
+    fn new(todos: TodoList, broker: Broker, http: reqwest::Client) -> Self {
         Self {
             todos,
+            broker,
+            http,
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// The caller's profile at the identity provider: its userinfo endpoint asked with the
+    /// caller's upstream token. The provider's answer is returned; the token is not.
+    #[tool(description = "Who you are at the identity provider you signed in with")]
+    async fn whoami_upstream(&self, auth: AuthInfo) -> Result<String, ErrorData> {
+        let token = self.broker.upstream_token(&auth).await?;
+        let userinfo = self.broker.upstream_userinfo_url().await?.ok_or_else(|| {
+            ErrorData::internal_error("the identity provider has no userinfo endpoint", None)
+        })?;
+        let unreachable = |e: reqwest::Error| {
+            ErrorData::internal_error(
+                format!("the identity provider cannot be reached: {e}"),
+                None,
+            )
+        };
+        let response = self
+            .http
+            .get(userinfo)
+            .bearer_auth(token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(ErrorData::internal_error(
+                format!("the identity provider's userinfo endpoint answered {status}"),
+                None,
+            ));
+        }
+        let profile: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            ErrorData::internal_error("the identity provider's answer is not JSON", None)
+        })?;
+        Ok(profile.to_string())
     }
 
     /// Creates a todo owned by the caller.
@@ -203,11 +247,13 @@ async fn upstream(callback: &str) -> Result<(Upstream, Option<DevAuthServer>), S
         .upstream_redirect_uri(callback)
         .start()
         .await?;
+    // `offline_access`: a refresh token, so the broker renews the user's token there when it
+    // expires (for `whoami_upstream`).
     let upstream = Upstream::oidc(dev.issuer(), "todo-broker")
         .id("dev")
         .display_name("the development identity provider")
         .client_secret(secret)
-        .scopes(["openid", "profile", "email"]);
+        .scopes(["openid", "profile", "email", "offline_access"]);
     Ok((upstream, Some(dev)))
 }
 
@@ -376,20 +422,31 @@ fn positive_setting(name: &'static str) -> Result<Option<u64>, StartupError> {
 
 /// The MCP endpoint behind the bearer layer with per-tool scopes, the protected-resource
 /// metadata, and the broker's routes.
-fn app(
-    auth: &McpAuth,
-    broker: &mcpauth::broker::Broker,
-    resource: &str,
-) -> Result<axum::Router, StartupError> {
+fn app(auth: &McpAuth, broker: &Broker, resource: &str) -> Result<axum::Router, StartupError> {
     let bearer = todos::require(auth, [])?.operation_scopes(todos::operation_scopes())?;
     let origin = resource.split('/').take(3).collect::<Vec<_>>().join("/");
     let host = origin.rsplit('/').next().unwrap_or_default().to_owned();
     let todos = TodoList::default();
+    let tools_broker = broker.clone();
+    // The identity provider's API may want a User-Agent (GitHub's refuses calls without one).
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("todo-broker/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| {
+            mcpauth::broker::BrokerError::Config(format!("cannot build the HTTP client: {e}"))
+        })?;
     let config = StreamableHttpServerConfig::default()
         .with_sse_keep_alive(None)
         .with_allowed_hosts([host.as_str(), "localhost", "127.0.0.1"]);
     let mcp = StreamableHttpService::new(
-        move || Ok(TodoBroker::new(todos.clone())),
+        move || {
+            Ok(TodoBroker::new(
+                todos.clone(),
+                tools_broker.clone(),
+                http.clone(),
+            ))
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     );

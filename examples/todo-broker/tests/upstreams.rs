@@ -8,6 +8,9 @@
 //!   form-encoded token answers unless JSON is asked for, no refresh tokens, the user known by a
 //!   numeric `id` from `/user`. A client signs in by hand through `todo-broker`.
 //!
+//! - the development identity provider (OpenID Connect, its userinfo endpoint discovered),
+//!   which `whoami_upstream` calls with the user's token there.
+//!
 //! Needs Node.js and npm for the first (`interop/node_modules` is installed when missing).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -21,8 +24,8 @@ use serde_json::{Value, json};
 use support::github_like::{GitHubLike, USER_ID};
 use support::{
     BrokerConfig, Browser, Expected, Login, Process, TempDir, broker_at_github_like, call_tool,
-    check_sdk_run, claims, free_port, interop_dir, refresh, register, run_script, start_broker,
-    token,
+    check_sdk_run, claims, free_port, http_client, interop_dir, refresh, register, run_script,
+    sign_in, start_broker, token,
 };
 
 /// The upstream id of a provider on 127.0.0.1: the broker names it by its host.
@@ -192,6 +195,14 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
         .unwrap();
     assert_eq!(listed["todos"], json!([created]));
 
+    // A tool calls the provider for the user, with the user's token there: the provider's
+    // answer comes back, the token never does.
+    let profile = call_tool(&broker.mcp, access, "whoami_upstream", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(profile, json!({"id": USER_ID, "login": "octocat"}));
+    assert_eq!(github.user_requests(), 2, "the sign-in's, the tool's");
+
     // The provider gave no refresh token; the broker's own refresh tokens work regardless,
     // each refresh asking the provider whether its token still names the user.
     let refreshed = refresh(
@@ -209,7 +220,7 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
 
     // What the provider got: the broker's client, callback and PKCE challenge, no `resource`;
     // the code redeemed with the secret in the form (GitHub's way), asking for JSON; the user
-    // looked up at the sign-in and at the refresh.
+    // looked up at the sign-in, by the tool, and at the refresh.
     let authorizations = github.authorizations();
     assert_eq!(authorizations.len(), 1);
     let sent = &authorizations[0];
@@ -234,5 +245,72 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
             "redirect_uri"
         ]
     );
-    assert_eq!(github.user_requests(), 2);
+    assert_eq!(github.user_requests(), 3);
+
+    // The user revokes the broker's access at the provider: the tool says so, and the next
+    // refresh ends the sign-in (the client has to sign in again).
+    github.revoke_tokens();
+    let refused = call_tool(&broker.mcp, renewed, "whoami_upstream", json!({})).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let (status, body) = token(
+        origin,
+        &[
+            ("grant_type".to_owned(), "refresh_token".to_owned()),
+            ("client_id".to_owned(), client_id.clone()),
+            (
+                "refresh_token".to_owned(),
+                refreshed["refresh_token"].as_str().unwrap().to_owned(),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_calls_the_providers_userinfo_endpoint_with_the_users_token() {
+    let dir = TempDir::new("whoami-upstream");
+    let broker = start_broker(&BrokerConfig::new(&dir.path().join("broker.redb")), 0).await;
+    assert!(broker.dev_issuer.is_some(), "the development provider runs");
+    let (login, tokens) = sign_in(&broker, "read:todos").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let profile = call_tool(&broker.mcp, access, "whoami_upstream", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        profile,
+        json!({"sub": "dev-user", "email": "dev-user@example.com", "name": "dev-user"})
+    );
+
+    // After the broker's own refresh the tool still works; once the grant is revoked it
+    // refuses, even with an access token that has not expired yet.
+    let refreshed = refresh(
+        &broker.origin,
+        &login.client_id,
+        tokens["refresh_token"].as_str().unwrap(),
+    )
+    .await;
+    let renewed = refreshed["access_token"].as_str().unwrap();
+    let again = call_tool(&broker.mcp, renewed, "whoami_upstream", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(again["sub"], "dev-user");
+    let revoked = http_client()
+        .post(format!("{}/revoke", broker.origin))
+        .form(&[
+            ("token", refreshed["refresh_token"].as_str().unwrap()),
+            ("client_id", login.client_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let refused = call_tool(&broker.mcp, renewed, "whoami_upstream", json!({})).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("the sign-in has ended")),
+        "{refused:?}"
+    );
 }

@@ -136,6 +136,12 @@ impl GitHubLike {
     pub(crate) fn user_requests(&self) -> usize {
         self.shared.user_requests.load(Ordering::SeqCst)
     }
+
+    /// Revokes every access token, as a user revoking the OAuth App does: `/user` then answers
+    /// 401 to them.
+    pub(crate) fn revoke_tokens(&self) {
+        self.shared.tokens.lock().unwrap().clear();
+    }
 }
 
 async fn authorize(

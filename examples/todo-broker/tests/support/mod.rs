@@ -715,6 +715,30 @@ impl Login {
     }
 }
 
+/// A user signs in through `broker` for a newly registered client, the browser walking the
+/// consent page and the identity provider (which signs its user in by itself); returns the
+/// login and the broker's token answer.
+pub(crate) async fn sign_in(broker: &TodoBroker, scope: &str) -> (Login, Value) {
+    let redirect_uri = "http://127.0.0.1:53682/callback";
+    let client_id = register(&broker.origin, redirect_uri).await;
+    let login = Login::new(&client_id, redirect_uri, scope);
+    let mut browser = Browser::default();
+    let consent = browser
+        .authorize(&login.authorization_url(&broker.origin, &broker.mcp))
+        .await;
+    let page = browser.load_consent(&consent).await;
+    let upstream = browser.approve(&page).await;
+    let callback = browser.through_upstream(&upstream, &broker.callback).await;
+    let answer = browser.open_callback(&callback, redirect_uri).await;
+    let (status, tokens) = token(
+        &broker.origin,
+        &login.code_form(&answer["code"], &broker.mcp),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    (login, tokens)
+}
+
 /// Registers a public native client (RFC 7591) at `origin`; returns its id.
 pub(crate) async fn register(origin: &str, redirect_uri: &str) -> String {
     let response = http_client()
