@@ -11,9 +11,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth::AuthInfo;
-use mcpauth::broker::{Upstream, UpstreamTokenError};
+use mcpauth::broker::{Broker, BrokerStore, MemoryStore, Upstream, UpstreamTokenError};
 use mcpauth::dev::TokenFailure;
-use mcpauth_tests::broker::{BrokerFixture, FixtureOptions, bind_issuer, fingerprint};
+use mcpauth_tests::broker::{BrokerFixture, FixtureOptions, SCOPES, bind_issuer, fingerprint};
 use mcpauth_tests::entra_like::EntraLike;
 use mcpauth_tests::github_like::{GitHubLike, USER_ID};
 use mcpauth_tests::google_like::GoogleLike;
@@ -259,15 +259,81 @@ async fn upstream_tokens_never_reach_the_logs() {
 
 // The providers' quirks
 
+/// The broker's view of a GitHub App stand-in.
+fn github_app_upstream(github: &GitHubLike) -> Upstream {
+    Upstream::github_app(&github.client_id)
+        .client_secret(&github.client_secret)
+        .github_base_urls(github.base_url(), github.base_url())
+}
+
 /// A broker in front of a GitHub App with expiring user tokens.
 async fn github_app() -> (GitHubLike, BrokerFixture) {
     let (listener, issuer) = bind_issuer().await;
     let github = GitHubLike::start_app(&format!("{issuer}/callback/github")).await;
-    let upstream = Upstream::github_app(&github.client_id)
-        .client_secret(&github.client_secret)
-        .github_base_urls(github.base_url(), github.base_url());
-    let fixture = BrokerFixture::at(listener, upstream, &github.base_url()).await;
+    let fixture =
+        BrokerFixture::at(listener, github_app_upstream(&github), &github.base_url()).await;
     (github, fixture)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_one_store_spend_a_rotating_refresh_token_once() {
+    let (listener, issuer) = bind_issuer().await;
+    let github = GitHubLike::start_app(&format!("{issuer}/callback/github")).await;
+    let store: Arc<dyn BrokerStore> = Arc::new(MemoryStore::new());
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        listener: Some(listener),
+        store: store.clone(),
+        custom_upstream: Some(mcpauth_tests::broker::CustomUpstream {
+            upstream: github_app_upstream(&github),
+            origin: github.base_url(),
+        }),
+        ..FixtureOptions::default()
+    })
+    .await;
+    // A second replica: the same issuer, configuration and store, a process of its own (its
+    // own locks).
+    let replica = Broker::builder(fixture.issuer.clone())
+        .resource(fixture.resource.clone(), SCOPES)
+        .upstream(github_app_upstream(&github))
+        .shared_store(store)
+        .build()
+        .await
+        .unwrap();
+    github.set_expires_in(30);
+    let (_, tokens) = fixture.login("read:todos").await;
+    github.set_expires_in(28800);
+    let auth = auth_info(&fixture, access_token(&tokens));
+
+    let calls = (0..20).map(|n| {
+        let broker = if n % 2 == 0 {
+            fixture.broker.clone()
+        } else {
+            replica.clone()
+        };
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            broker
+                .upstream_token(&auth)
+                .await
+                .map(|t| fingerprint(t.expose_secret()))
+        })
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for answer in &answers {
+        assert!(answer.as_ref().unwrap().is_ok(), "{answer:?}");
+    }
+    // One replica renewed; the other waited for its set or used the still-valid token. A
+    // second renewal would have spent the rotated refresh token and ended the grant.
+    assert_eq!(github.refresh_requests(), 1);
+    let renewed = fixture.broker.upstream_token(&auth).await.unwrap();
+    let seen = replica.upstream_token(&auth).await.unwrap();
+    assert_eq!(renewed.expose_secret(), seen.expose_secret());
+    assert!(
+        answers.iter().any(|a| a.as_ref().unwrap().as_deref().ok()
+            == Some(fingerprint(renewed.expose_secret()).as_str())),
+        "the renewed token was handed out"
+    );
+    assert_eq!(github.refresh_requests(), 1);
 }
 
 #[tokio::test]
