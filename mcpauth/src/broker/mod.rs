@@ -62,6 +62,31 @@
 //! Connect provider by its issuer ([`Upstream::oidc`]); or a plain OAuth 2.0 provider by its
 //! endpoints ([`Upstream::oauth`]). Register [`Broker::callback_url`] there as the redirect URI
 //! of a confidential client.
+//!
+//! # Calling the provider's API from a tool
+//!
+//! A tool that acts for the user at the provider (the GitHub API, Google Drive, Microsoft Graph)
+//! asks for the user's token there with [`Broker::upstream_token`] (from the request's
+//! [`AuthInfo`](crate::AuthInfo)) or the [`UpstreamToken`] axum extractor. The broker renews it
+//! when it is near expiry — one renewal however many tools ask at once, across replicas too —
+//! and never sends it to the MCP client. A provider that refuses to renew it ends the sign-in
+//! ([`UpstreamTokenError::SignInEnded`]); one that is down gives a retryable error.
+//!
+//! ```no_run
+//! use mcpauth::AuthInfo;
+//! use mcpauth::broker::{Broker, UpstreamTokenError};
+//!
+//! async fn starred(broker: &Broker, auth: &AuthInfo) -> Result<String, UpstreamTokenError> {
+//!     let token = broker.upstream_token(auth).await?;
+//!     let answer = reqwest::Client::new()
+//!         .get("https://api.github.com/user/starred")
+//!         .bearer_auth(token.expose_secret())
+//!         .header("user-agent", "my-mcp-server")
+//!         .send()
+//!         .await;
+//!     Ok(format!("{:?}", answer.map(|r| r.status())))
+//! }
+//! ```
 
 #[cfg(feature = "__fuzzing")]
 #[doc(hidden)]

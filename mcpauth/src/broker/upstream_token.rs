@@ -132,7 +132,8 @@ impl UpstreamToken {
 
 /// Why [`Broker::upstream_token`] has no token to give. As an axum rejection: 500, 403, 401
 /// with an `invalid_token` challenge, 503 with `Retry-After`, or 500, in the order of the
-/// variants. No message includes a token.
+/// variants. With the `rmcp` feature it converts into `rmcp::ErrorData`, so `?` works in a tool
+/// returning `Result<_, ErrorData>`. No message includes a token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpstreamTokenError {
