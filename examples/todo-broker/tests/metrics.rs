@@ -193,9 +193,11 @@ async fn metrics_count_what_a_scripted_session_did() {
         moved(upstream_calls, &[("kind", "token"), ("result", "ok")]),
         1.0
     );
+    // The sign-in's, and the refresh's re-check of the user (this provider's tokens never
+    // expire, so the user is asked for again when the client refreshes).
     assert_eq!(
         moved(upstream_calls, &[("kind", "userinfo"), ("result", "ok")]),
-        1.0
+        2.0
     );
     assert!(
         moved(
