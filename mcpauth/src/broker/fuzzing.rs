@@ -142,13 +142,14 @@ impl UpstreamExchange {
         let callback = "https://broker.example/callback/upstream";
         let verifier = "v".repeat(43);
         match self.0.exchange(code, callback, &verifier, "nonce").await {
+            // The set wipes itself when dropped, so its members are copied out.
             Ok((tokens, user)) => Ok(ExchangedTokens {
-                access_token: tokens.access_token,
-                refresh_token: tokens.refresh_token,
+                access_token: tokens.access_token.clone(),
+                refresh_token: tokens.refresh_token.clone(),
                 expires_at: tokens.expires_at,
                 refresh_expires_at: tokens.refresh_expires_at,
-                scope: tokens.scope,
-                id_token: tokens.id_token,
+                scope: tokens.scope.clone(),
+                id_token: tokens.id_token.clone(),
                 user_id: user.id,
             }),
             Err(UpstreamError::Refused { code, description }) => {
