@@ -494,7 +494,9 @@ impl BearerAuthLayer {
     /// The span of one request: the resource, then who called (issuer and client) or why the
     /// request was refused — never the token.
     fn request_span(&self) -> tracing::Span {
-        tracing::info_span!(
+        // Debug level: an info span on every request would cost the cache-hit path more than
+        // the rest of it under a usual `info` filter.
+        tracing::debug_span!(
             "mcpauth.request",
             resource = %self.config.resource().identifier,
             issuer = tracing::field::Empty,

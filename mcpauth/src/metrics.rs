@@ -17,7 +17,7 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | `mcpauth_requests_total` | counter | `outcome` (`accepted`, `anonymous`, `refused`), `reason` ([`AuthErrorReason`] code, `none` when accepted) | requests through the bearer layer |
-//! | `mcpauth_verification_seconds` | histogram | `outcome` (`accepted`, `refused`) | authentications that had to wait: a token not in the verified-token cache (or any token when the body is read for per-operation scopes), a remote or custom verifier |
+//! | `mcpauth_verification_seconds` | histogram | `outcome` (`accepted`, `refused`) | authentications that had to wait: a token not in the verified-token cache, a remote or custom verifier |
 //! | `mcpauth_token_cache_hits_total` | counter | — | JWTs answered from the verified-token cache |
 //! | `mcpauth_token_cache_misses_total` | counter | — | JWTs verified in full |
 //! | `mcpauth_token_cache_entries` | gauge | `resource` (its identifier) | tokens a resource's verified-token cache holds, updated as tokens are added |
@@ -107,10 +107,11 @@ pub(crate) fn token_cache_miss() {
     ::metrics::counter!(TOKEN_CACHE_MISSES).increment(1);
 }
 
-/// The number of tokens `resource`'s verified-token cache holds.
-pub(crate) fn token_cache_size(resource: &str, entries: usize) {
+/// The number of tokens `resource`'s verified-token cache holds (`resource` is shared, so the
+/// label costs a reference count, not a copy).
+pub(crate) fn token_cache_size(resource: &::metrics::SharedString, entries: usize) {
     // Set when an entry is added (after a full verification, never on the cached path).
-    ::metrics::gauge!(TOKEN_CACHE_ENTRIES, "resource" => resource.to_owned()).set(entries as f64);
+    ::metrics::gauge!(TOKEN_CACHE_ENTRIES, "resource" => resource.clone()).set(entries as f64);
 }
 
 pub(crate) fn key_set_fetch(ok: bool) {
@@ -127,14 +128,9 @@ mod broker {
 
     use super::*;
 
-    /// A token endpoint answer: `grant_type` is empty when the request was refused before its
-    /// client was known.
+    /// A token endpoint answer: `grant_type` is `unknown` when the request was refused before
+    /// its client was known.
     pub(crate) fn token_request(grant_type: &'static str, outcome: &'static str) {
-        let grant_type = if grant_type.is_empty() {
-            "unknown"
-        } else {
-            grant_type
-        };
         ::metrics::counter!(BROKER_TOKEN_REQUESTS, "grant_type" => grant_type, "outcome" => outcome)
             .increment(1);
     }
@@ -177,10 +173,46 @@ mod broker {
         ::metrics::counter!(BROKER_UPSTREAM_CALLS, "kind" => kind, "result" => result).increment(1);
     }
 
-    /// A store operation (the store method's name) that started at `started`.
-    pub(crate) fn store_operation(operation: &'static str, started: Instant) {
-        ::metrics::histogram!(BROKER_STORE_SECONDS, "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
+    /// A store method, the `operation` label of its timings.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum StoreOperation {
+        Put,
+        PutNew,
+        Get,
+        Take,
+        CompareAndSwap,
+        CompareAndSwapAndPut,
+        WriteAll,
+        Delete,
+        Count,
+        IndexAdd,
+        IndexRemove,
+        IndexMembers,
+    }
+
+    /// A store operation that started at `started`. A token request makes several: each arm
+    /// names its labels literally, so the key is static and recording allocates nothing.
+    pub(crate) fn store_operation(operation: StoreOperation, started: Instant) {
+        macro_rules! record {
+            ($operation:literal) => {
+                ::metrics::histogram!("mcpauth_broker_store_seconds", "operation" => $operation)
+                    .record(started.elapsed().as_secs_f64())
+            };
+        }
+        match operation {
+            StoreOperation::Put => record!("put"),
+            StoreOperation::PutNew => record!("put_new"),
+            StoreOperation::Get => record!("get"),
+            StoreOperation::Take => record!("take"),
+            StoreOperation::CompareAndSwap => record!("compare_and_swap"),
+            StoreOperation::CompareAndSwapAndPut => record!("compare_and_swap_and_put"),
+            StoreOperation::WriteAll => record!("write_all"),
+            StoreOperation::Delete => record!("delete"),
+            StoreOperation::Count => record!("count"),
+            StoreOperation::IndexAdd => record!("index_add"),
+            StoreOperation::IndexRemove => record!("index_remove"),
+            StoreOperation::IndexMembers => record!("index_members"),
+        }
     }
 }
 

@@ -122,7 +122,7 @@ pub(crate) struct TokenCache {
     entries: BoundedCache<Arc<VerifiedToken>>,
     verifications: AtomicU64,
     /// The resource's identifier, the `resource` label of its size.
-    resource: String,
+    resource: ::metrics::SharedString,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -163,7 +163,7 @@ impl TokenCache {
             // Sized for typical entries (about 2 KiB).
             entries: bounded_cache(options.max_entries, options.max_bytes, 2048),
             verifications: AtomicU64::new(0),
-            resource: resource.to_owned(),
+            resource: ::metrics::SharedString::from_shared(Arc::from(resource)),
         }))
     }
 

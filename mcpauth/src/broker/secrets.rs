@@ -107,7 +107,8 @@ impl std::fmt::Debug for SealingKey {
 /// A record opened by a [`SealingKey`], and whether it should be sealed again.
 #[derive(Debug)]
 pub(crate) struct Opened {
-    pub(crate) plaintext: Vec<u8>,
+    /// Wiped when dropped: it holds the provider's tokens.
+    pub(crate) plaintext: zeroize::Zeroizing<Vec<u8>>,
     /// Opened with a previous key: seal it again with the current one.
     pub(crate) stale: bool,
 }
@@ -159,12 +160,16 @@ impl SealingKey {
         let keys = std::iter::once(&self.current).chain(&self.previous);
         for (index, key) in keys.enumerate() {
             let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoFailure)?;
-            let mut buffer = ciphertext.to_vec();
+            // Decrypted in place, in a buffer wiped when dropped, and kept: no copy of the
+            // plaintext is left behind.
+            let mut buffer = zeroize::Zeroizing::new(ciphertext.to_vec());
             if let Ok(plaintext) =
                 key.open_in_place(nonce, Aad::from(associated.as_bytes()), &mut buffer)
             {
+                let length = plaintext.len();
+                buffer.truncate(length);
                 return Ok(Opened {
-                    plaintext: plaintext.to_vec(),
+                    plaintext: buffer,
                     stale: index > 0,
                 });
             }
@@ -175,6 +180,10 @@ impl SealingKey {
     /// `sealed` sealed again with the current key when a previous key sealed it; `None` when
     /// it is current already or no key opens it (nothing better can be written then).
     pub(crate) fn reseal(&self, associated: &str, sealed: &[u8]) -> Option<Vec<u8>> {
+        // Without a previous key everything is current: nothing to open (every refresh asks).
+        if self.previous.is_empty() {
+            return None;
+        }
         match self.open(associated, sealed) {
             Ok(opened) if opened.stale => self.seal(associated, &opened.plaintext).ok(),
             _ => None,
@@ -199,7 +208,7 @@ mod tests {
         let key = SealingKey::new(&[7; 32]).unwrap();
         let sealed = key.seal("grant-1", b"upstream tokens").unwrap();
         assert_eq!(
-            key.open("grant-1", &sealed).unwrap().plaintext,
+            key.open("grant-1", &sealed).unwrap().plaintext.as_slice(),
             b"upstream tokens"
         );
         assert!(key.open("grant-2", &sealed).is_err());
@@ -223,7 +232,11 @@ mod tests {
         let resealed = rotated.reseal("grant-1", &sealed).unwrap();
         let new_only = SealingKey::new(&[2; 32]).unwrap();
         assert_eq!(
-            new_only.open("grant-1", &resealed).unwrap().plaintext,
+            new_only
+                .open("grant-1", &resealed)
+                .unwrap()
+                .plaintext
+                .as_slice(),
             b"set"
         );
         assert!(!rotated.open("grant-1", &resealed).unwrap().stale);

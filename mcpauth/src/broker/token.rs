@@ -29,7 +29,7 @@ pub(crate) async fn token(
         grant_type = tracing::field::Empty,
         outcome = tracing::field::Empty,
     );
-    let mut grant_type = "";
+    let mut grant_type = "unknown";
     let answer = grant(&state, &headers, &body, &mut grant_type)
         .instrument(span.clone())
         .await;

@@ -559,12 +559,11 @@ impl BrokerState {
         let sealed = URL_SAFE_NO_PAD
             .decode(&grant.upstream)
             .map_err(|_| unreadable("decoded"))?;
-        let plain = Zeroizing::new(
-            self.sealing
-                .open(grant_id, &sealed)
-                .map_err(|_| unreadable("opened"))?
-                .plaintext,
-        );
+        let plain = self
+            .sealing
+            .open(grant_id, &sealed)
+            .map_err(|_| unreadable("opened"))?
+            .plaintext;
         serde_json::from_slice(&plain).map_err(|_| unreadable("read"))
     }
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{BrokerStore, Namespace, Put, StoreFuture, Write};
-use crate::metrics;
+use crate::metrics::{self, StoreOperation};
 
 #[derive(Debug)]
 pub(crate) struct TimedStore(pub(crate) Arc<dyn BrokerStore>);
 
-fn timed<'a, T: 'a>(operation: &'static str, future: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+fn timed<'a, T: 'a>(operation: StoreOperation, future: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
     Box::pin(async move {
         let started = Instant::now();
         let answer = future.await;
@@ -28,7 +28,7 @@ impl BrokerStore for TimedStore {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        timed("put", self.0.put(namespace, key, value, ttl))
+        timed(StoreOperation::Put, self.0.put(namespace, key, value, ttl))
     }
 
     fn put_new<'a>(
@@ -38,15 +38,18 @@ impl BrokerStore for TimedStore {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        timed("put_new", self.0.put_new(namespace, key, value, ttl))
+        timed(
+            StoreOperation::PutNew,
+            self.0.put_new(namespace, key, value, ttl),
+        )
     }
 
     fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        timed("get", self.0.get(namespace, key))
+        timed(StoreOperation::Get, self.0.get(namespace, key))
     }
 
     fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        timed("take", self.0.take(namespace, key))
+        timed(StoreOperation::Take, self.0.take(namespace, key))
     }
 
     fn compare_and_swap<'a>(
@@ -58,7 +61,7 @@ impl BrokerStore for TimedStore {
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
         timed(
-            "compare_and_swap",
+            StoreOperation::CompareAndSwap,
             self.0.compare_and_swap(namespace, key, expected, new, ttl),
         )
     }
@@ -73,33 +76,36 @@ impl BrokerStore for TimedStore {
         put: Put<'a>,
     ) -> StoreFuture<'a, bool> {
         timed(
-            "compare_and_swap_and_put",
+            StoreOperation::CompareAndSwapAndPut,
             self.0
                 .compare_and_swap_and_put(namespace, key, expected, new, ttl, put),
         )
     }
 
     fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
-        timed("write_all", self.0.write_all(writes))
+        timed(StoreOperation::WriteAll, self.0.write_all(writes))
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
-        timed("delete", self.0.delete(namespace, key))
+        timed(StoreOperation::Delete, self.0.delete(namespace, key))
     }
 
     fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
-        timed("count", self.0.count(namespace))
+        timed(StoreOperation::Count, self.0.count(namespace))
     }
 
     fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        timed("index_add", self.0.index_add(index, member))
+        timed(StoreOperation::IndexAdd, self.0.index_add(index, member))
     }
 
     fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        timed("index_remove", self.0.index_remove(index, member))
+        timed(
+            StoreOperation::IndexRemove,
+            self.0.index_remove(index, member),
+        )
     }
 
     fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
-        timed("index_members", self.0.index_members(index))
+        timed(StoreOperation::IndexMembers, self.0.index_members(index))
     }
 }
