@@ -9,7 +9,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcpauth::broker::{BrokerKeys, BrokerStore, MemoryStore, Namespace, SigningKey};
 use mcpauth::dev::DevAuthServer;
-use mcpauth_tests::broker::{AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, pkce, query};
+use mcpauth_tests::broker::{
+    AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, jwt_part, pkce, query,
+};
+use mcpauth_tests::parse_challenge;
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
 use serde_json::Value;
@@ -45,28 +48,13 @@ async fn restart(
     start(store, keys, Some(listener), Some(upstream)).await
 }
 
-/// A JWT's header, decoded.
-fn jwt_header(token: &Value) -> Value {
-    let header = token.as_str().unwrap().split('.').next().unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
-}
-
-/// A JWT's claims, decoded (not verified).
-fn jwt_claims(token: &Value) -> Value {
-    let claims = token.as_str().unwrap().split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
+/// A JWT's header (`part` 0) or claims (1), decoded, not verified.
+fn jwt(token: &Value, part: usize) -> Value {
+    jwt_part(token.as_str().unwrap(), part)
 }
 
 async fn published_kids(fixture: &BrokerFixture) -> Vec<String> {
-    let jwks: Value = fixture
-        .http
-        .get(fixture.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = fixture.get_json(&fixture.url("/jwks")).await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -91,14 +79,14 @@ async fn a_signing_key_rotates_in_two_steps_and_old_tokens_live_out_their_lifeti
 
     let fixture = start(&store, keys(&old), None, None).await;
     let (client_id, before) = fixture.login("read:todos").await;
-    assert_eq!(jwt_header(&before["access_token"])["kid"], old.key_id());
+    assert_eq!(jwt(&before["access_token"], 0)["kid"], old.key_id());
 
     // Step one: the next key is published everywhere before anything is signed with it.
     let fixture = restart(fixture, &store, keys(&old).also_publish(new.clone())).await;
     assert_eq!(published_kids(&fixture).await, [old.key_id(), new.key_id()]);
     let (status, during) = fixture.refresh(&client_id, &before["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{during}");
-    assert_eq!(jwt_header(&during["access_token"])["kid"], old.key_id());
+    assert_eq!(jwt(&during["access_token"], 0)["kid"], old.key_id());
 
     // Step two: the new key signs, the old one stays published.
     let fixture = restart(fixture, &store, keys(&new).also_publish(old.clone())).await;
@@ -107,7 +95,7 @@ async fn a_signing_key_rotates_in_two_steps_and_old_tokens_live_out_their_lifeti
     assert_eq!(tool_status(&fixture, &during).await, StatusCode::OK);
     let (status, after) = fixture.refresh(&client_id, &during["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{after}");
-    let header = jwt_header(&after["access_token"]);
+    let header = jwt(&after["access_token"], 0);
     assert_eq!(header["kid"], new.key_id());
     assert_eq!(header["alg"], "EdDSA");
     assert_eq!(tool_status(&fixture, &after).await, StatusCode::OK);
@@ -115,10 +103,12 @@ async fn a_signing_key_rotates_in_two_steps_and_old_tokens_live_out_their_lifeti
     // Once the old key's tokens have expired it goes; a token it signed no longer verifies.
     let fixture = restart(fixture, &store, keys(&new)).await;
     assert_eq!(published_kids(&fixture).await, [new.key_id()]);
-    assert_eq!(
-        tool_status(&fixture, &during).await,
-        StatusCode::UNAUTHORIZED
-    );
+    let refused = fixture
+        .call_tool(during["access_token"].as_str().unwrap(), "get_todos")
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let (_, challenge) = parse_challenge(refused.headers()["www-authenticate"].to_str().unwrap());
+    assert_eq!(challenge["error"], "invalid_token");
     assert_eq!(tool_status(&fixture, &after).await, StatusCode::OK);
     // Refresh tokens never depended on the signing key.
     let (status, last) = fixture.refresh(&client_id, &after["refresh_token"]).await;
@@ -218,7 +208,7 @@ async fn open_upstream_tokens(
     tokens: &Value,
     key: [u8; 32],
 ) -> Option<Vec<u8>> {
-    let subject = jwt_claims(&tokens["access_token"])["sub"]
+    let subject = jwt(&tokens["access_token"], 1)["sub"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -269,6 +259,19 @@ async fn a_storage_key_rotation_reseals_upstream_tokens_at_the_next_refresh() {
     let sealed_set = open_upstream_tokens(&store, &tokens, old).await.unwrap();
     assert!(open_upstream_tokens(&store, &tokens, new).await.is_none());
 
+    // Without the old key the sealed set cannot be opened: a tool gets no provider token.
+    let fixture = restart(
+        fixture,
+        &store,
+        BrokerKeys::new(signing.clone(), new, COOKIE),
+    )
+    .await;
+    let unreadable = fixture
+        .upstream_tool(tokens["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(unreadable.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(unreadable.body["error"], "server_error");
+
     let rotated = BrokerKeys::new(signing.clone(), new, COOKIE).previous_storage_key(old);
     let fixture = restart(fixture, &store, rotated).await;
     let (status, refreshed) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
@@ -294,4 +297,8 @@ async fn a_storage_key_rotation_reseals_upstream_tokens_at_the_next_refresh() {
         open_upstream_tokens(&store, &again, new).await.unwrap(),
         sealed_set
     );
+    let answer = fixture
+        .upstream_tool(again["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
 }

@@ -26,13 +26,7 @@ async fn subject(fixture: &BrokerFixture, tokens: &Value) -> String {
 
 /// Refreshes the broker's tokens; the answer must be a success.
 async fn refresh(fixture: &BrokerFixture, client_id: &str, tokens: &Value) -> Value {
-    let (status, refreshed) = fixture
-        .token_request(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", client_id),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-        ])
-        .await;
+    let (status, refreshed) = fixture.refresh(client_id, &tokens["refresh_token"]).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     refreshed
 }

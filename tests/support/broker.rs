@@ -317,6 +317,13 @@ impl BrokerFixture {
         (TcpListener::bind(addr).await.unwrap(), upstream)
     }
 
+    /// GETs `url` and reads its JSON body, which must come with 200.
+    pub async fn get_json(&self, url: &str) -> Value {
+        let response = self.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        response.json().await.unwrap()
+    }
+
     /// `<issuer>` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
@@ -414,6 +421,45 @@ pub struct UpstreamAnswer {
     pub retry_after: Option<String>,
     /// The JSON body (`Null` if none).
     pub body: Value,
+}
+
+impl UpstreamAnswer {
+    /// Asserts the answer of a tool whose caller's sign-in has ended: 401, a Bearer challenge
+    /// with `error="invalid_token"` and the body's description, no `Retry-After`.
+    pub fn assert_sign_in_ended(&self) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{:?}", self.body);
+        assert_eq!(self.body["error"], "invalid_token", "{:?}", self.body);
+        let description = self.body["error_description"].as_str().unwrap();
+        let (scheme, params) = crate::parse_challenge(self.challenge.as_deref().unwrap());
+        assert_eq!(scheme, "Bearer");
+        assert_eq!(params["error"], "invalid_token");
+        assert_eq!(params["error_description"], description);
+        assert_eq!(self.retry_after, None);
+    }
+
+    /// Asserts a retryable refusal: 503 `temporarily_unavailable`, `Retry-After: 5`, no
+    /// challenge.
+    pub fn assert_unavailable(&self) {
+        assert_eq!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{:?}",
+            self.body
+        );
+        assert_eq!(
+            self.body["error"], "temporarily_unavailable",
+            "{:?}",
+            self.body
+        );
+        assert_eq!(self.retry_after.as_deref(), Some("5"));
+        assert_eq!(self.challenge, None);
+    }
+}
+
+/// A JWT's header or payload (`part` 0 or 1), decoded, not verified: what the broker wrote.
+pub fn jwt_part(jwt: &str, part: usize) -> Value {
+    let encoded = jwt.split('.').nth(part).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).unwrap()).unwrap()
 }
 
 /// A PKCE pair: (verifier, S256 challenge), computed here independently of the broker.
