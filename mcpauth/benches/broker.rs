@@ -387,7 +387,7 @@ fn redb_store() -> Arc<dyn BrokerStore> {
     Arc::new(RedbStore::open(&path).unwrap())
 }
 
-/// Operations in flight at once in the `…-concurrent` cases: a broker serving several clients,
+/// Operations in flight at once in the `…-8` cases: a broker serving several clients,
 /// whose embedded store then commits their writes together.
 const CONCURRENCY: usize = 8;
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::{BrokerStore, Namespace, Put, StoreFuture, Write};
 
-/// Expired entries removed by each write, at most: every write adds at most one entry with an
-/// expiry, so removing more than one keeps the backlog of expired entries from growing while
-/// bounding the time any one write holds the lock.
+/// Expired entries removed for each entry a write adds, at most: removing more than are added
+/// keeps the backlog of expired entries from growing while bounding the time any one write
+/// holds the lock.
 const PURGE_PER_WRITE: usize = 8;
 
 /// A [`BrokerStore`] in process memory: for tests and single-process deployments that can lose
@@ -59,6 +59,13 @@ impl MemoryStore {
 }
 
 impl Inner {
+    fn index_add(&mut self, index: &str, member: &str) {
+        self.indexes
+            .entry(index.to_owned())
+            .or_default()
+            .insert(member.to_owned());
+    }
+
     fn live(&self, namespace: Namespace, key: &str, now: Instant) -> Option<&Entry> {
         self.entries
             .get(&namespace)?
@@ -248,19 +255,17 @@ impl BrokerStore for MemoryStore {
     fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
         let now = Instant::now();
         let mut inner = self.lock();
+        let mut added = 0;
         for write in writes {
             match write {
-                Write::Put(put) => inner.insert(put.namespace, put.key, put.value, put.ttl, now),
-                Write::IndexAdd { index, member } => {
-                    inner
-                        .indexes
-                        .entry(index.to_owned())
-                        .or_default()
-                        .insert(member.to_owned());
+                Write::Put(put) => {
+                    inner.insert(put.namespace, put.key, put.value, put.ttl, now);
+                    added += 1;
                 }
+                Write::IndexAdd { index, member } => inner.index_add(index, member),
             }
         }
-        inner.purge(now, PURGE_PER_WRITE);
+        inner.purge(now, PURGE_PER_WRITE.saturating_mul(added));
         Box::pin(std::future::ready(Ok(())))
     }
 
@@ -279,12 +284,7 @@ impl BrokerStore for MemoryStore {
     }
 
     fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        let mut inner = self.lock();
-        inner
-            .indexes
-            .entry(index.to_owned())
-            .or_default()
-            .insert(member.to_owned());
+        self.lock().index_add(index, member);
         Box::pin(std::future::ready(Ok(())))
     }
 

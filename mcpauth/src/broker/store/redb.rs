@@ -16,9 +16,9 @@
 //! # Purge
 //!
 //! Opening the store purges every expired entry; after that each write transaction also
-//! removes up to [`PURGE_PER_WRITE`] of them. A write adds at most one row with an expiry and
-//! removes up to several, so expired rows never pile up under load, and the work added to any
-//! one write stays bounded.
+//! removes up to [`PURGE_PER_WRITE`] of them for each write it applies, more than any write adds
+//! (a sign-in's `write_all` adds two rows with an expiry), so expired rows never pile up under load,
+//! and the work added to any one write stays bounded.
 //!
 //! # Durability and group commit
 //!
@@ -66,7 +66,7 @@ const EXPIRY: TableDefinition<'static, (u64, &'static str, &'static str), ()> =
 const INDEX: MultimapTableDefinition<'static, &'static str, &'static str> =
     MultimapTableDefinition::new("index");
 
-/// Expired entries removed by each write transaction, at most.
+/// Expired entries removed for each write a transaction applies, at most.
 const PURGE_PER_WRITE: usize = 16;
 
 /// Expired entries removed by each transaction of the purge at open.
@@ -748,10 +748,7 @@ fn is_live(expires_at: u64, now: u64) -> bool {
 /// The absolute expiry of a write made at `now` (`0`: none). A time to live is rounded up to
 /// the millisecond, so a short one never expires early.
 fn expiry(now: u64, ttl: Option<Duration>) -> u64 {
-    ttl.map_or(0, |ttl| {
-        let millis = u64::try_from(ttl.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
-        now.saturating_add(millis).max(1)
-    })
+    ttl.map_or(0, |ttl| now.saturating_add(super::ttl_millis(ttl)).max(1))
 }
 
 /// Wall-clock time in unix milliseconds: expiries are absolute so they hold across restarts,

@@ -164,8 +164,8 @@ return redis.call('ZCARD', KEYS[1])\n";
 /// server's clock, and `ZCARD` counts the rest. The set is written in the same script or
 /// transaction as the value, so the count is exact as long as only this store writes these
 /// keys; a key removed behind its back (`DEL` by hand, eviction) is counted until its expiry,
-/// so the count errs high, never low — it bounds dynamic registration. Every write also drops
-/// its namespace's expired entries, so the sets stay as large as the live keys. Expiries use
+/// so the count errs high, never low — it bounds dynamic registration. Every put and swap (and
+/// every count) also drops its namespace's expired entries, so the sets stay as large as the live keys. Expiries use
 /// the server's clock (`TIME`), so replicas whose clocks differ count alike.
 ///
 /// # Failures and time limits
@@ -629,7 +629,7 @@ fn manager_config() -> ConnectionManagerConfig {
 /// A time to live as the scripts take it: whole milliseconds, rounded up so a short one never
 /// expires early; `""` for none.
 fn ttl_arg(ttl: Option<Duration>) -> String {
-    ttl.map(|ttl| u64::try_from(ttl.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+    ttl.map(super::ttl_millis)
         .filter(|millis| *millis <= MAX_TTL_MILLIS)
         .map_or_else(String::new, |millis| millis.max(1).to_string())
 }

@@ -895,6 +895,12 @@ mod redis_only {
             store.get(Namespace::Grant, "g").await.unwrap(),
             Some(bytes("grant"))
         );
+        // Database 3 it was: database 0 does not hold the grant.
+        let other =
+            RedisStore::connect(&format!("redis://broker:s3cret@127.0.0.1:{port}/0"), "auth")
+                .await
+                .unwrap();
+        assert_eq!(other.get(Namespace::Grant, "g").await.unwrap(), None);
         let wrong = format!("redis://broker:wrong@127.0.0.1:{port}/3");
         let refused = RedisStore::connect(&wrong, "auth").await.unwrap_err();
         assert!(matches!(refused, StoreError::Unavailable(_)), "{refused}");
@@ -912,6 +918,11 @@ mod redis_only {
             .await
             .unwrap_err();
         assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        // The URL was taken: what failed is the connection, not the `rediss` scheme.
+        assert!(
+            error.to_string().contains("cannot connect to Redis"),
+            "{error}"
+        );
         let error = RedisStore::connect("http://127.0.0.1:1", "bad")
             .await
             .unwrap_err();
@@ -945,6 +956,18 @@ mod redis_only {
             .compare_and_swap(Namespace::Code, "k", b"v", None, None)
             .await;
         timed(result.err(), t, "compare_and_swap");
+        let t = Instant::now();
+        let put = Put::new(Namespace::Code, "p", bytes("v"), LONG);
+        let result = store
+            .compare_and_swap_and_put(Namespace::Code, "k", b"v", None, None, put)
+            .await;
+        timed(result.err(), t, "compare_and_swap_and_put");
+        let t = Instant::now();
+        let writes = vec![Write::IndexAdd {
+            index: "i",
+            member: "m",
+        }];
+        timed(store.write_all(writes).await.err(), t, "write_all");
         let t = Instant::now();
         timed(store.delete(Namespace::Code, "k").await.err(), t, "delete");
         let t = Instant::now();
