@@ -39,6 +39,8 @@
 //!   Ed25519 private key), `BROKER_STORAGE_KEY` and `BROKER_COOKIE_KEY` (32 random bytes each,
 //!   base64url). On loopback without them, development keys are generated once and kept in the
 //!   store (with Redis, the first replica to start writes them and the others read them).
+//! - `METRICS_BIND=host:port`: Prometheus metrics at `/metrics` on that address, a listener of
+//!   its own (unset: none).
 //! - key rotation, with the keys above: `BROKER_PUBLISHED_KEY_FILES` (comma-separated PEM files
 //!   of signing keys published besides the signing one: the next key before it signs, then the
 //!   old one for an access-token lifetime), `BROKER_PREVIOUS_STORAGE_KEYS` (old storage keys:

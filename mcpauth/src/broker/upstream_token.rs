@@ -118,8 +118,8 @@ impl UpstreamToken {
     }
 
     /// When the provider said it expires (`None`: it gave no lifetime; GitHub OAuth Apps'
-    /// tokens never expire). It is at least a minute away when handed out, unless the provider
-    /// issues shorter-lived tokens.
+    /// tokens never expire). It is at least a minute away when handed out (more than 5 s while
+    /// another replica is renewing it), unless the provider issues shorter-lived tokens.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.expires_at
     }
