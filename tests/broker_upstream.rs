@@ -351,14 +351,42 @@ async fn two_replicas_on_one_store_spend_a_rotating_refresh_token_once() {
     assert_eq!(github.refresh_requests(), 1);
 }
 
-#[tokio::test]
-async fn a_github_oauth_app_user_is_checked_again_at_each_refresh() {
+/// A broker in front of a GitHub OAuth App (tokens that never expire).
+async fn github_oauth_app() -> (GitHubLike, BrokerFixture) {
     let (listener, issuer) = bind_issuer().await;
     let github = GitHubLike::start_with_callback(&format!("{issuer}/callback/github")).await;
     let upstream = Upstream::github(&github.client_id)
         .client_secret(&github.client_secret)
         .github_base_urls(github.base_url(), github.base_url());
     let fixture = BrokerFixture::at(listener, upstream, &github.base_url()).await;
+    (github, fixture)
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_the_grant_without_asking_the_provider() {
+    let (github, fixture) = github_oauth_app().await;
+    let (client_id, first) = fixture.login("read:todos").await;
+    let (status, second) = fixture.refresh(&client_id, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let (status, third) = fixture.refresh(&client_id, &second["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    // The first token is now an older generation: a stolen copy, judged before GitHub is asked.
+    let calls = (github.token_requests(), github.user_requests());
+    let (status, body) = fixture.refresh(&client_id, &first["refresh_token"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(body.get("access_token").is_none(), "{body}");
+    assert_eq!((github.token_requests(), github.user_requests()), calls);
+    // The grant ended: its newest token is refused too, still without a call to GitHub.
+    let (status, body) = fixture.refresh(&client_id, &third["refresh_token"]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!((github.token_requests(), github.user_requests()), calls);
+}
+
+#[tokio::test]
+async fn a_github_oauth_app_user_is_checked_again_at_each_refresh() {
+    let (github, fixture) = github_oauth_app().await;
     let (client_id, tokens) = fixture.login("read:todos").await;
 
     // The token never expires: tools get it as it is, without a call to GitHub.

@@ -289,9 +289,7 @@ impl BrokerState {
                 "the refresh token was issued to another client",
             ));
         }
-        // The sign-in at the provider must still hold: its tokens renewed when near expiry, a
-        // user whose tokens never expire asked for again.
-        self.check_upstream_at_refresh(&record.grant_id).await?;
+        let mut provider_checked = false;
         for _ in 0..ROTATION_ATTEMPTS {
             let Some(bytes) = self.store.get(Namespace::Grant, &record.grant_id).await? else {
                 return Err(OAuthError::invalid_grant("the grant was revoked"));
@@ -317,6 +315,14 @@ impl BrokerState {
                 return Err(OAuthError::invalid_grant(
                     "the refresh token was already rotated; the grant is revoked",
                 ));
+            }
+            if !provider_checked {
+                // Once the token is judged good (a replayed one never reaches the provider):
+                // the sign-in at the provider must still hold, its tokens renewed when near
+                // expiry, a user whose tokens never expire asked for again. A renewal rewrites
+                // the grant, so the swap below fails and the loop judges the token again.
+                provider_checked = true;
+                self.check_upstream_at_refresh(&record.grant_id).await?;
             }
             if let Some(resealed) = self.resealed_upstream(&record.grant_id, &grant) {
                 grant.upstream = resealed;
