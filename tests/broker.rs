@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpauth::broker::{
-    BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreError, StoreFuture, Write,
+    BrokerStore, FjallStore, MemoryStore, Namespace, Put, StoreError, StoreFuture, Write,
 };
 use mcpauth_tests::broker::{
     AuthorizeRequest, BrokerFixture, FixtureOptions, Jar, SCOPES, pkce, query,
@@ -849,13 +849,13 @@ async fn revoking_ends_the_grant_and_its_access_tokens_within_their_lifetime() {
 async fn a_restart_on_the_embedded_store_loses_nothing() {
     let dir = std::env::temp_dir().join(format!("mcpauth-broker-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let path = dir.join("broker.redb");
+    let path = dir.join("broker-store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let start = |listener, upstream| {
         let path = path.clone();
         async move {
             BrokerFixture::start_with(FixtureOptions {
-                store: Arc::new(RedbStore::open(&path).unwrap()),
+                store: Arc::new(FjallStore::open(&path).unwrap()),
                 listener: Some(listener),
                 upstream,
                 ..FixtureOptions::default()

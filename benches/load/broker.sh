@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The broker under sign-ins and refreshes: the `todo-broker` example (release build, its
-# embedded store in a fresh file, its development identity provider in-process) driven over
+# embedded store in a fresh directory, its development identity provider in-process) driven over
 # loopback by `load-reference logins`, which registers one client, signs LOGINS users in
 # (authorize, consent page, approval, the identity provider, callback, code redemption), then
 # makes REFRESHES refresh grants over their grants, eight sign-ins or refreshes in flight at once.
@@ -69,7 +69,7 @@ fi
 # kept in the store. The sign-ins come faster than the default bound on authorization requests
 # (100 a second), which would answer some of them 503.
 env -u MCP_RESOURCE_IDENTIFIER -u BIND -u RUST_LOG -u UPSTREAM_ISSUER -u UPSTREAM_AUTHORIZE_URL \
-  -u BROKER_SIGNING_KEY_FILE PORT=0 BROKER_STORE="$WORK/broker.redb" \
+  -u BROKER_SIGNING_KEY_FILE PORT=0 BROKER_STORE="$WORK/broker-store" \
   BROKER_AUTHORIZATIONS_PER_SECOND=1000000 \
   "${SERVER_PIN[@]}" "$BROKER_BIN" >"$WORK/broker.out" 2>"$WORK/broker.err" &
 SERVER_PID=$!
@@ -92,7 +92,7 @@ echo
 echo "mcpauth broker sign-in and refresh load — commit $(commit_label), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)); load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 echo "pinning: $PINNING"
-echo "server:  $BROKER_BIN (RedbStore at a fresh file, Durability::Immediate; development identity provider in-process)"
+echo "server:  $BROKER_BIN (FjallStore in a fresh directory, its journal synced before each answer; development identity provider in-process)"
 echo
 awk -v hz="$(getconf CLK_TCK)" -v startup="$STARTUP_HWM" '
   $1 == "logins" || $1 == "refreshes" {

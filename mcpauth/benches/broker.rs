@@ -19,12 +19,12 @@
 //!   broker's pooled HTTP client, its ID token verified, the grant and the code written), and the
 //!   code redeemed at `POST /token`.
 //!
-//! Each case runs one operation at a time (`memory/…`, `redb/…`) and eight at once
-//! (`memory-8/…`, `redb-8/…`: eight tasks on the broker's runtime, each starting its next
+//! Each case runs one operation at a time (`memory/…`, `fjall/…`) and eight at once
+//! (`memory-8/…`, `fjall-8/…`: eight tasks on the broker's runtime, each starting its next
 //! operation when its last one is answered, as eight clients would), and is measured twice:
 //! `…/wall`, criterion's wall-clock time per operation, and `…/cpu`, the CPU time (user +
 //! system) per operation of the broker's threads — this thread, which drives the broker's
-//! runtime, the runtime's blocking pool, where `RedbStore` reads, and `RedbStore`'s writer
+//! runtime, the runtime's blocking pool, where `FjallStore` reads, and `FjallStore`'s writer
 //! thread — read from `/proc/self/task/*/schedstat` at the start and end of each sample
 //! (criterion still reports it as "time"). The identity provider (the development server in
 //! upstream mode, on loopback HTTP) runs on a thread of its own with its own runtime, and the
@@ -33,9 +33,9 @@
 //! token). The CPU figures include the bench's own client side (building each request, reading
 //! each answer), a few microseconds per request.
 //!
-//! `RedbStore` commits with `Durability::Immediate`: its wall-clock times are mostly the file
-//! system's `fsync`, its CPU times what the broker and the store spend. Its writes made at the
-//! same time share a commit, so its CPU per operation depends on how many are in flight.
+//! `FjallStore` syncs its journal (`fdatasync`) before a write returns: its wall-clock times are
+//! mostly the file system's, its CPU times what the broker and the store spend. Its writes made
+//! at the same time share a sync, so its CPU per operation depends on how many are in flight.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -48,7 +48,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 use http::{HeaderMap, Request, StatusCode, header};
 use mcpauth::broker::{
-    Broker, BrokerKeys, BrokerStore, MemoryStore, RedbStore, SigningKey, Upstream,
+    Broker, BrokerKeys, BrokerStore, FjallStore, MemoryStore, SigningKey, Upstream,
 };
 use mcpauth::dev::DevAuthServer;
 use serde_json::Value;
@@ -379,12 +379,12 @@ async fn call(router: &Router, request: Request<Body>) -> Answer {
     }
 }
 
-/// The embedded store in a fresh file under cargo's temporary directory for benchmarks.
-fn redb_store() -> Arc<dyn BrokerStore> {
+/// The embedded store in a fresh directory under cargo's temporary directory for benchmarks.
+fn fjall_store() -> Arc<dyn BrokerStore> {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("broker-bench");
-    let path = dir.join("broker.redb");
-    let _ = std::fs::remove_file(&path);
-    Arc::new(RedbStore::open(&path).unwrap())
+    let path = dir.join("broker-store");
+    let _ = std::fs::remove_dir_all(&path);
+    Arc::new(FjallStore::open(&path).unwrap())
 }
 
 /// Operations in flight at once in the `…-8` cases: a broker serving several clients,
@@ -438,7 +438,7 @@ where
 
 fn broker(c: &mut Criterion) {
     // The broker's runtime runs on this thread (criterion's `block_on`); its blocking pool,
-    // where `RedbStore` reads, keeps its threads for the whole run so none of their CPU time is
+    // where `FjallStore` reads, keeps its threads for the whole run so none of their CPU time is
     // lost with an ended thread.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -453,7 +453,7 @@ fn broker(c: &mut Criterion) {
             Arc::new(MemoryStore::new()),
             Duration::from_secs(5),
         ),
-        ("redb", redb_store(), Duration::from_secs(10)),
+        ("fjall", fjall_store(), Duration::from_secs(10)),
     ];
     for (store_name, store, measurement_time) in stores {
         let fixture =

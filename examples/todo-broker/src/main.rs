@@ -24,8 +24,8 @@
 //!   runs in-process (no registration, no metadata documents, no resource indicators; it signs
 //!   in a development user automatically).
 //! - `MCP_RESOURCE_IDENTIFIER` (default `http://127.0.0.1:3001/mcp`), `PORT`, `BIND`.
-//! - `BROKER_STORE`: where the state lives — the embedded store's file (default
-//!   `mcpauth-todo-broker/broker.redb` under the system's temporary directory), or a Redis URL
+//! - `BROKER_STORE`: where the state lives — the embedded store's directory (default
+//!   `mcpauth-todo-broker/broker-store` under the system's temporary directory), or a Redis URL
 //!   for several replicas sharing one state: `redis://[user:password@]host[:port][/db]`, or
 //!   `rediss://…` for TLS. Printed at start-up (without the password). With Redis,
 //!   `BROKER_REDIS_PREFIX` starts every key (default `mcpauth-todo-broker`); replicas behind one
@@ -66,7 +66,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use example_support::todos::TodoList;
 use example_support::{Listening, StartupError, invalid, listen, setting};
 use mcpauth::broker::{
-    Broker, BrokerKeys, BrokerStore, CimdOptions, RedbStore, RedisStore, SigningKey, Upstream,
+    Broker, BrokerKeys, BrokerStore, CimdOptions, FjallStore, RedisStore, SigningKey, Upstream,
 };
 use mcpauth::dev::DevAuthServer;
 use mcpauth::{AuthInfo, McpAuth, Require, auth_server, protected_resource};
@@ -372,10 +372,10 @@ async fn store() -> Result<(Arc<dyn BrokerStore>, String), StartupError> {
         Some(path) => PathBuf::from(path),
         None => std::env::temp_dir()
             .join("mcpauth-todo-broker")
-            .join("broker.redb"),
+            .join("broker-store"),
     };
     let shown = path.display().to_string();
-    let store = RedbStore::open(&path).map_err(|e| invalid("BROKER_STORE", &shown, e))?;
+    let store = FjallStore::open(&path).map_err(|e| invalid("BROKER_STORE", &shown, e))?;
     Ok((Arc::new(store), shown))
 }
 

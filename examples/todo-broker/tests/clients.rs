@@ -24,7 +24,7 @@ const DEV_SUBJECT: &str = "dev|dev-user";
 
 /// A `todo-broker` in front of its development identity provider, on a store in `dir`.
 async fn broker_with_dev_provider(dir: &TempDir, env: &[(&str, &str)]) -> support::TodoBroker {
-    let mut config = BrokerConfig::new(&dir.path().join("broker.redb"));
+    let mut config = BrokerConfig::new(&dir.path().join("broker-store"));
     for (name, value) in env {
         config = config.env(name, value);
     }

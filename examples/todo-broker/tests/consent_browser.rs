@@ -152,7 +152,7 @@ fn todo_broker(name: &str) -> TodoBroker {
     }
     let mut process = command
         .env("PORT", "0")
-        .env("BROKER_STORE", dir.join("broker.redb"))
+        .env("BROKER_STORE", dir.join("broker-store"))
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
         .spawn()

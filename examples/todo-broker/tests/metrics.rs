@@ -61,7 +61,7 @@ impl Samples {
 async fn metrics_count_what_a_scripted_session_did() {
     let github = GitHubLike::start().await;
     let dir = TempDir::new("metrics");
-    let config = BrokerConfig::new(&dir.path().join("broker.redb"))
+    let config = BrokerConfig::new(&dir.path().join("broker-store"))
         .at_github_like(&github)
         .env("METRICS_BIND", "127.0.0.1:0");
     let broker = start_broker(&config, 0).await;

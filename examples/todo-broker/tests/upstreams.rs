@@ -59,7 +59,7 @@ async fn the_typescript_sdk_signs_in_through_the_broker_at_a_google_like_oidc_pr
         .unwrap()
     };
     let dir = TempDir::new("google-like");
-    let config = BrokerConfig::new(&dir.path().join("broker.redb"))
+    let config = BrokerConfig::new(&dir.path().join("broker-store"))
         .env("UPSTREAM_ISSUER", &issuer)
         .env("UPSTREAM_CLIENT_ID", "todo-broker")
         .env("UPSTREAM_CLIENT_SECRET", &secret)
@@ -271,7 +271,7 @@ async fn a_client_signs_in_through_the_broker_at_a_github_like_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_calls_the_providers_userinfo_endpoint_with_the_users_token() {
     let dir = TempDir::new("whoami-upstream");
-    let broker = start_broker(&BrokerConfig::new(&dir.path().join("broker.redb")), 0).await;
+    let broker = start_broker(&BrokerConfig::new(&dir.path().join("broker-store")), 0).await;
     assert!(broker.dev_issuer.is_some(), "the development provider runs");
     let (login, tokens) = sign_in(&broker, "read:todos").await;
     let access = tokens["access_token"].as_str().unwrap();

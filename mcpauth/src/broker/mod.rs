@@ -34,13 +34,13 @@
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use mcpauth::broker::{Broker, RedbStore, Upstream};
+//! use mcpauth::broker::{Broker, FjallStore, Upstream};
 //! use mcpauth::{McpAuth, ProtectedResource};
 //!
 //! let broker = Broker::builder("https://mcp.example.com")
 //!     .resource("https://mcp.example.com/mcp", ["read:todos", "write:todos"])
 //!     .upstream(Upstream::google("client-id").client_secret("client-secret"))
-//!     .store(RedbStore::open("/var/lib/my-mcp/broker.redb")?)
+//!     .store(FjallStore::open("/var/lib/my-mcp/broker")?)
 //!     .build()
 //!     .await?;
 //! let auth = McpAuth::builder()
@@ -127,7 +127,7 @@ pub use keys::{BrokerKeys, SigningKey};
 #[cfg(feature = "broker-redis")]
 pub use store::RedisStore;
 pub use store::{
-    BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreError, StoreFuture, Write,
+    BrokerStore, FjallStore, MemoryStore, Namespace, Put, StoreError, StoreFuture, Write,
 };
 pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
 pub use upstream_token::{UpstreamToken, UpstreamTokenError};
@@ -217,7 +217,7 @@ impl BrokerBuilder {
         self
     }
 
-    /// Where the broker keeps its state: a [`RedbStore`] (durable, embedded, one process), a
+    /// Where the broker keeps its state: a [`FjallStore`] (durable, embedded, one process), a
     /// `RedisStore` (feature `broker-redis`: one state shared by several replicas), a
     /// [`MemoryStore`] (tests), or your own [`BrokerStore`].
     pub fn store(mut self, store: impl BrokerStore) -> Self {
@@ -360,7 +360,7 @@ impl BrokerBuilder {
             .check()
             .map_err(|e| BrokerError::Config(format!("upstream `{}`: {e}", upstream.id_name())))?;
         let store = self.store.ok_or_else(|| {
-            BrokerError::Config("no store: call `.store(RedbStore::open(path)?)`".into())
+            BrokerError::Config("no store: call `.store(FjallStore::open(path)?)`".into())
         })?;
         let store: Arc<dyn BrokerStore> = Arc::new(store::TimedStore(store));
         let loopback = mcpauth_rules::url::is_loopback(&issuer_url);

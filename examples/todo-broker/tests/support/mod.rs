@@ -943,7 +943,7 @@ pub(crate) async fn broker_at_github_like(
     github: &github_like::GitHubLike,
     dir: &TempDir,
 ) -> (BrokerConfig, TodoBroker) {
-    let config = BrokerConfig::new(&dir.path().join("broker.redb")).at_github_like(github);
+    let config = BrokerConfig::new(&dir.path().join("broker-store")).at_github_like(github);
     let broker = start_broker(&config, 0).await;
     github.set_callback(&broker.callback);
     (config, broker)

@@ -7,8 +7,8 @@
 //! one authorization code or one refresh token see exactly one winner — across replicas too when
 //! the store is shared.
 
+mod fjall;
 mod memory;
-mod redb;
 #[cfg(feature = "broker-redis")]
 mod redis;
 #[cfg(all(test, feature = "broker-redis"))]
@@ -22,8 +22,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use self::fjall::FjallStore;
 pub use self::memory::MemoryStore;
-pub use self::redb::RedbStore;
 #[cfg(feature = "broker-redis")]
 pub use self::redis::RedisStore;
 pub(crate) use self::timed::TimedStore;

@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 
 #[cfg(feature = "broker-redis")]
 use super::redis_server::RedisServer;
-use super::{BrokerStore, MemoryStore, Namespace, Put, RedbStore, StoreFuture, Write};
+use super::{BrokerStore, FjallStore, MemoryStore, Namespace, Put, StoreFuture, Write};
 
 /// Long enough to outlive any check.
 const LONG: Option<Duration> = Some(Duration::from_secs(60));
@@ -42,7 +42,7 @@ impl TempDir {
 
     /// A database path one directory down, so opening also has to create the directory.
     fn database(&self) -> PathBuf {
-        self.0.join("state").join("broker.redb")
+        self.0.join("state").join("broker")
     }
 
     fn path(&self) -> &Path {
@@ -536,13 +536,13 @@ macro_rules! conformance {
             )*
         }
 
-        mod redb {
+        mod fjall {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $check() {
                     let dir = TempDir::new();
-                    let store = RedbStore::open(dir.database()).unwrap();
+                    let store = FjallStore::open(dir.database()).unwrap();
                     super::$check(Arc::new(store)).await;
                 }
             )*
@@ -677,10 +677,10 @@ async fn memory_writes_purge_expired_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_survives_a_restart() {
+async fn fjall_survives_a_restart() {
     let dir = TempDir::new();
     {
-        let store = RedbStore::open(dir.database()).unwrap();
+        let store = FjallStore::open(dir.database()).unwrap();
         store
             .put(Namespace::Client, "kept", bytes("client"), None)
             .await
@@ -701,7 +701,7 @@ async fn redb_survives_a_restart() {
     // The time to live of "short" runs out while the store is closed.
     tokio::time::sleep(PAST_SHORT).await;
 
-    let store = RedbStore::open(dir.database()).unwrap();
+    let store = FjallStore::open(dir.database()).unwrap();
     assert!(dir.database().starts_with(dir.path()));
     assert_eq!(store.path(), dir.database());
     assert_eq!(
@@ -725,7 +725,7 @@ async fn redb_survives_a_restart() {
         .await
         .unwrap();
     drop(store);
-    let store = RedbStore::open(dir.database()).unwrap();
+    let store = FjallStore::open(dir.database()).unwrap();
     assert_eq!(
         store.get(Namespace::Transaction, "t").await.unwrap(),
         Some(bytes("t"))
@@ -735,9 +735,9 @@ async fn redb_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_writes_purge_expired_rows() {
+async fn fjall_writes_purge_expired_rows() {
     let dir = TempDir::new();
-    let store = RedbStore::open(dir.database()).unwrap();
+    let store = FjallStore::open(dir.database()).unwrap();
     for i in 0..5 {
         store
             .put(Namespace::Code, &format!("k{i}"), bytes("v"), MEDIUM)
@@ -763,28 +763,36 @@ async fn redb_writes_purge_expired_rows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redb_file_is_locked_while_open() {
+async fn fjall_directory_is_locked_while_open() {
     let dir = TempDir::new();
-    let store = RedbStore::open(dir.database()).unwrap();
+    let store = FjallStore::open(dir.database()).unwrap();
     assert!(matches!(
-        RedbStore::open(dir.database()),
+        FjallStore::open(dir.database()),
         Err(super::StoreError::Unavailable(_))
     ));
     drop(store);
-    RedbStore::open(dir.database()).unwrap();
+    FjallStore::open(dir.database()).unwrap();
 }
 
 #[test]
-fn redb_rejects_a_file_that_is_not_a_database() {
+fn fjall_refuses_a_file_and_a_directory_it_cannot_read() {
     let dir = TempDir::new();
-    let path = dir.path().join("not-a-database");
     std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    assert!(matches!(
+        FjallStore::open(&file),
+        Err(super::StoreError::Unavailable(_))
+    ));
+    // A directory whose version marker is not one this version writes.
+    let unreadable = dir.path().join("unreadable");
+    std::fs::create_dir_all(&unreadable).unwrap();
     std::fs::write(
-        &path,
-        b"definitely not a redb file, but long enough to be read as one?",
+        unreadable.join("version"),
+        b"definitely not a fjall version marker",
     )
     .unwrap();
-    assert!(RedbStore::open(&path).is_err());
+    assert!(FjallStore::open(&unreadable).is_err());
 }
 
 #[cfg(feature = "broker-redis")]
