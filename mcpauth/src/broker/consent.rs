@@ -281,10 +281,8 @@ async fn approve(
     match written {
         Ok(true) => {}
         Ok(false) => return expired(),
-        Err(error) => {
-            tracing::warn!(%error, "broker store failed");
-            return fail("temporarily_unavailable", "the sign-in cannot be saved");
-        }
+        // Nothing was written: the request is still there to approve again.
+        Err(error) => return store_unavailable_page(&error),
     }
     tracing::info!(%client_id, "consent approved");
     let mut response = see_other(url.as_str());

@@ -2,6 +2,7 @@
 //! redirects (with `state` and `iss`), and HTML error pages for what must not be redirected.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -137,10 +138,8 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"token\""),
             );
         }
-        if let Some(seconds) = self.retry_after
-            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+        if let Some(seconds) = self.retry_after {
+            response = retry_after(response, seconds);
         }
         with_cors(response)
     }
@@ -226,11 +225,12 @@ pub(crate) fn store_unavailable_page(error: &StoreError) -> Response {
     )
 }
 
-/// Adds `Retry-After: seconds` to a response.
+/// Adds `Retry-After: seconds` to a response, written as the bearer layer writes it.
 pub(crate) fn retry_after(mut response: Response, seconds: u64) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
-    }
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        crate::challenge::retry_after_value(Duration::from_secs(seconds)),
+    );
     response
 }
 
