@@ -15,6 +15,35 @@ allowed_cpus() {
   done
 }
 
+# Sets SERVER_PIN and LOAD_PIN (taskset prefixes: the server on one CPU, the load generator on
+# another) and PINNING (what was done, naming the server $1 and the load generator $2); both
+# empty when there are fewer than two CPUs or no taskset.
+pin_cpus() {
+  SERVER_PIN=()
+  LOAD_PIN=()
+  PINNING="not pinned (fewer than 2 CPUs or no taskset): $1 and $2 share the CPUs"
+  if command -v taskset >/dev/null; then
+    local cpus
+    mapfile -t cpus < <(allowed_cpus)
+    if ((${#cpus[@]} >= 2)); then
+      SERVER_PIN=(taskset -c "${cpus[0]}")
+      LOAD_PIN=(taskset -c "${cpus[1]}")
+      PINNING="$1 on CPU ${cpus[0]}, $2 on CPU ${cpus[1]}"
+    fi
+  fi
+}
+
+# Waits until FILE has a line matching the extended regex PATTERN, or PID dies, or SECONDS
+# (default 30) pass. FILE is a process's standard output `<name>.out`, its errors `<name>.err`.
+wait_for_line() {
+  local file=$1 pattern=$2 pid=$3 tries=$((${4:-30} * 10))
+  until grep -qE "$pattern" "$file"; do
+    kill -0 "$pid" 2>/dev/null || die "$(basename "$file" .out) exited: $(cat "${file%.out}.err")"
+    ((--tries > 0)) || die "timed out waiting for '$pattern' in $file"
+    sleep 0.1
+  done
+}
+
 # Stops the script: the run could not be made.
 die() {
   echo "run.sh: $*" >&2

@@ -93,28 +93,7 @@ REFERENCE_BIN=$(executable load-reference) || die "cargo did not report the load
 # The servers get one CPU and wrk another, so the load generator never competes with the
 # server it measures; a tokio runtime started on one CPU has one worker thread. The first two
 # CPUs this script may use, from its own affinity list (e.g. "0-3,6").
-SERVER_PIN=()
-LOAD_PIN=()
-PINNING="not pinned (fewer than 2 CPUs or no taskset): server and wrk share the CPUs"
-if command -v taskset >/dev/null; then
-  mapfile -t CPUS < <(allowed_cpus)
-  if ((${#CPUS[@]} >= 2)); then
-    SERVER_PIN=(taskset -c "${CPUS[0]}")
-    LOAD_PIN=(taskset -c "${CPUS[1]}")
-    PINNING="servers on CPU ${CPUS[0]}, wrk on CPU ${CPUS[1]}"
-  fi
-fi
-
-# Waits until FILE has a line matching the extended regex PATTERN, or PID dies, or SECONDS
-# (default 30) pass.
-wait_for_line() {
-  local file=$1 pattern=$2 pid=$3 tries=$((${4:-30} * 10))
-  until grep -qE "$pattern" "$file"; do
-    kill -0 "$pid" 2>/dev/null || die "$(basename "$file" .out) exited: $(cat "${file%.out}.err")"
-    ((--tries > 0)) || die "timed out waiting for '$pattern' in $file"
-    sleep 0.1
-  done
-}
+pin_cpus servers wrk
 
 # --- notes, with its development authorization server --------------------------------------
 # No MCP_AUTH_ISSUER: notes starts the development authorization server in-process and prints

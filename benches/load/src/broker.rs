@@ -7,7 +7,7 @@
 //! load-reference broker COUNT DIR                  # writes DIR/es256-tokens.txt and
 //!                                                  # DIR/broker-tokens.txt, then prints
 //!                                                  # `es256 http://…` and `broker http://…`
-//! load-reference logins ISSUER LOGINS REFRESHES PID
+//! load-reference logins ISSUER LOGINS REFRESHES PID [STORE_PID]
 //! ```
 //!
 //! `broker` serves two loopback ports with `notes`' `GET /notes` handler behind the layer
@@ -29,7 +29,8 @@
 //! in through the broker's consent page and its identity provider, redeeming the code), then
 //! REFRESHES refresh grants spread over their grants, a few sign-ins or refreshes in flight at
 //! once. It prints, for each phase, the count, the wall time and the CPU time the server process
-//! PID spent (user + system, from `/proc`), then the server's peak and current RSS.
+//! PID spent (user + system, from `/proc`) — and the store's server STORE_PID (a
+//! `redis-server`), when given —, then the server's peak and current RSS.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -437,18 +438,25 @@ pub(crate) async fn logins(
     logins: usize,
     refreshes: usize,
     pid: u32,
+    store_pid: Option<u32>,
 ) -> Result<(), Error> {
     let client = BrokerClient::register(issuer).await?;
-    let phase = |name: &str, count: usize, start: Instant, ticks: u64| -> Result<(), Error> {
-        let ticks = cpu_ticks(pid)?.saturating_sub(ticks);
+    // The CPU ticks of the server and of the store's server (none: 0) so far.
+    let ticks_now = || -> Result<(u64, u64), Error> {
+        Ok((cpu_ticks(pid)?, store_pid.map_or(Ok(0), cpu_ticks)?))
+    };
+    let phase = |name: &str, count: usize, start: Instant, ticks: (u64, u64)| {
+        let now = ticks_now()?;
         println!(
-            "{name} {count} wall_s {:.3} cpu_ticks {ticks}",
-            start.elapsed().as_secs_f64()
+            "{name} {count} wall_s {:.3} cpu_ticks {} store_cpu_ticks {}",
+            start.elapsed().as_secs_f64(),
+            now.0.saturating_sub(ticks.0),
+            now.1.saturating_sub(ticks.1),
         );
-        Ok(())
+        Ok::<_, Error>(())
     };
 
-    let (start, ticks) = (Instant::now(), cpu_ticks(pid)?);
+    let (start, ticks) = (Instant::now(), ticks_now()?);
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
         let client = client.clone();
@@ -467,7 +475,7 @@ pub(crate) async fn logins(
     }
     phase("logins", logins, start, ticks)?;
 
-    let (start, ticks) = (Instant::now(), cpu_ticks(pid)?);
+    let (start, ticks) = (Instant::now(), ticks_now()?);
     let mut workers = tokio::task::JoinSet::new();
     for (worker, mut chain) in chains.into_iter().enumerate() {
         let client = client.clone();

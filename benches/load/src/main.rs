@@ -6,7 +6,7 @@
 //!                                              # `uncached http://…` and `jwt http://…`
 //! load-reference tokens ISSUER RESOURCE COUNT  # prints COUNT fresh access tokens, one a line
 //! load-reference broker COUNT DIR              # the broker rows' servers and tokens
-//! load-reference logins ISSUER LOGINS REFRESHES PID  # sign-ins and refreshes at a broker
+//! load-reference logins ISSUER LOGINS REFRESHES PID [STORE_PID]  # sign-ins and refreshes at a broker
 //! ```
 //!
 //! `serve` answers `GET /notes` on four loopback ports with the `notes` example's own handler
@@ -72,7 +72,7 @@ const MINT_CONCURRENCY: usize = 8;
 enum Error {
     #[error(
         "usage: load-reference serve ISSUER RESOURCE | load-reference tokens ISSUER RESOURCE COUNT \
-         | load-reference broker COUNT DIR | load-reference logins ISSUER LOGINS REFRESHES PID"
+         | load-reference broker COUNT DIR | load-reference logins ISSUER LOGINS REFRESHES PID [STORE_PID]"
     )]
     Usage,
     #[error("{0:?} is not a number")]
@@ -388,8 +388,18 @@ async fn run(args: Vec<String>) -> Result<(), Error> {
         [command, count, dir] if command == "broker" => {
             broker::serve(number(count)?, std::path::Path::new(dir)).await
         }
-        [command, issuer, logins, refreshes, pid] if command == "logins" => {
-            broker::logins(issuer, number(logins)?, number(refreshes)?, number(pid)?).await
+        [command, issuer, logins, refreshes, pid, store_pid @ ..]
+            if command == "logins" && store_pid.len() <= 1 =>
+        {
+            let store_pid = store_pid.first().map(|pid| number(pid)).transpose()?;
+            broker::logins(
+                issuer,
+                number(logins)?,
+                number(refreshes)?,
+                number(pid)?,
+                store_pid,
+            )
+            .await
         }
         _ => Err(Error::Usage),
     }
