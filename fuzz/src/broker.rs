@@ -536,3 +536,84 @@ mod tests {
         assert_eq!(first_repeated(&form_pairs(b"a=1&b=2&b=3&a=4")), Some("b"));
     }
 }
+
+/// What a client ID metadata document's response headers allow, by the rules of RFC 9111 as
+/// the broker applies them, stated on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheRule {
+    /// Not cached: `no-store` or `no-cache`, `max-age=0`, an unreadable `max-age`, or a
+    /// `Cache-Control` field that is not visible ASCII (it might say `no-store`).
+    NotCached,
+    /// Cached for the first `max-age`, in seconds (before the bounds).
+    MaxAge(u64),
+    /// No `max-age`: the first `Expires` field decides (with `Date`).
+    ByExpires,
+    /// Neither: the default time.
+    Default,
+}
+
+/// The rule the header fields `fields` (lower-case names, raw values, in order) select.
+pub fn cache_rule(fields: &[(String, Vec<u8>)]) -> CacheRule {
+    let cache_control: Vec<&[u8]> = fields
+        .iter()
+        .filter(|(name, _)| name == "cache-control")
+        .map(|(_, value)| value.as_slice())
+        .collect();
+    let visible = |b: &u8| *b == b'\t' || (0x20..0x7f).contains(b);
+    if cache_control.iter().any(|value| !value.iter().all(visible)) {
+        return CacheRule::NotCached;
+    }
+    let is_space = |c: char| c == ' ' || c == '\t';
+    let mut max_age = None;
+    for value in cache_control {
+        // Visible ASCII, so UTF-8.
+        let text = std::str::from_utf8(value).unwrap_or_default();
+        for directive in text.split(',') {
+            let directive = directive.trim_matches(is_space);
+            let (name, argument) = match directive.find('=') {
+                Some(at) => (
+                    &directive[..at],
+                    Some(directive[at + 1..].trim_matches(is_space)),
+                ),
+                None => (directive, None),
+            };
+            let name = name.trim_matches(is_space).to_ascii_lowercase();
+            if name == "no-store" || name == "no-cache" {
+                return CacheRule::NotCached;
+            }
+            if name == "max-age" && max_age.is_none() {
+                let Some(argument) = argument else {
+                    return CacheRule::NotCached;
+                };
+                let bytes = argument.as_bytes();
+                let digits =
+                    if bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"' {
+                        &argument[1..argument.len() - 1]
+                    } else {
+                        argument
+                    };
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return CacheRule::NotCached;
+                }
+                // More digits than 64 bits hold: unreadable.
+                let mut seconds: u64 = 0;
+                for digit in digits.bytes() {
+                    match seconds
+                        .checked_mul(10)
+                        .and_then(|s| s.checked_add(u64::from(digit - b'0')))
+                    {
+                        Some(next) => seconds = next,
+                        None => return CacheRule::NotCached,
+                    }
+                }
+                max_age = Some(seconds);
+            }
+        }
+    }
+    match max_age {
+        Some(0) => CacheRule::NotCached,
+        Some(seconds) => CacheRule::MaxAge(seconds),
+        None if fields.iter().any(|(name, _)| name == "expires") => CacheRule::ByExpires,
+        None => CacheRule::Default,
+    }
+}

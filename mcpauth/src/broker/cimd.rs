@@ -189,13 +189,15 @@ impl CimdOptions {
     }
 
     /// How long a response may be cached, from its headers at `now`; `None` when it may not be.
-    fn ttl(&self, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-        let directives = headers
+    /// A `Cache-Control` field that is not visible ASCII cannot be read, so whether it forbids
+    /// caching is unknown: the response is not cached.
+    pub(super) fn ttl(&self, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+        let fields = headers
             .get_all(header::CACHE_CONTROL)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim);
+            .map(|v| v.to_str().ok())
+            .collect::<Option<Vec<_>>>()?;
+        let directives = fields.into_iter().flat_map(|v| v.split(',')).map(str::trim);
         let mut max_age = None;
         for directive in directives {
             let (name, value) = directive
@@ -205,9 +207,17 @@ impl CimdOptions {
                 return None;
             }
             if name.eq_ignore_ascii_case("max-age") && max_age.is_none() {
-                // An unreadable max-age makes the response stale (RFC 9111 §4.2.1).
-                let seconds: u64 = value?.trim_matches('"').parse().ok()?;
-                max_age = Some(Duration::from_secs(seconds));
+                // Digits, bare or in one pair of quotes (RFC 9111 §1.2.2, §5.2); an unreadable
+                // max-age makes the response stale (§4.2.1), and so does one past 64 bits.
+                let value = value?;
+                let digits = value
+                    .strip_prefix('"')
+                    .and_then(|quoted| quoted.strip_suffix('"'))
+                    .unwrap_or(value);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                max_age = Some(Duration::from_secs(digits.parse().ok()?));
             }
         }
         let ttl = match (max_age, headers.get(header::EXPIRES)) {
@@ -1067,12 +1077,23 @@ mod tests {
         assert_eq!(ttl(&[(cc.clone(), "max-age=0")]), None);
         assert_eq!(ttl(&[(cc.clone(), "max-age=abc")]), None);
         assert_eq!(ttl(&[(cc.clone(), "max-age")]), None);
+        assert_eq!(ttl(&[(cc.clone(), "max-age=+600")]), None);
+        assert_eq!(ttl(&[(cc.clone(), "max-age=\"600")]), None);
+        assert_eq!(ttl(&[(cc.clone(), "max-age=\"\"600\"\"")]), None);
         assert_eq!(ttl(&[(cc.clone(), "no-store")]), None);
         assert_eq!(ttl(&[(cc.clone(), "max-age=600, No-Cache")]), None);
         assert_eq!(
             ttl(&[(cc.clone(), "public"), (cc.clone(), "no-store")]),
             None
         );
+        // A field that is not visible ASCII might say no-store: not cached.
+        let mut unreadable = HeaderMap::new();
+        unreadable.append(cc.clone(), HeaderValue::from_static("max-age=600"));
+        unreadable.append(
+            cc.clone(),
+            HeaderValue::from_bytes(b"no-store, \xe2\x80\x8b").unwrap(),
+        );
+        assert_eq!(options.ttl(&unreadable, now), None);
 
         let date = httpdate::fmt_http_date(now);
         let in_two_hours = httpdate::fmt_http_date(now + Duration::from_secs(7200));

@@ -160,3 +160,12 @@ impl UpstreamExchange {
         }
     }
 }
+
+/// How long a client ID metadata document may be cached, from its response's headers at `now`
+/// (`CimdOptions::ttl` with the default options); `None` when it may not be.
+pub fn cimd_cache_ttl(
+    headers: &http::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<std::time::Duration> {
+    super::CimdOptions::default().ttl(headers, now)
+}
