@@ -783,7 +783,10 @@ pub(crate) struct UpstreamTokens {
 
 impl UpstreamTokens {
     /// The set after a refresh answered `answer`: what the answer leaves out (a refresh token,
-    /// its lifetime, the scope, an ID token) is kept from this one.
+    /// its lifetime, the scope) is kept from this one. The ID token stays the sign-in's, which
+    /// was verified: a refresh answer's ID token is not (OpenID Connect Core §12.2 would have
+    /// its issuer, subject and audience checked against the first), and nothing reads it, so it
+    /// is not kept.
     fn renewed_by(&self, mut answer: UpstreamTokens) -> UpstreamTokens {
         let rotated = answer.refresh_token.is_some();
         UpstreamTokens {
@@ -799,7 +802,7 @@ impl UpstreamTokens {
                 self.refresh_expires_at
             },
             scope: answer.scope.take().or_else(|| self.scope.clone()),
-            id_token: answer.id_token.take().or_else(|| self.id_token.clone()),
+            id_token: self.id_token.clone(),
         }
     }
 
@@ -1375,6 +1378,26 @@ pub(crate) fn new_verifier() -> Result<String, super::secrets::CryptoFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewal_keeps_the_verified_id_token_and_what_its_answer_leaves_out() {
+        let tokens = |access: &str, refresh: Option<&str>, id: Option<&str>| UpstreamTokens {
+            access_token: access.into(),
+            refresh_token: refresh.map(Into::into),
+            expires_at: Some(100),
+            refresh_expires_at: None,
+            scope: None,
+            id_token: id.map(Into::into),
+        };
+        let signed_in = tokens("old", Some("refresh-1"), Some("verified.id.token"));
+        let renewed = signed_in.renewed_by(tokens("new", None, Some("unverified.id.token")));
+        assert_eq!(renewed.access_token, "new");
+        assert_eq!(renewed.refresh_token.as_deref(), Some("refresh-1"));
+        assert_eq!(renewed.id_token.as_deref(), Some("verified.id.token"));
+        let rotated = signed_in.renewed_by(tokens("new", Some("refresh-2"), None));
+        assert_eq!(rotated.refresh_token.as_deref(), Some("refresh-2"));
+        assert_eq!(rotated.id_token.as_deref(), Some("verified.id.token"));
+    }
 
     #[test]
     fn token_answers_are_read_as_json_or_form() {
