@@ -234,7 +234,8 @@ where
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcpauth=warn,rmcp=warn".into()),
+                // The embedded store's engine reports each file it writes at info.
+                .unwrap_or_else(|_| "info,mcpauth=warn,rmcp=warn,fjall=warn,lsm_tree=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
