@@ -143,11 +143,10 @@ impl FjallStore {
         })?;
         let engine = Arc::new(Engine::open(path)?);
         // Expired entries left from the last run are cleared now rather than a few per write.
-        let mut cursor = PurgeCursor::default();
-        while engine.purge(now_millis(), PURGE_AT_OPEN, &mut cursor)? == PURGE_AT_OPEN {}
+        while engine.purge(now_millis(), PURGE_AT_OPEN)? == PURGE_AT_OPEN {}
         engine.sync()?;
         Ok(Self {
-            writer: Arc::new(Writer::start(Arc::clone(&engine), cursor)?),
+            writer: Arc::new(Writer::start(Arc::clone(&engine))?),
             engine,
             path: Arc::from(path),
         })
@@ -233,16 +232,13 @@ struct Engine {
     index: Keyspace,
     /// Entries stored per namespace (by [`code`]), expired ones not purged yet included.
     counts: [AtomicU64; CODES],
-    /// The last expiry row purged: rows before it are gone, so `count` starts there too.
+    /// The last expiry row purged: rows before it are gone, so the next purge and `count`
+    /// start after it.
     purged_to: Mutex<Option<Vec<u8>>>,
     /// No expiry row is due before this time (unix milliseconds; `0`: not known), so a purge
     /// before it has nothing to look for. Lowered by every expiry row written.
     next_due: AtomicU64,
 }
-
-/// Where the writer's next purge starts (its own copy of [`Engine::purged_to`]).
-#[derive(Default)]
-struct PurgeCursor(Option<Vec<u8>>);
 
 impl Engine {
     fn open(path: &Path) -> Result<Self, StoreError> {
@@ -251,21 +247,17 @@ impl Engine {
             .manual_journal_persist(true)
             .worker_threads(WORKER_THREADS)
             .open()
-            .map_err(|error| db_error(&error))?;
+            .map_err(db_error)?;
         let options = || KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES);
-        let keyspace = |name: &str| db.keyspace(name, options).map_err(|error| db_error(&error));
+        let keyspace = |name: &str| db.keyspace(name, options).map_err(db_error);
         let (entries, expiry, index) = (
             keyspace("entries")?,
             keyspace("expiry")?,
             keyspace("index")?,
         );
-        let counts = std::array::from_fn(|_| AtomicU64::new(0));
+        let counts: [AtomicU64; CODES] = std::array::from_fn(|_| AtomicU64::new(0));
         for namespace in Namespace::ALL {
-            let mut stored = 0u64;
-            for row in entries.prefix([code(namespace)]) {
-                row.key().map_err(|error| db_error(&error))?;
-                stored += 1;
-            }
+            let stored = count_rows(entries.prefix([code(namespace)]))?;
             counts[usize::from(code(namespace))].store(stored, Ordering::Relaxed);
         }
         Ok(Self {
@@ -289,18 +281,26 @@ impl Engine {
 
     /// Makes every write applied so far durable.
     fn sync(&self) -> Result<(), StoreError> {
-        self.db
-            .persist(PersistMode::SyncData)
-            .map_err(|error| db_error(&error))
+        self.db.persist(PersistMode::SyncData).map_err(db_error)
     }
 
-    /// Removes up to `limit` expired entries, the longest expired first, from where `cursor`
-    /// says the last purge stopped; how many it removed. The removals are applied, not synced.
-    fn purge(&self, now: u64, limit: usize, cursor: &mut PurgeCursor) -> Result<usize, StoreError> {
+    /// The first expiry row not purged yet: after the last one purged.
+    fn purge_start(&self) -> Bound<Vec<u8>> {
+        self.purged_to
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .map_or(Bound::Unbounded, Bound::Excluded)
+    }
+
+    /// Removes up to `limit` expired entries, the longest expired first, from where the last
+    /// purge stopped; how many it removed. The removals are applied, not synced. Only the writer
+    /// (or `open`, before it starts) purges.
+    fn purge(&self, now: u64, limit: usize) -> Result<usize, StoreError> {
         if self.next_due.load(Ordering::Relaxed) > now {
             return Ok(0);
         }
-        let start = cursor.0.clone().map_or(Bound::Unbounded, Bound::Excluded);
+        let start = self.purge_start();
         let mut due = Vec::new();
         // Past the due rows, the first row not due yet says when the next purge has work.
         let mut next_due = u64::MAX;
@@ -309,7 +309,7 @@ impl Engine {
             .range::<Vec<u8>, _>((start, Bound::Unbounded))
             .take(limit.saturating_add(1))
         {
-            let row = row.key().map_err(|error| db_error(&error))?;
+            let row = row.key().map_err(db_error)?;
             let (at, _, _) = split_expiry_row(&row)?;
             if at > now {
                 next_due = at;
@@ -343,23 +343,16 @@ impl Engine {
         *self
             .purged_to
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(last.clone());
-        cursor.0 = Some(last);
+            .unwrap_or_else(PoisonError::into_inner) = Some(last);
         Ok(due.len())
     }
 
     /// Expiry rows of `namespace` for entries expired at `now` that no purge removed yet.
     fn expired_not_purged(&self, namespace: Namespace, now: u64) -> Result<u64, StoreError> {
-        let start = self
-            .purged_to
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .map_or(Bound::Unbounded, Bound::Excluded);
         let end = Bound::Excluded(now.saturating_add(1).to_be_bytes().to_vec());
         let mut expired = 0;
-        for row in self.expiry.range((start, end)) {
-            let row = row.key().map_err(|error| db_error(&error))?;
+        for row in self.expiry.range((self.purge_start(), end)) {
+            let row = row.key().map_err(db_error)?;
             if split_expiry_row(&row)?.1 == namespace {
                 expired += 1;
             }
@@ -418,19 +411,31 @@ impl<'e> Txn<'e> {
             .engine
             .keyspace(space)
             .get(key)
-            .map_err(|error| db_error(&error))?
+            .map_err(db_error)?
             .map(|value| value.to_vec());
         self.seen.insert(slot, value.clone());
         Ok(value)
     }
 
     fn stage(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.stage_counted(space, key, value, None);
+    }
+
+    /// Stages `value` for `key`. `stored_before` (an entry's namespace, and whether it was
+    /// stored) counts only for a key's first change: later ones keep what the first read.
+    fn stage_counted(
+        &mut self,
+        space: Space,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        stored_before: Option<(Namespace, bool)>,
+    ) {
         match self.staged.entry((space, key)) {
             Entry::Occupied(mut staged) => staged.get_mut().value = value,
             Entry::Vacant(vacant) => {
                 vacant.insert(Staged {
                     value,
-                    stored_before: None,
+                    stored_before,
                 });
             }
         }
@@ -443,7 +448,12 @@ impl<'e> Txn<'e> {
         key: &str,
     ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         self.read(Space::Entries, &entry_key(namespace, key))?
-            .map(|raw| split_entry(&raw).map(|(at, value)| (at, value.to_vec())))
+            .map(|mut raw| {
+                let at = split_entry(&raw)?.0;
+                // The value in place, without a second copy.
+                raw.drain(..8);
+                Ok((at, raw))
+            })
             .transpose()
     }
 
@@ -479,19 +489,13 @@ impl<'e> Txn<'e> {
             raw.extend_from_slice(value);
             raw
         });
-        match self
-            .staged
-            .entry((Space::Entries, entry_key(namespace, key)))
-        {
-            Entry::Occupied(mut staged) => staged.get_mut().value = encoded,
-            Entry::Vacant(vacant) => {
-                // Not staged before: `old` was read from the store.
-                vacant.insert(Staged {
-                    value: encoded,
-                    stored_before: Some((namespace, old.is_some())),
-                });
-            }
-        }
+        // On a first change, `old` was read from the store.
+        self.stage_counted(
+            Space::Entries,
+            entry_key(namespace, key),
+            encoded,
+            Some((namespace, old.is_some())),
+        );
         Ok(old)
     }
 
@@ -545,7 +549,7 @@ impl<'e> Txn<'e> {
                 None => batch.remove(keyspace, key),
             }
         }
-        batch.commit().map_err(|error| db_error(&error))?;
+        batch.commit().map_err(db_error)?;
         for (counter, delta) in engine.counts.iter().zip(deltas) {
             if delta > 0 {
                 counter.fetch_add(delta.unsigned_abs(), Ordering::Relaxed);
@@ -569,11 +573,11 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(engine: Arc<Engine>, cursor: PurgeCursor) -> Result<Self, StoreError> {
+    fn start(engine: Arc<Engine>) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("mcpauth-store-writer".into())
-            .spawn(move || write_groups(&engine, cursor, &receiver))
+            .spawn(move || write_groups(&engine, &receiver))
             .map_err(|error| {
                 StoreError::Unavailable(format!("cannot start the store's writer: {error}"))
             })?;
@@ -605,9 +609,10 @@ impl Drop for Writer {
 
 /// A write waiting for its group.
 trait Pending: Send {
-    /// Applies the write (not synced yet); `true` when it changed anything. Its result is
-    /// kept for [`answer`](Self::answer).
-    fn apply(&mut self, engine: &Engine, now: u64) -> Result<bool, StoreError>;
+    /// Applies the write (not synced yet); `true` when it changed anything. Its result, an
+    /// error included (a write that fails changes nothing), is kept for
+    /// [`answer`](Self::answer).
+    fn apply(&mut self, engine: &Engine, now: u64) -> bool;
 
     /// Answers the caller once the group is settled: its result when `synced` is `Ok`.
     fn answer(self: Box<Self>, synced: Result<(), StoreError>);
@@ -625,23 +630,15 @@ where
     T: Send,
     F: FnOnce(&mut Txn<'_>) -> Result<T, StoreError> + Send,
 {
-    fn apply(&mut self, engine: &Engine, now: u64) -> Result<bool, StoreError> {
+    fn apply(&mut self, engine: &Engine, now: u64) -> bool {
         let Some(operation) = self.operation.take() else {
-            return Ok(false);
+            return false;
         };
         let mut txn = Txn::new(engine, now);
         let applied = operation(&mut txn).and_then(|answer| Ok((answer, txn.commit()?)));
-        match applied {
-            Ok((answer, changed)) => {
-                self.answer = Some(Ok(answer));
-                Ok(changed)
-            }
-            Err(error) => {
-                let copy = same_error(&error);
-                self.answer = Some(Err(error));
-                Err(copy)
-            }
-        }
+        let changed = matches!(applied, Ok((_, true)));
+        self.answer = Some(applied.map(|(answer, _)| answer));
+        changed
     }
 
     fn answer(self: Box<Self>, synced: Result<(), StoreError>) {
@@ -659,34 +656,26 @@ where
 }
 
 /// The writer thread: a group of every write waiting, until the store is dropped.
-fn write_groups(
-    engine: &Engine,
-    mut cursor: PurgeCursor,
-    receiver: &mpsc::Receiver<Box<dyn Pending>>,
-) {
+fn write_groups(engine: &Engine, receiver: &mpsc::Receiver<Box<dyn Pending>>) {
     while let Ok(first) = receiver.recv() {
         let mut group = vec![first];
         group.extend(receiver.try_iter().take(MAX_BATCH - 1));
         // A panic (a bug) fails its group: the callers' answers are dropped with it, which
         // they read as the store being unavailable, and the writer goes on with the next.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            commit_group(engine, &mut cursor, group)
-        }));
+        let _ = catch_unwind(AssertUnwindSafe(|| commit_group(engine, group)));
     }
 }
 
 /// Applies a group of writes, purges, syncs once when anything changed, then answers every
 /// write of the group.
-fn commit_group(engine: &Engine, cursor: &mut PurgeCursor, group: Vec<Box<dyn Pending>>) {
-    let mut group = group;
+fn commit_group(engine: &Engine, mut group: Vec<Box<dyn Pending>>) {
     let now = now_millis();
     let mut changed = false;
     for write in &mut group {
-        // A write that fails keeps its error for its answer and changed nothing.
-        changed |= write.apply(engine, now).unwrap_or(false);
+        changed |= write.apply(engine, now);
     }
     let purge_limit = PURGE_PER_WRITE.saturating_mul(group.len());
-    let synced = engine.purge(now, purge_limit, cursor).and_then(|purged| {
+    let synced = engine.purge(now, purge_limit).and_then(|purged| {
         if changed || purged > 0 {
             engine.sync()
         } else {
@@ -694,15 +683,7 @@ fn commit_group(engine: &Engine, cursor: &mut PurgeCursor, group: Vec<Box<dyn Pe
         }
     });
     for write in group {
-        write.answer(synced.as_ref().map(|_| ()).map_err(same_error));
-    }
-}
-
-/// A copy of `error`, for each write of a failed group.
-fn same_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),
-        StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+        write.answer(synced.clone());
     }
 }
 
@@ -751,7 +732,7 @@ impl BrokerStore for FjallStore {
                 .engine
                 .entries
                 .get(entry_key(namespace, key))
-                .map_err(|error| db_error(&error))?
+                .map_err(db_error)?
             else {
                 return Ok(None);
             };
@@ -865,7 +846,7 @@ impl BrokerStore for FjallStore {
                 .index
                 .prefix(&prefix)
                 .map(|row| {
-                    let row = row.key().map_err(|error| db_error(&error))?;
+                    let row = row.key().map_err(db_error)?;
                     let member = row.get(prefix.len()..).unwrap_or_default();
                     String::from_utf8(member.to_vec())
                         .map_err(|_| StoreError::Corrupt("an index member is not UTF-8".into()))
@@ -875,8 +856,18 @@ impl BrokerStore for FjallStore {
     }
 }
 
-/// How many namespace codes there are (the counters' length).
-const CODES: usize = 9;
+/// The counters' length: one past the highest namespace code.
+const CODES: usize = Namespace::ALL.len() + 1;
+
+/// The rows an iteration yields, each read (so a row that cannot be read is an error).
+fn count_rows(rows: fjall::Iter) -> Result<u64, StoreError> {
+    let mut count = 0;
+    for row in rows {
+        row.key().map_err(db_error)?;
+        count += 1;
+    }
+    Ok(count)
+}
 
 /// A namespace's code in the keys: part of the file format, so never reused or renumbered.
 const fn code(namespace: Namespace) -> u8 {
@@ -965,8 +956,8 @@ fn now_millis() -> u64 {
 /// Data that cannot be read back is [`StoreError::Corrupt`]; everything else (I/O, a lock held
 /// by another process, a database that refuses writes after a failed sync) may pass and is
 /// [`StoreError::Unavailable`].
-fn db_error(error: &fjall::Error) -> StoreError {
-    match error {
+fn db_error(error: fjall::Error) -> StoreError {
+    match &error {
         fjall::Error::Locked => StoreError::Unavailable(
             "the store's directory is open in another process (it is locked)".into(),
         ),
@@ -983,17 +974,9 @@ impl FjallStore {
     /// Entries stored in a namespace and rows in the expiry keyspace, expired ones not purged
     /// yet included.
     pub(super) fn stored_rows(&self, namespace: Namespace) -> Result<(u64, u64), StoreError> {
-        let count = |rows: fjall::Iter| -> Result<u64, StoreError> {
-            let mut count = 0;
-            for row in rows {
-                row.key().map_err(|error| db_error(&error))?;
-                count += 1;
-            }
-            Ok(count)
-        };
         Ok((
-            count(self.engine.entries.prefix([code(namespace)]))?,
-            count(self.engine.expiry.iter())?,
+            count_rows(self.engine.entries.prefix([code(namespace)]))?,
+            count_rows(self.engine.expiry.iter())?,
         ))
     }
 }
@@ -1033,11 +1016,7 @@ mod group_tests {
         let (first, first_answer) = write_of("first", false);
         let (failing, failing_answer) = write_of("failing", true);
         let (last, last_answer) = write_of("last", false);
-        commit_group(
-            &engine,
-            &mut PurgeCursor::default(),
-            vec![first, failing, last],
-        );
+        commit_group(&engine, vec![first, failing, last]);
         assert!(first_answer.blocking_recv().unwrap().is_ok());
         assert!(failing_answer.blocking_recv().unwrap().is_err());
         assert!(last_answer.blocking_recv().unwrap().is_ok());

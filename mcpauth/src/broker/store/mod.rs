@@ -94,7 +94,7 @@ impl fmt::Display for Namespace {
 
 /// A store could not do what was asked; the broker answers `503` with `Retry-After` (never a
 /// token issued without its state written).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store is unreachable or failed; trying again later may work.

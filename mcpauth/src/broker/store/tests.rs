@@ -714,6 +714,10 @@ async fn fjall_survives_a_restart() {
     );
     assert_eq!(store.get(Namespace::Code, "short").await.unwrap(), None);
     assert_eq!(store.index_members("user:1").await.unwrap(), ["g1", "g2"]);
+    // The counts are taken again at open.
+    assert_eq!(store.count(Namespace::Client).await.unwrap(), 1);
+    assert_eq!(store.count(Namespace::RefreshToken).await.unwrap(), 1);
+    assert_eq!(store.count(Namespace::Code).await.unwrap(), 0);
     // Opening purged the entry that expired while closed; the long one keeps its expiry row.
     assert_eq!(store.stored_rows(Namespace::Code).unwrap(), (0, 1));
     assert_eq!(store.stored_rows(Namespace::RefreshToken).unwrap(), (1, 1));
@@ -792,7 +796,10 @@ fn fjall_refuses_a_file_and_a_directory_it_cannot_read() {
         b"definitely not a fjall version marker",
     )
     .unwrap();
-    assert!(FjallStore::open(&unreadable).is_err());
+    assert!(matches!(
+        FjallStore::open(&unreadable),
+        Err(super::StoreError::Corrupt(_))
+    ));
 }
 
 #[cfg(feature = "broker-redis")]
