@@ -1226,11 +1226,12 @@ async fn a_flood_of_authorization_requests_is_bounded() {
 }
 
 /// A store that can be taken down and brought back: a memory store whose every operation fails
-/// as unavailable while it is down.
+/// as unavailable while it is down, or only its writes while writes are down.
 #[derive(Debug, Default)]
 struct Flaky {
     inner: MemoryStore,
     down: std::sync::atomic::AtomicBool,
+    writes_down: std::sync::atomic::AtomicBool,
 }
 
 impl Flaky {
@@ -1238,8 +1239,14 @@ impl Flaky {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+    fn set_writes_down(&self, down: bool) {
+        self.writes_down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self, write: bool) -> Result<(), StoreError> {
+        let writes_down = write && self.writes_down.load(std::sync::atomic::Ordering::SeqCst);
+        if writes_down || self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "the test took the store down".into(),
             ));
@@ -1247,11 +1254,24 @@ impl Flaky {
         Ok(())
     }
 
-    fn guard<'a, T: Send + 'a>(&'a self, operation: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
+    /// A read, failed when the store is down.
+    fn read<'a, T: Send + 'a>(&'a self, operation: StoreFuture<'a, T>) -> StoreFuture<'a, T> {
         Box::pin(async move {
-            self.check()?;
+            self.check(false)?;
             operation.await
         })
+    }
+
+    /// A write, checked before the inner store is touched: a failed write (a take among them)
+    /// must change nothing.
+    fn write<'a, T: Send + 'a>(
+        &'a self,
+        operation: impl FnOnce() -> StoreFuture<'a, T>,
+    ) -> StoreFuture<'a, T> {
+        match self.check(true) {
+            Ok(()) => operation(),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
     }
 }
 
@@ -1263,7 +1283,7 @@ impl BrokerStore for Flaky {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, ()> {
-        self.guard(self.inner.put(namespace, key, value, ttl))
+        self.write(|| self.inner.put(namespace, key, value, ttl))
     }
 
     fn put_new<'a>(
@@ -1273,19 +1293,15 @@ impl BrokerStore for Flaky {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        self.guard(self.inner.put_new(namespace, key, value, ttl))
+        self.write(|| self.inner.put_new(namespace, key, value, ttl))
     }
 
     fn get<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        self.guard(self.inner.get(namespace, key))
+        self.read(self.inner.get(namespace, key))
     }
 
     fn take<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
-        // Checked before the inner store is touched: a failed take must not consume.
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner.take(namespace, key)
+        self.write(|| self.inner.take(namespace, key))
     }
 
     fn compare_and_swap<'a>(
@@ -1296,11 +1312,10 @@ impl BrokerStore for Flaky {
         new: Option<Vec<u8>>,
         ttl: Option<Duration>,
     ) -> StoreFuture<'a, bool> {
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner
-            .compare_and_swap(namespace, key, expected, new, ttl)
+        self.write(|| {
+            self.inner
+                .compare_and_swap(namespace, key, expected, new, ttl)
+        })
     }
 
     fn compare_and_swap_and_put<'a>(
@@ -1314,47 +1329,34 @@ impl BrokerStore for Flaky {
     ) -> StoreFuture<'a, bool> {
         // Forwarded, not left to the trait's default: the broker under test makes the same
         // single atomic write it makes on the real store.
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner
-            .compare_and_swap_and_put(namespace, key, expected, new, ttl, put)
+        self.write(|| {
+            self.inner
+                .compare_and_swap_and_put(namespace, key, expected, new, ttl, put)
+        })
     }
 
     fn write_all<'a>(&'a self, writes: Vec<Write<'a>>) -> StoreFuture<'a, ()> {
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner.write_all(writes)
+        self.write(|| self.inner.write_all(writes))
     }
 
     fn delete<'a>(&'a self, namespace: Namespace, key: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner.delete(namespace, key)
+        self.write(|| self.inner.delete(namespace, key))
     }
 
     fn count(&self, namespace: Namespace) -> StoreFuture<'_, u64> {
-        self.guard(self.inner.count(namespace))
+        self.read(self.inner.count(namespace))
     }
 
     fn index_add<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner.index_add(index, member)
+        self.write(|| self.inner.index_add(index, member))
     }
 
     fn index_remove<'a>(&'a self, index: &'a str, member: &'a str) -> StoreFuture<'a, ()> {
-        if let Err(error) = self.check() {
-            return Box::pin(std::future::ready(Err(error)));
-        }
-        self.inner.index_remove(index, member)
+        self.write(|| self.inner.index_remove(index, member))
     }
 
     fn index_members<'a>(&'a self, index: &'a str) -> StoreFuture<'a, Vec<String>> {
-        self.guard(self.inner.index_members(index))
+        self.read(self.inner.index_members(index))
     }
 }
 
@@ -1481,4 +1483,50 @@ async fn a_store_outage_answers_503_with_retry_after_at_every_step_and_the_flow_
     assert_eq!(response.status(), StatusCode::OK);
     let (status, body) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
     assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+}
+
+#[tokio::test]
+async fn a_consent_answer_that_cannot_be_saved_shows_the_retry_page_and_may_be_given_again() {
+    let store = Arc::new(Flaky::default());
+    let fixture = BrokerFixture::start_with(FixtureOptions {
+        store: store.clone(),
+        ..FixtureOptions::default()
+    })
+    .await;
+    let client_id = fixture.register(&[REDIRECT]).await;
+    let (_verifier, challenge) = pkce();
+    let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
+    let response = fixture
+        .http
+        .get(request.url(&fixture.issuer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let consent = fixture.origin_url(response.headers()[LOCATION].to_str().unwrap());
+    let mut jar = Jar::default();
+    let page = fixture.load_consent(&consent, &mut jar).await;
+
+    // The page and the request read fine; only the answer's write fails. Neither answer
+    // leaves for the client: the browser is asked to try again.
+    store.set_writes_down(true);
+    for decision in ["approve", "deny"] {
+        let response = fixture.answer_consent(&page, decision, &mut jar).await;
+        assert!(response.headers().get(LOCATION).is_none(), "{decision}");
+        assert_unavailable(response, decision).await;
+    }
+    store.set_writes_down(false);
+
+    // Nothing was consumed: the same form approves, and the sign-in completes.
+    let approval = fixture.answer_consent(&page, "approve", &mut jar).await;
+    assert_eq!(approval.status(), StatusCode::SEE_OTHER);
+    let callback = fixture.through_upstream(approval).await;
+    let response = fixture.open_callback(&callback, &mut jar).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers()[LOCATION].to_str().unwrap();
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let answer = query(location);
+    assert!(!answer["code"].is_empty(), "{location}");
+    assert_eq!(answer["iss"], fixture.issuer.as_str(), "{location}");
+    assert!(!answer.contains_key("error"), "{location}");
 }
