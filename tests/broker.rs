@@ -1496,16 +1496,8 @@ async fn a_consent_answer_that_cannot_be_saved_shows_the_retry_page_and_may_be_g
     let client_id = fixture.register(&[REDIRECT]).await;
     let (_verifier, challenge) = pkce();
     let request = AuthorizeRequest::new(&client_id, REDIRECT, &challenge);
-    let response = fixture
-        .http
-        .get(request.url(&fixture.issuer))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let consent = fixture.origin_url(response.headers()[LOCATION].to_str().unwrap());
     let mut jar = Jar::default();
-    let page = fixture.load_consent(&consent, &mut jar).await;
+    let page = fixture.open_consent(&request, &mut jar).await;
 
     // The page and the request read fine; only the answer's write fails. Neither answer
     // leaves for the client: the browser is asked to try again.
