@@ -127,7 +127,8 @@ pub use keys::{BrokerKeys, SigningKey};
 #[cfg(feature = "broker-redis")]
 pub use store::RedisStore;
 pub use store::{
-    BrokerStore, FjallStore, MemoryStore, Namespace, Put, StoreError, StoreFuture, Write,
+    BrokerStore, Durability, FjallStore, MemoryStore, Namespace, Put, StoreError, StoreFuture,
+    Write,
 };
 pub use upstream::{EntraTenant, Upstream, UpstreamClientAuth};
 pub use upstream_token::{UpstreamToken, UpstreamTokenError};

@@ -25,27 +25,42 @@
 //! last purge stopped and starts the next one there: the rows it removed leave tombstones until
 //! the tree compacts them, which a scan from the first row would step over again every time.
 //!
-//! # Durability and group commit
+//! # Durability
 //!
-//! Every change goes to `fjall`'s journal, and a write returns only after the journal has been
-//! synced to the disk (`fdatasync`): once a write returns, its effect survives a crash or
-//! restart. A compare-and-swap with its companion write
-//! ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put)) is one atomic batch of
-//! the journal, and so is a [`write_all`](BrokerStore::write_all).
+//! Every change goes to `fjall`'s journal, each write as one atomic batch: a compare-and-swap
+//! with its companion write ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put))
+//! is one batch, and so is a [`write_all`](BrokerStore::write_all). The journal is replayed when
+//! the store opens; after a crash it is read up to its last whole batch, so what survives is
+//! always every write up to some point, never a later write without an earlier one. How soon a
+//! write reaches the disk is the store's [`Durability`]:
 //!
-//! A sync costs more than the writes it makes durable, so writes share them: one thread, the
-//! writer, takes every write waiting at that moment (up to [`MAX_BATCH`]) and applies each in
-//! the order they arrived — each sees the ones before it, exactly as if they had been made one
-//! at a time — syncs the journal once, and only then answers each caller with its own result.
+//! - [`Durability::Deferred`] (the default): a write returns once its batch is in the operating
+//!   system's hands (the journal's buffer written to the file), which survives the process
+//!   crashing or being killed; the journal is synced to the disk (`fdatasync`) by the store's
+//!   own thread at most the given interval later, so a crash of the operating system or a power
+//!   loss can lose the writes of that last interval. The writes whose loss would let something
+//!   work again that was ended are synced before they return whatever the interval: removing a
+//!   grant (a revocation), removing a code (its redemption) and writing a key. Everything else a
+//!   lost write can take back fails closed: a registration the client makes again on
+//!   `invalid_client`, a sign-in in progress started again, a refresh token the client holds
+//!   that the store no longer knows (`invalid_grant`, the user signs in again).
+//! - [`Durability::EveryWrite`]: a write returns only after the journal has been synced, so
+//!   once a write returns its effect survives a power loss too. A sync costs more than the
+//!   writes it makes durable, so writes share them: one thread, the writer, takes every write
+//!   waiting at that moment (up to [`MAX_BATCH`]) and applies each in the order they arrived —
+//!   each sees the ones before it, exactly as if they had been made one at a time — syncs the
+//!   journal once, and only then answers each caller with its own result.
+//!
 //! A write that fails (an I/O or corruption error) is answered with its error and changes
-//! nothing; the others of its group are not affected. A sync that fails fails every write of
-//! its group; `fjall` then refuses every later write, so the store answers
-//! [`StoreError::Unavailable`] until it is opened again, and a write of that group may be found
-//! applied after the restart. A group that changed nothing costs no sync.
+//! nothing; other writes are not affected. A sync that fails fails every write waiting for it;
+//! `fjall` then refuses every later write, so the store answers [`StoreError::Unavailable`]
+//! until it is opened again, and a write that was answered with an error may be found applied
+//! after the restart. Nothing that changed nothing costs a sync.
 //!
-//! A write is visible to reads as soon as the writer has applied it, a little before it is
-//! durable; a reader cannot have learned the key of a new entry before its write returned, so
-//! only a crash in between could tell the difference, and then the write's caller saw it fail.
+//! A write is visible to reads as soon as it is applied, a little before it is synced; a reader
+//! cannot have learned the key of a new entry before its write returned, so only a crash in
+//! between could tell the difference, and then the write's caller saw it fail (or, deferred,
+//! the write was one the last interval may lose).
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -53,7 +68,8 @@ use std::fmt;
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,14 +105,59 @@ const MEMTABLE_BYTES: u64 = 1024 * 1024;
 /// request path should keep the cores.
 const WORKER_THREADS: usize = 1;
 
+/// How long a deferred write may wait for its sync, by default: a tenth of a second bounds what
+/// a power loss can take back, and one sync every tenth of a second under load costs a small
+/// fraction of one write's sync per request.
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How a [`FjallStore`] makes its writes durable (see the [module's documentation](self)).
+///
+/// ```
+/// use std::time::Duration;
+/// use mcpauth::broker::{Durability, FjallStore};
+///
+/// # fn run() -> Result<(), mcpauth::broker::StoreError> {
+/// # let dir = std::env::temp_dir().join(format!("mcpauth-doc-durability-{}", std::process::id()));
+/// // Every write synced to the disk before it returns.
+/// let store = FjallStore::open_with(&dir, Durability::EveryWrite)?;
+/// # drop(store);
+/// // The default: synced within a tenth of a second (a grant's or a code's removal at once).
+/// assert_eq!(Durability::default(), Durability::Deferred(Duration::from_millis(100)));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(()) }
+/// # run().unwrap();
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// A write returns once the operating system has it: a crash or kill of the process loses
+    /// nothing, and the journal is synced within this interval (at least a millisecond), so a
+    /// crash of the operating system or a power loss can lose the writes of the last interval.
+    /// Removing a grant or a code and writing a key are synced before they return.
+    Deferred(Duration),
+    /// A write returns once the journal is synced: nothing that returned is ever lost.
+    /// Concurrent writes share one sync.
+    EveryWrite,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Self::Deferred(DEFAULT_SYNC_INTERVAL)
+    }
+}
+
 /// A [`BrokerStore`] in a `fjall` database directory: durable, embedded, for a single process
 /// (the directory is locked while open).
 ///
 /// Cloning is cheap and shares the open database, whose in-memory parts are bounded (a 2 MiB
 /// block cache and a 1 MiB write buffer per keyspace; the operating system caches the files).
-/// Writes are made by a thread of the store's own, which makes the writes of concurrent
-/// requests durable together (see the module's documentation). A [`get`](BrokerStore::get)
-/// reads on the calling thread (a lookup in memory or in cached files: it blocks only when the
+/// How soon a write reaches the disk is its [`Durability`]: by default a write returns once the
+/// operating system has it and is synced within a tenth of a second, by a thread of the
+/// store's own ([`open_with`](Self::open_with) chooses; see the module's documentation). A
+/// deferred write is applied on the calling thread (its batch appended to the journal's file:
+/// microseconds; when `fjall`'s background work falls behind it slows writes down); with
+/// [`Durability::EveryWrite`] that thread makes every write, so concurrent requests share a
+/// sync. A [`get`](BrokerStore::get) reads on the calling thread (a lookup in memory or in cached files: it blocks only when the
 /// operating system must read the disk); `count` and `index_members`, which read ranges, run on
 /// Tokio's blocking pool, so they need a Tokio runtime. An operation whose future is dropped
 /// still runs to completion (a dropped `take` still removes its value, which errs on the side
@@ -107,12 +168,14 @@ pub struct FjallStore {
     engine: Arc<Engine>,
     writer: Arc<Writer>,
     path: Arc<Path>,
+    durability: Durability,
 }
 
 impl fmt::Debug for FjallStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FjallStore")
             .field("path", &self.path)
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }
@@ -120,7 +183,20 @@ impl fmt::Debug for FjallStore {
 impl FjallStore {
     /// Opens the database in the directory `path`, creating it (and any missing parent
     /// directory) when it does not exist, and removes the entries that expired while it was
-    /// closed.
+    /// closed; its writes are [`Durability::default`] (see [`open_with`](Self::open_with)).
+    ///
+    /// This blocks on file I/O: call it at startup, or from
+    /// [`spawn_blocking`](tokio::task::spawn_blocking).
+    ///
+    /// # Errors
+    ///
+    /// As [`open_with`](Self::open_with).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Opens the database in the directory `path` as [`open`](Self::open) does, its writes made
+    /// durable as `durability` says.
     ///
     /// This blocks on file I/O: call it at startup, or from
     /// [`spawn_blocking`](tokio::task::spawn_blocking).
@@ -130,7 +206,7 @@ impl FjallStore {
     /// [`StoreError::Unavailable`] when the directory cannot be created, opened or locked
     /// (another process has it open), or the writer thread cannot be started;
     /// [`StoreError::Corrupt`] when it holds files this version cannot read.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, StoreError> {
         let path = path.as_ref();
         if path.is_file() {
             return Err(StoreError::Unavailable(format!(
@@ -145,16 +221,27 @@ impl FjallStore {
         // Expired entries left from the last run are cleared now rather than a few per write.
         while engine.purge(now_millis(), PURGE_AT_OPEN)? == PURGE_AT_OPEN {}
         engine.sync()?;
+        let tick = match durability {
+            // A zero interval would make the writer spin.
+            Durability::Deferred(interval) => Some(interval.max(Duration::from_millis(1))),
+            Durability::EveryWrite => None,
+        };
         Ok(Self {
-            writer: Arc::new(Writer::start(Arc::clone(&engine))?),
+            writer: Arc::new(Writer::start(Arc::clone(&engine), tick)?),
             engine,
             path: Arc::from(path),
+            durability,
         })
     }
 
     /// The database directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How its writes are made durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// A compare-and-swap, with `put` written too when it swaps, in one batch.
@@ -204,13 +291,24 @@ impl FjallStore {
         })
     }
 
-    /// Has the writer apply `operation` to a [`Txn`] of its own and commit it with the writes
-    /// of its group; its result once the group is durable.
+    /// Applies `operation` to a [`Txn`] of its own and commits it; its result once the write
+    /// is as durable as the store's [`Durability`] says.
     fn write<'a, T, F>(&self, operation: F) -> StoreFuture<'a, T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Txn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        if let Durability::Deferred(_) = self.durability {
+            let engine = Arc::clone(&self.engine);
+            let writer = Arc::clone(&self.writer);
+            return Box::pin(async move {
+                let (answer, needs_sync) = engine.apply_now(operation)?;
+                if needs_sync {
+                    writer.sync().await?;
+                }
+                Ok(answer)
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let sent = self.writer.send(Box::new(Op {
             operation: Some(operation),
@@ -238,6 +336,13 @@ struct Engine {
     /// No expiry row is due before this time (unix milliseconds; `0`: not known), so a purge
     /// before it has nothing to look for. Lowered by every expiry row written.
     next_due: AtomicU64,
+    /// Held while a write is applied and committed (with its share of the purge): writes read
+    /// what they change, so they are applied one at a time, whichever thread makes them.
+    applying: Mutex<()>,
+    /// Something was written to the journal since its last sync.
+    unsynced: AtomicBool,
+    /// Syncs made (tests count them).
+    syncs: AtomicU64,
 }
 
 impl Engine {
@@ -268,6 +373,9 @@ impl Engine {
             counts,
             purged_to: Mutex::new(None),
             next_due: AtomicU64::new(0),
+            applying: Mutex::new(()),
+            unsynced: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
         })
     }
 
@@ -281,7 +389,46 @@ impl Engine {
 
     /// Makes every write applied so far durable.
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.persist(PersistMode::SyncData).map_err(db_error)
+        // Cleared first: a write appended while the sync runs sets it again for the next one.
+        self.unsynced.store(false, Ordering::Release);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.db
+            .persist(PersistMode::SyncData)
+            .inspect_err(|_| self.unsynced.store(true, Ordering::Release))
+            .map_err(db_error)
+    }
+
+    /// Syncs the journal when anything was written to it since its last sync.
+    fn sync_if_needed(&self) -> Result<(), StoreError> {
+        if self.unsynced.load(Ordering::Acquire) {
+            self.sync()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Applies and commits one write on the calling thread, with its share of the purge, and
+    /// hands the journal's buffer to the operating system (not synced): its result, and whether
+    /// it must be synced before it returns (it ended a grant or a code, or wrote a key).
+    fn apply_now<T>(
+        &self,
+        operation: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<(T, bool), StoreError> {
+        let now = now_millis();
+        let (answer, changed, needs_sync) = {
+            let _applying = self.applying.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut txn = Txn::new(self, now);
+            let answer = operation(&mut txn)?;
+            let needs_sync = txn.needs_sync;
+            let changed = txn.commit()?;
+            let purged = self.purge(now, PURGE_PER_WRITE)?;
+            (answer, changed || purged > 0, needs_sync && changed)
+        };
+        if changed {
+            self.unsynced.store(true, Ordering::Release);
+            self.db.persist(PersistMode::Buffer).map_err(db_error)?;
+        }
+        Ok((answer, needs_sync))
     }
 
     /// The first expiry row not purged yet: after the last one purged.
@@ -386,6 +533,9 @@ struct Txn<'e> {
     staged: BTreeMap<(Space, Vec<u8>), Staged>,
     /// What the write read from the store, so a key read twice is looked up once.
     seen: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
+    /// The write ends a grant or a code, or writes a key: a deferred store syncs it before it
+    /// returns, since losing it would let what it ended work again.
+    needs_sync: bool,
 }
 
 impl<'e> Txn<'e> {
@@ -395,6 +545,7 @@ impl<'e> Txn<'e> {
             now,
             staged: BTreeMap::new(),
             seen: BTreeMap::new(),
+            needs_sync: false,
         }
     }
 
@@ -473,6 +624,12 @@ impl<'e> Txn<'e> {
         new: Option<(u64, &[u8])>,
     ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
         let old = self.stored(namespace, key)?;
+        let ends = new.is_none() && old.is_some();
+        self.needs_sync |= match namespace {
+            Namespace::Grant | Namespace::Code => ends,
+            Namespace::Key => true,
+            _ => false,
+        };
         if let Some((at, _)) = old.as_ref().filter(|(at, _)| *at != 0) {
             self.stage(Space::Expiry, expiry_row(*at, namespace, key), None);
         }
@@ -565,7 +722,8 @@ impl<'e> Txn<'e> {
     }
 }
 
-/// The thread that makes every write (see the module's documentation), and the channel to it.
+/// The store's thread (see the module's documentation), and the channel to it: it makes every
+/// write of a store that syncs each one, and the syncs of a deferred one.
 struct Writer {
     /// `None` once the store is being dropped: closing the channel ends the thread.
     sender: Option<mpsc::Sender<Box<dyn Pending>>>,
@@ -573,11 +731,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(engine: Arc<Engine>) -> Result<Self, StoreError> {
+    /// Starts the thread; `tick`, for a deferred store, is how long a write may wait for its
+    /// sync.
+    fn start(engine: Arc<Engine>, tick: Option<Duration>) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("mcpauth-store-writer".into())
-            .spawn(move || write_groups(&engine, &receiver))
+            .spawn(move || write_groups(&engine, &receiver, tick))
             .map_err(|error| {
                 StoreError::Unavailable(format!("cannot start the store's writer: {error}"))
             })?;
@@ -592,6 +752,13 @@ impl Writer {
             .as_ref()
             .and_then(|sender| sender.send(write).ok())
             .ok_or_else(writer_stopped)
+    }
+
+    /// Once every write applied so far is synced (with those of the other callers waiting).
+    async fn sync(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Box::new(SyncRequest { reply }))?;
+        answer.await.unwrap_or_else(|_| Err(writer_stopped()))
     }
 }
 
@@ -655,15 +822,53 @@ where
     }
 }
 
-/// The writer thread: a group of every write waiting, until the store is dropped.
-fn write_groups(engine: &Engine, receiver: &mpsc::Receiver<Box<dyn Pending>>) {
-    while let Ok(first) = receiver.recv() {
+/// A deferred store's caller waiting for the journal's sync: it changes nothing itself, and
+/// asks for the sync its group makes.
+struct SyncRequest {
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl Pending for SyncRequest {
+    fn apply(&mut self, engine: &Engine, _now: u64) -> bool {
+        engine.unsynced.load(Ordering::Acquire)
+    }
+
+    fn answer(self: Box<Self>, synced: Result<(), StoreError>) {
+        let _ = self.reply.send(synced);
+    }
+}
+
+/// The writer thread: a group of every write waiting, until the store is dropped; with a
+/// `tick` (a deferred store), a sync of what was written once a tick passes without one.
+fn write_groups(
+    engine: &Engine,
+    receiver: &mpsc::Receiver<Box<dyn Pending>>,
+    tick: Option<Duration>,
+) {
+    loop {
+        let first = match tick {
+            None => receiver.recv().ok(),
+            Some(tick) => match receiver.recv_timeout(tick) {
+                Ok(first) => Some(first),
+                Err(RecvTimeoutError::Timeout) => {
+                    // A failure is logged by nobody here: `fjall` then refuses writes, and
+                    // every later write reports it.
+                    let _ = engine.sync_if_needed();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(first) = first else { break };
         let mut group = vec![first];
         group.extend(receiver.try_iter().take(MAX_BATCH - 1));
         // A panic (a bug) fails its group: the callers' answers are dropped with it, which
         // they read as the store being unavailable, and the writer goes on with the next.
         let _ = catch_unwind(AssertUnwindSafe(|| commit_group(engine, group)));
     }
+    // The store is closing: what a deferred store wrote since its last sync is made durable
+    // now rather than left to the operating system.
+    let _ = engine.sync_if_needed();
 }
 
 /// Applies a group of writes, purges, syncs once when anything changed, then answers every
@@ -671,11 +876,17 @@ fn write_groups(engine: &Engine, receiver: &mpsc::Receiver<Box<dyn Pending>>) {
 fn commit_group(engine: &Engine, mut group: Vec<Box<dyn Pending>>) {
     let now = now_millis();
     let mut changed = false;
-    for write in &mut group {
-        changed |= write.apply(engine, now);
-    }
-    let purge_limit = PURGE_PER_WRITE.saturating_mul(group.len());
-    let synced = engine.purge(now, purge_limit).and_then(|purged| {
+    let purged = {
+        let _applying = engine
+            .applying
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for write in &mut group {
+            changed |= write.apply(engine, now);
+        }
+        engine.purge(now, PURGE_PER_WRITE.saturating_mul(group.len()))
+    };
+    let synced = purged.and_then(|purged| {
         if changed || purged > 0 {
             engine.sync()
         } else {
@@ -978,6 +1189,24 @@ impl FjallStore {
             count_rows(self.engine.entries.prefix([code(namespace)]))?,
             count_rows(self.engine.expiry.iter())?,
         ))
+    }
+
+    /// Syncs of the journal made so far, and whether anything written waits for one.
+    pub(super) fn syncs(&self) -> (u64, bool) {
+        (
+            self.engine.syncs.load(Ordering::Relaxed),
+            self.engine.unsynced.load(Ordering::Acquire),
+        )
+    }
+
+    /// Closes the store (the last clone), then reads [`syncs`](Self::syncs).
+    pub(super) fn close_and_count_syncs(self) -> (u64, bool) {
+        let engine = Arc::clone(&self.engine);
+        drop(self);
+        (
+            engine.syncs.load(Ordering::Relaxed),
+            engine.unsynced.load(Ordering::Acquire),
+        )
     }
 }
 

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use self::fjall::FjallStore;
+pub use self::fjall::{Durability, FjallStore};
 pub use self::memory::MemoryStore;
 #[cfg(feature = "broker-redis")]
 pub use self::redis::RedisStore;

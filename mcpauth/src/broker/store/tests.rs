@@ -11,7 +11,7 @@ use tokio::sync::Barrier;
 
 #[cfg(feature = "broker-redis")]
 use super::redis_server::RedisServer;
-use super::{BrokerStore, FjallStore, MemoryStore, Namespace, Put, StoreFuture, Write};
+use super::{BrokerStore, Durability, FjallStore, MemoryStore, Namespace, Put, StoreFuture, Write};
 
 /// Long enough to outlive any check.
 const LONG: Option<Duration> = Some(Duration::from_secs(60));
@@ -548,6 +548,19 @@ macro_rules! conformance {
             )*
         }
 
+        mod fjall_every_write {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    let dir = TempDir::new();
+                    let store =
+                        FjallStore::open_with(dir.database(), Durability::EveryWrite).unwrap();
+                    super::$check(Arc::new(store)).await;
+                }
+            )*
+        }
+
         #[cfg(feature = "broker-redis")]
         mod redis {
             use super::*;
@@ -674,6 +687,104 @@ async fn memory_writes_purge_expired_entries() {
         .await
         .unwrap();
     assert_eq!(store.stored_len(Namespace::Code), 0);
+}
+
+/// A deferred store syncs the writes that end a grant or a code (or write a key) before they
+/// return, and leaves the others to its interval (an hour here, so none comes from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fjall_deferred_syncs_what_ends_a_grant_or_a_code_at_once() {
+    let dir = TempDir::new();
+    let store = FjallStore::open_with(
+        dir.database(),
+        Durability::Deferred(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    assert_eq!(
+        store.durability(),
+        Durability::Deferred(Duration::from_secs(3600))
+    );
+    let (at_open, _) = store.syncs();
+    for namespace in [Namespace::Grant, Namespace::Code, Namespace::Client] {
+        store.put(namespace, "k", bytes("v"), None).await.unwrap();
+    }
+    store
+        .compare_and_swap(Namespace::Grant, "k", b"v", Some(bytes("w")), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take(Namespace::Client, "k").await.unwrap(),
+        Some(bytes("v"))
+    );
+    // Nothing removed: nothing ended.
+    assert_eq!(store.take(Namespace::Grant, "absent").await.unwrap(), None);
+    assert_eq!(store.syncs(), (at_open, true), "written, none synced");
+
+    // A revocation.
+    assert_eq!(
+        store.take(Namespace::Grant, "k").await.unwrap(),
+        Some(bytes("w"))
+    );
+    assert_eq!(store.syncs(), (at_open + 1, false));
+    // A code's redemption.
+    let redeemed = Put::new(Namespace::RedeemedCode, "k", bytes("r"), None);
+    assert!(
+        store
+            .compare_and_swap_and_put(Namespace::Code, "k", b"v", None, None, redeemed)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.syncs(), (at_open + 2, false));
+    // A key.
+    assert!(
+        store
+            .put_new(Namespace::Key, "signing", bytes("key"), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.syncs(), (at_open + 3, false));
+}
+
+/// A deferred write is synced within the store's interval, and what waits for a sync when the
+/// store closes is synced then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fjall_deferred_syncs_within_its_interval_and_when_closed() {
+    let dir = TempDir::new();
+    let store = FjallStore::open_with(
+        dir.database(),
+        Durability::Deferred(Duration::from_millis(20)),
+    )
+    .unwrap();
+    let (at_open, _) = store.syncs();
+    store
+        .put(Namespace::Client, "a", bytes("a"), None)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.syncs() != (at_open + 1, false) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sync after the interval: {:?}",
+            store.syncs()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Nothing written since: the interval passes without a sync.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.syncs(), (at_open + 1, false));
+    drop(store);
+
+    let store = FjallStore::open_with(
+        dir.database(),
+        Durability::Deferred(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let (at_open, _) = store.syncs();
+    store
+        .put(Namespace::Client, "b", bytes("b"), None)
+        .await
+        .unwrap();
+    assert_eq!(store.syncs(), (at_open, true));
+    assert_eq!(store.close_and_count_syncs(), (at_open + 1, false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
