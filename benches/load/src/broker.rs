@@ -1,7 +1,7 @@
 //! The broker's part of the load benchmark: the notes handler behind the bearer layer trusting
 //! an `mcpauth` broker (its keys handed over in process) and, for comparison, behind the layer
-//! trusting an external issuer that signs with the same algorithm (ES256); and a browser-and-
-//! client driver for the broker's sign-in and token endpoint over HTTP.
+//! trusting an external issuer that signs with the same algorithm (ES256); and sign-ins and
+//! refreshes at a broker over HTTP, through the shared driver (`broker-driver`).
 //!
 //! ```text
 //! load-reference broker COUNT DIR                  # writes DIR/es256-tokens.txt and
@@ -32,236 +32,76 @@
 //! PID spent (user + system, from `/proc`) — and the store's server STORE_PID (a
 //! `redis-server`), when given —, then the server's peak and current RSS.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use broker_driver::{BrokerClient, StepError, Tokens, http_client, token_failure};
 use mcpauth::broker::{Broker, MemoryStore, Upstream};
 use mcpauth::dev::{DevAlgorithm, DevAuthServer};
 use mcpauth::{AuthServer, AuthServerType, McpAuth, ProtectedResource, TokenCacheOptions};
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::{Error, READ_SCOPE, json_answer, listen, notes_router};
+use crate::{Error, READ_SCOPE, listen, notes_router};
 
 /// The broker's client at the development identity provider.
 const UPSTREAM_CLIENT: &str = "load-broker";
 /// Its secret.
 const UPSTREAM_SECRET: &str = "load-broker-upstream-secret";
-/// The MCP client's redirect URI (never visited: the driver reads the redirect).
-const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// Sign-ins (or refresh chains) in flight at once.
 const CONCURRENCY: usize = 8;
 /// How long the benchmark's tokens live.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The driver's bound on one request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The token endpoint's answer.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Tokens {
-    pub(crate) access_token: String,
-    pub(crate) refresh_token: String,
+fn driver(error: StepError) -> Error {
+    Error::Flow(error.to_string())
 }
 
-fn flow(step: &str, detail: impl std::fmt::Display) -> Error {
-    Error::Flow(format!("{step}: {detail}"))
-}
-
-/// A PKCE pair: (verifier, S256 challenge); the verifier is unique within the process.
-fn pkce() -> (String, String) {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let verifier = format!("load-verifier-{n:020}-0123456789abcdefghijklmnop");
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-    (verifier, URL_SAFE_NO_PAD.encode(digest))
-}
-
-/// A browser's cookies, by hand: the `name=value` of each `Set-Cookie` (a `Max-Age=0` one
-/// deletes).
-#[derive(Debug, Default)]
-struct Jar(HashMap<String, String>);
-
-impl Jar {
-    fn absorb(&mut self, response: &reqwest::Response) {
-        for header in response.headers().get_all(SET_COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            let pair = text.split(';').next().unwrap_or_default();
-            let Some((name, value)) = pair.split_once('=') else {
-                continue;
-            };
-            if text.contains("Max-Age=0") {
-                self.0.remove(name);
-            } else {
-                self.0.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    fn header(&self) -> String {
-        let pairs: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        pairs.join("; ")
-    }
-}
-
-/// The value of the hidden input `name` of the broker's consent page.
-fn hidden_input<'a>(html: &'a str, name: &str) -> Option<&'a str> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    html[start..].split('"').next()
-}
-
-fn location(response: &reqwest::Response, step: &str) -> Result<String, Error> {
-    if !response.status().is_redirection() {
-        return Err(flow(step, format!("answered {}", response.status())));
-    }
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| flow(step, "no Location"))
-}
-
-/// An MCP client of a broker, registered once, that signs users in and refreshes.
+/// An MCP client of the broker at `issuer`, registered (dynamic registration), with the issuer
+/// it sends every request to.
 #[derive(Debug, Clone)]
-pub(crate) struct BrokerClient {
-    http: reqwest::Client,
+struct Client {
+    driver: BrokerClient,
     issuer: Arc<str>,
-    client_id: Arc<str>,
 }
 
-impl BrokerClient {
-    /// Registers a public client (dynamic registration) at the broker at `issuer`.
-    pub(crate) async fn register(issuer: &str) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(Error::Client)?;
-        let url = format!("{issuer}/register");
-        let body = json!({
-            "client_name": "load benchmark",
-            "redirect_uris": [REDIRECT_URI],
-            "token_endpoint_auth_method": "none",
-            "application_type": "native",
-        });
-        let sent = http
-            .post(&url)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await;
-        #[derive(Deserialize)]
-        struct Registered {
-            client_id: String,
-        }
-        let registered: Registered = json_answer(&url, sent).await?;
+impl Client {
+    async fn register(issuer: &str) -> Result<Self, Error> {
+        let http = http_client(REQUEST_TIMEOUT).map_err(Error::Client)?;
+        let driver = BrokerClient::register(http.clone(), http, issuer, "load benchmark")
+            .await
+            .map_err(driver)?;
         Ok(Self {
-            http,
+            driver,
             issuer: issuer.trim_end_matches('/').into(),
-            client_id: registered.client_id.into(),
         })
     }
 
-    pub(crate) fn client_id(&self) -> &str {
-        &self.client_id
+    fn client_id(&self) -> &str {
+        self.driver.client_id()
     }
 
-    /// One sign-in in a new browser: authorize, the consent page, approval, the identity
-    /// provider (which signs its user in without asking), the callback, and the code redeemed.
-    pub(crate) async fn login(&self, scope: Option<&str>) -> Result<Tokens, Error> {
-        let issuer = &*self.issuer;
-        let mut jar = Jar::default();
-        let send = |request: reqwest::RequestBuilder, step: &'static str| async move {
-            request.send().await.map_err(|e| flow(step, e))
-        };
-        let (verifier, challenge) = pkce();
-        let mut authorize =
-            url::Url::parse(&format!("{issuer}/authorize")).map_err(|e| flow("authorize", e))?;
-        {
-            let mut query = authorize.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &self.client_id)
-                .append_pair("redirect_uri", REDIRECT_URI)
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256")
-                .append_pair("state", "load");
-            if let Some(scope) = scope {
-                query.append_pair("scope", scope);
-            }
-        }
-        let response = send(self.http.get(authorize), "authorize").await?;
-        let consent = format!("{issuer}{}", location(&response, "authorize")?);
-
-        let response = send(self.http.get(&consent), "consent page").await?;
-        if response.status() != StatusCode::OK {
-            return Err(flow("consent page", response.status()));
-        }
-        jar.absorb(&response);
-        let html = response.text().await.map_err(|e| flow("consent page", e))?;
-        let field = |name| hidden_input(&html, name).ok_or_else(|| flow("consent page", name));
-        let form = [
-            ("transaction", field("transaction")?),
-            ("csrf", field("csrf")?),
-            ("decision", "approve"),
-        ];
-        let approval = self
-            .http
-            .post(format!("{issuer}/consent"))
-            .header(COOKIE, jar.header())
-            .form(&form);
-        let response = send(approval, "consent").await?;
-        jar.absorb(&response);
-        let upstream = location(&response, "consent")?;
-
-        let response = send(self.http.get(&upstream), "identity provider").await?;
-        let callback = location(&response, "identity provider")?;
-
-        let response = send(
-            self.http.get(&callback).header(COOKIE, jar.header()),
-            "callback",
-        )
-        .await?;
-        let back = location(&response, "callback")?;
-        let code = url::Url::parse(&back)
-            .map_err(|e| flow("callback", e))?
-            .query_pairs()
-            .find(|(name, _)| name == "code")
-            .map(|(_, code)| code.into_owned())
-            .ok_or_else(|| flow("callback", format!("no code in {back}")))?;
-
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("client_id", &self.client_id),
-            ("code", &code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", &verifier),
-        ];
-        self.token_request(&form).await
+    /// One sign-in in a new browser, its code redeemed.
+    async fn login(&self, scope: Option<&str>) -> Result<Tokens, Error> {
+        self.driver.login(&self.issuer, scope).await.map_err(driver)
     }
 
     /// One `refresh_token` grant.
-    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<Tokens, Error> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("client_id", &*self.client_id),
-            ("refresh_token", refresh_token),
-        ];
-        self.token_request(&form).await
-    }
-
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens, Error> {
-        let url = format!("{}/token", self.issuer);
-        let sent = self.http.post(&url).form(form).send().await;
-        json_answer(&url, sent).await
+    async fn refresh(&self, refresh_token: &str) -> Result<Tokens, Error> {
+        let answer = self
+            .driver
+            .refresh(&self.issuer, refresh_token)
+            .await
+            .map_err(driver)?;
+        answer
+            .tokens()
+            .ok_or_else(|| driver(token_failure(&answer)))
     }
 }
 
@@ -282,7 +122,7 @@ fn share(count: usize, worker: usize) -> usize {
 
 /// `count` access tokens from the broker's token endpoint: one sign-in per worker, then a
 /// chain of refresh grants.
-async fn broker_tokens(client: &BrokerClient, count: usize) -> Result<Vec<String>, Error> {
+async fn broker_tokens(client: &Client, count: usize) -> Result<Vec<String>, Error> {
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
         let share = share(count, worker);
@@ -377,7 +217,7 @@ pub(crate) async fn serve(count: usize, dir: &Path) -> Result<(), Error> {
 
     // The broker's tokens through its token endpoint; the external issuer's with the same
     // claims (the broker's subject for the development user, the same client id and scope).
-    let client = BrokerClient::register(&issuer).await?;
+    let client = Client::register(&issuer).await?;
     let broker_tokens = broker_tokens(&client, count).await?;
     let mut es256_tokens = Vec::with_capacity(count);
     for _ in 0..count {
@@ -440,7 +280,7 @@ pub(crate) async fn logins(
     pid: u32,
     store_pid: Option<u32>,
 ) -> Result<(), Error> {
-    let client = BrokerClient::register(issuer).await?;
+    let client = Client::register(issuer).await?;
     // The CPU ticks of the server and of the store's server (none: 0) so far.
     let ticks_now = || -> Result<(u64, u64), Error> {
         Ok((cpu_ticks(pid)?, store_pid.map_or(Ok(0), cpu_ticks)?))
