@@ -19,8 +19,11 @@
 //!   broker's pooled HTTP client, its ID token verified, the grant and the code written), and the
 //!   code redeemed at `POST /token`.
 //!
-//! Each case runs one operation at a time (`memory/…`, `fjall/…`) and eight at once
-//! (`memory-8/…`, `fjall-8/…`: eight tasks on the broker's runtime, each starting its next
+//! Each store — `memory`, `fjall` (the embedded store as opened by default: its journal synced
+//! within 100 ms, and before any write that ends a grant or a code is answered) and
+//! `fjall-every-write` (`Durability::EveryWrite`: synced before every write is answered) — runs
+//! each case one operation at a time (`memory/…`, `fjall/…`) and eight at once (`memory-8/…`,
+//! `fjall-8/…`: eight tasks on the broker's runtime, each starting its next
 //! operation when its last one is answered, as eight clients would), and is measured twice:
 //! `…/wall`, criterion's wall-clock time per operation, and `…/cpu`, the CPU time (user +
 //! system) per operation of the broker's threads — this thread, which drives the broker's
@@ -33,9 +36,10 @@
 //! token). The CPU figures include the bench's own client side (building each request, reading
 //! each answer), a few microseconds per request.
 //!
-//! `FjallStore` syncs its journal (`fdatasync`) before a write returns: its wall-clock times are
-//! mostly the file system's, its CPU times what the broker and the store spend. Its writes made
-//! at the same time share a sync, so its CPU per operation depends on how many are in flight.
+//! With `Durability::EveryWrite`, `FjallStore` syncs its journal (`fdatasync`) before a write
+//! returns: its wall-clock times are mostly the file system's, its CPU times what the broker and
+//! the store spend. Its writes made at the same time share a sync, so its CPU per operation
+//! depends on how many are in flight.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -48,7 +52,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, criterion_group, criterion_main};
 use http::{HeaderMap, Request, StatusCode, header};
 use mcpauth::broker::{
-    Broker, BrokerKeys, BrokerStore, FjallStore, MemoryStore, SigningKey, Upstream,
+    Broker, BrokerKeys, BrokerStore, Durability, FjallStore, MemoryStore, SigningKey, Upstream,
 };
 use mcpauth::dev::DevAuthServer;
 use serde_json::Value;
@@ -379,12 +383,14 @@ async fn call(router: &Router, request: Request<Body>) -> Answer {
     }
 }
 
-/// The embedded store in a fresh directory under cargo's temporary directory for benchmarks.
-fn fjall_store() -> Arc<dyn BrokerStore> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("broker-bench");
-    let path = dir.join("broker-store");
+/// The embedded store with `durability`, in a fresh directory `name` under cargo's temporary
+/// directory for benchmarks.
+fn fjall_store(name: &str, durability: Durability) -> Arc<dyn BrokerStore> {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("broker-bench")
+        .join(name);
     let _ = std::fs::remove_dir_all(&path);
-    Arc::new(FjallStore::open(&path).unwrap())
+    Arc::new(FjallStore::open_with(&path, durability).unwrap())
 }
 
 /// Operations in flight at once in the `…-8` cases: a broker serving several clients,
@@ -447,13 +453,22 @@ fn broker(c: &mut Criterion) {
         .build()
         .unwrap();
     let (upstream_issuer, upstream) = start_upstream();
-    let stores: [(&str, Arc<dyn BrokerStore>, Duration); 2] = [
+    let stores: [(&str, Arc<dyn BrokerStore>, Duration); 3] = [
         (
             "memory",
             Arc::new(MemoryStore::new()),
             Duration::from_secs(5),
         ),
-        ("fjall", fjall_store(), Duration::from_secs(10)),
+        (
+            "fjall",
+            fjall_store("deferred", Durability::default()),
+            Duration::from_secs(10),
+        ),
+        (
+            "fjall-every-write",
+            fjall_store("every-write", Durability::EveryWrite),
+            Duration::from_secs(10),
+        ),
     ];
     for (store_name, store, measurement_time) in stores {
         let fixture =

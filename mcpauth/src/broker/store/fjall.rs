@@ -27,40 +27,7 @@
 //!
 //! # Durability
 //!
-//! Every change goes to `fjall`'s journal, each write as one atomic batch: a compare-and-swap
-//! with its companion write ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put))
-//! is one batch, and so is a [`write_all`](BrokerStore::write_all). The journal is replayed when
-//! the store opens; after a crash it is read up to its last whole batch, so what survives is
-//! always every write up to some point, never a later write without an earlier one. How soon a
-//! write reaches the disk is the store's [`Durability`]:
-//!
-//! - [`Durability::Deferred`] (the default): a write returns once its batch is in the operating
-//!   system's hands (the journal's buffer written to the file), which survives the process
-//!   crashing or being killed; the journal is synced to the disk (`fdatasync`) by the store's
-//!   own thread at most the given interval later, so a crash of the operating system or a power
-//!   loss can lose the writes of that last interval. The writes whose loss would let something
-//!   work again that was ended are synced before they return whatever the interval: removing a
-//!   grant (a revocation), removing a code (its redemption) and writing a key. Everything else a
-//!   lost write can take back fails closed: a registration the client makes again on
-//!   `invalid_client`, a sign-in in progress started again, a refresh token the client holds
-//!   that the store no longer knows (`invalid_grant`, the user signs in again).
-//! - [`Durability::EveryWrite`]: a write returns only after the journal has been synced, so
-//!   once a write returns its effect survives a power loss too. A sync costs more than the
-//!   writes it makes durable, so writes share them: one thread, the writer, takes every write
-//!   waiting at that moment (up to [`MAX_BATCH`]) and applies each in the order they arrived —
-//!   each sees the ones before it, exactly as if they had been made one at a time — syncs the
-//!   journal once, and only then answers each caller with its own result.
-//!
-//! A write that fails (an I/O or corruption error) is answered with its error and changes
-//! nothing; other writes are not affected. A sync that fails fails every write waiting for it;
-//! `fjall` then refuses every later write, so the store answers [`StoreError::Unavailable`]
-//! until it is opened again, and a write that was answered with an error may be found applied
-//! after the restart. Nothing that changed nothing costs a sync.
-//!
-//! A write is visible to reads as soon as it is applied, a little before it is synced; a reader
-//! cannot have learned the key of a new entry before its write returned, so only a crash in
-//! between could tell the difference, and then the write's caller saw it fail (or, deferred,
-//! the write was one the last interval may lose).
+//! How soon a write reaches the disk, and what a crash can take back: see [`Durability`].
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -110,7 +77,42 @@ const WORKER_THREADS: usize = 1;
 /// fraction of one write's sync per request.
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How a [`FjallStore`] makes its writes durable (see the [module's documentation](self)).
+/// How a [`FjallStore`] makes its writes durable.
+///
+/// Every change goes to `fjall`'s journal, each write as one atomic batch: a compare-and-swap
+/// with its companion write ([`compare_and_swap_and_put`](BrokerStore::compare_and_swap_and_put))
+/// is one batch, and so is a [`write_all`](BrokerStore::write_all). The journal is replayed when
+/// the store opens; after a crash it is read up to its last whole batch, so what survives is
+/// always every write up to some point, never a later write without an earlier one. How soon a
+/// write reaches the disk is the store's `Durability`:
+///
+/// - [`Durability::Deferred`] (the default): a write returns once its batch is in the operating
+///   system's hands (the journal's buffer written to the file), which survives the process
+///   crashing or being killed; the journal is synced to the disk (`fdatasync`) by the store's
+///   own thread at most the given interval later, so a crash of the operating system or a power
+///   loss can lose the writes of that last interval. The writes whose loss would let something
+///   work again that was ended are synced before they return whatever the interval: removing a
+///   grant (a revocation), removing a code (its redemption) and writing a key. Everything else a
+///   lost write can take back fails closed: a registration the client makes again on
+///   `invalid_client`, a sign-in in progress started again, a refresh token the client holds
+///   that the store no longer knows (`invalid_grant`, the user signs in again).
+/// - [`Durability::EveryWrite`]: a write returns only after the journal has been synced, so
+///   once a write returns its effect survives a power loss too. A sync costs more than the
+///   writes it makes durable, so writes share them: one thread, the writer, takes every write
+///   waiting at that moment (up to 128) and applies each in the order they arrived —
+///   each sees the ones before it, exactly as if they had been made one at a time — syncs the
+///   journal once, and only then answers each caller with its own result.
+///
+/// A write that fails (an I/O or corruption error) is answered with its error and changes
+/// nothing; other writes are not affected. A sync that fails fails every write waiting for it;
+/// `fjall` then refuses every later write, so the store answers [`StoreError::Unavailable`]
+/// until it is opened again, and a write that was answered with an error may be found applied
+/// after the restart. Nothing that changed nothing costs a sync.
+///
+/// A write is visible to reads as soon as it is applied, a little before it is synced; a reader
+/// cannot have learned the key of a new entry before its write returned, so only a crash in
+/// between could tell the difference, and then the write's caller saw it fail (or, deferred,
+/// the write was one the last interval may lose).
 ///
 /// ```
 /// use std::time::Duration;
@@ -149,20 +151,19 @@ impl Default for Durability {
 /// A [`BrokerStore`] in a `fjall` database directory: durable, embedded, for a single process
 /// (the directory is locked while open).
 ///
-/// Cloning is cheap and shares the open database, whose in-memory parts are bounded (a 2 MiB
-/// block cache and a 1 MiB write buffer per keyspace; the operating system caches the files).
-/// How soon a write reaches the disk is its [`Durability`]: by default a write returns once the
-/// operating system has it and is synced within a tenth of a second, by a thread of the
-/// store's own ([`open_with`](Self::open_with) chooses; see the module's documentation). A
-/// deferred write is applied on the calling thread (its batch appended to the journal's file:
-/// microseconds; when `fjall`'s background work falls behind it slows writes down); with
-/// [`Durability::EveryWrite`] that thread makes every write, so concurrent requests share a
-/// sync. A [`get`](BrokerStore::get) reads on the calling thread (a lookup in memory or in cached files: it blocks only when the
-/// operating system must read the disk); `count` and `index_members`, which read ranges, run on
-/// Tokio's blocking pool, so they need a Tokio runtime. An operation whose future is dropped
-/// still runs to completion (a dropped `take` still removes its value, which errs on the side
-/// of single use). Dropping the last clone waits for the writer to finish the writes already
-/// sent, then closes the database.
+/// Cloning is cheap and shares the open database, whose in-memory parts are bounded (a 2 MiB block
+/// cache and a 1 MiB write buffer per keyspace; the operating system caches the files). How soon a
+/// write reaches the disk is its [`Durability`]: by default a write returns once the operating
+/// system has it and is synced within a tenth of a second, by a thread of the store's own
+/// ([`open_with`](Self::open_with) chooses). A deferred write is applied on the calling thread (its
+/// batch appended to the journal's file: microseconds; when `fjall`'s background work falls behind
+/// it slows writes down); with [`Durability::EveryWrite`] that thread makes every write, so
+/// concurrent requests share a sync. A [`get`](BrokerStore::get) reads on the calling thread (a
+/// lookup in memory or in cached files: it blocks only when the operating system must read the
+/// disk); `count` and `index_members`, which read ranges, run on Tokio's blocking pool, so they
+/// need a Tokio runtime. An operation whose future is dropped still runs to completion (a dropped
+/// `take` still removes its value, which errs on the side of single use). Dropping the last clone
+/// waits for the writer to finish the writes already sent, then closes the database.
 #[derive(Clone)]
 pub struct FjallStore {
     engine: Arc<Engine>,
