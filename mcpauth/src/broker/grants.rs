@@ -145,6 +145,9 @@ impl BrokerState {
     /// sealed them: a grant is re-encrypted the next time it is written anyway, so a storage
     /// key rotation needs no migration.
     fn resealed_upstream(&self, grant_id: &str, grant: &Grant) -> Option<String> {
+        if !self.sealing.has_previous() {
+            return None;
+        }
         let sealed = URL_SAFE_NO_PAD.decode(&grant.upstream).ok()?;
         let resealed = self.sealing.reseal(grant_id, &sealed)?;
         tracing::debug!("upstream tokens sealed again with the current storage key");
@@ -322,7 +325,8 @@ impl BrokerState {
                 // expiry, a user whose tokens never expire asked for again. A renewal rewrites
                 // the grant, so the swap below fails and the loop judges the token again.
                 provider_checked = true;
-                self.check_upstream_at_refresh(&record.grant_id).await?;
+                self.check_upstream_at_refresh(&record.grant_id, &grant)
+                    .await?;
             }
             if let Some(resealed) = self.resealed_upstream(&record.grant_id, &grant) {
                 grant.upstream = resealed;

@@ -177,11 +177,17 @@ impl SealingKey {
         Err(CryptoFailure)
     }
 
+    /// Whether previous keys are configured (without them everything is sealed with the
+    /// current key).
+    pub(crate) fn has_previous(&self) -> bool {
+        !self.previous.is_empty()
+    }
+
     /// `sealed` sealed again with the current key when a previous key sealed it; `None` when
     /// it is current already or no key opens it (nothing better can be written then).
     pub(crate) fn reseal(&self, associated: &str, sealed: &[u8]) -> Option<Vec<u8>> {
         // Without a previous key everything is current: nothing to open (every refresh asks).
-        if self.previous.is_empty() {
+        if !self.has_previous() {
             return None;
         }
         match self.open(associated, sealed) {

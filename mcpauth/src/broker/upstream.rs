@@ -777,16 +777,18 @@ pub(crate) struct UpstreamTokens {
     /// Space-separated, whatever the provider's separator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) scope: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The ID token of a token answer, which identifies the user at the sign-in. Never
+    /// stored: once the sign-in has verified it nothing reads it, and it is the largest part of
+    /// the set, which every grant's record carries and every refresh writes again.
+    #[serde(default, skip_serializing)]
     pub(crate) id_token: Option<String>,
 }
 
 impl UpstreamTokens {
     /// The set after a refresh answered `answer`: what the answer leaves out (a refresh token,
-    /// its lifetime, the scope) is kept from this one. The ID token stays the sign-in's, which
-    /// was verified: a refresh answer's ID token is not (OpenID Connect Core §12.2 would have
-    /// its issuer, subject and audience checked against the first), and nothing reads it, so it
-    /// is not kept.
+    /// its lifetime, the scope) is kept from this one. A refresh answer's ID token is not kept:
+    /// it is not verified (OpenID Connect Core §12.2 would have its issuer, subject and audience
+    /// checked against the sign-in's), and nothing reads it.
     fn renewed_by(&self, mut answer: UpstreamTokens) -> UpstreamTokens {
         let rotated = answer.refresh_token.is_some();
         UpstreamTokens {
@@ -802,7 +804,7 @@ impl UpstreamTokens {
                 self.refresh_expires_at
             },
             scope: answer.scope.take().or_else(|| self.scope.clone()),
-            id_token: self.id_token.clone(),
+            id_token: None,
         }
     }
 
@@ -1380,7 +1382,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_renewal_keeps_the_verified_id_token_and_what_its_answer_leaves_out() {
+    fn a_renewal_keeps_what_its_answer_leaves_out_and_no_id_token() {
         let tokens = |access: &str, refresh: Option<&str>, id: Option<&str>| UpstreamTokens {
             access_token: access.into(),
             refresh_token: refresh.map(Into::into),
@@ -1393,10 +1395,36 @@ mod tests {
         let renewed = signed_in.renewed_by(tokens("new", None, Some("unverified.id.token")));
         assert_eq!(renewed.access_token, "new");
         assert_eq!(renewed.refresh_token.as_deref(), Some("refresh-1"));
-        assert_eq!(renewed.id_token.as_deref(), Some("verified.id.token"));
+        assert_eq!(renewed.id_token, None);
         let rotated = signed_in.renewed_by(tokens("new", Some("refresh-2"), None));
         assert_eq!(rotated.refresh_token.as_deref(), Some("refresh-2"));
-        assert_eq!(rotated.id_token.as_deref(), Some("verified.id.token"));
+        assert_eq!(rotated.id_token, None);
+    }
+
+    #[test]
+    fn a_stored_token_set_leaves_the_id_token_out() {
+        let tokens = UpstreamTokens {
+            access_token: "access".into(),
+            refresh_token: Some("refresh".into()),
+            expires_at: Some(100),
+            refresh_expires_at: None,
+            scope: Some("openid".into()),
+            id_token: Some("header.claims.signature".into()),
+        };
+        let stored: serde_json::Value = serde_json::to_value(&tokens).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({
+                "access_token": "access",
+                "refresh_token": "refresh",
+                "expires_at": 100,
+                "scope": "openid",
+            })
+        );
+        // A set stored with its ID token still reads.
+        let old = br#"{"access_token":"a","id_token":"header.claims.signature"}"#;
+        let read: UpstreamTokens = serde_json::from_slice(old).unwrap();
+        assert_eq!(read.access_token, "a");
     }
 
     #[test]

@@ -466,8 +466,12 @@ impl BrokerState {
     /// asked for again. A sign-in that ended is `invalid_grant`. A provider or store that
     /// cannot be reached does not hold the client up: its tokens are issued, and tools get a
     /// retryable error until the provider is back.
-    pub(crate) async fn check_upstream_at_refresh(&self, grant_id: &str) -> Result<(), OAuthError> {
-        match self.check_upstream(grant_id).await {
+    pub(crate) async fn check_upstream_at_refresh(
+        &self,
+        grant_id: &str,
+        grant: &Grant,
+    ) -> Result<(), OAuthError> {
+        match self.check_upstream(grant_id, grant).await {
             Ok(()) => Ok(()),
             Err(UpstreamTokenError::SignInEnded(why)) => {
                 Err(OAuthError::invalid_grant(format!("{why}; sign in again")))
@@ -479,12 +483,17 @@ impl BrokerState {
         }
     }
 
-    async fn check_upstream(&self, grant_id: &str) -> Result<(), UpstreamTokenError> {
-        let (_, grant, tokens) = self.read_upstream(grant_id).await?;
+    /// `grant` as the caller just read it: a renewal reads it again under the grant's lock.
+    async fn check_upstream(
+        &self,
+        grant_id: &str,
+        grant: &Grant,
+    ) -> Result<(), UpstreamTokenError> {
+        let tokens = self.open_upstream(grant_id, grant)?;
         let now = now_unix();
         if tokens.expires_at.is_none() && !tokens.can_refresh(now) {
             if self.upstream.identifies_by_userinfo() {
-                return self.recheck_user(grant_id, &grant, &tokens).await;
+                return self.recheck_user(grant_id, grant, &tokens).await;
             }
             return Ok(());
         }
