@@ -175,6 +175,59 @@ async fn refresh_tokens_rotate_with_one_retry_and_theft_ends_the_grant() {
     assert_eq!(error["error"], "invalid_grant");
 }
 
+/// Whoever knows a grant's id (every access token names it, as `sid`) can make up tokens that
+/// name it; the broker refuses them without ending the grant, at the token endpoint and at the
+/// revocation endpoint.
+#[tokio::test]
+async fn made_up_refresh_tokens_naming_a_grant_end_nothing() {
+    let fixture = BrokerFixture::start().await;
+    let (client_id, tokens) = fixture.login("read:todos").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let parts: Vec<&str> = refresh_token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{refresh_token}");
+    let grant_id = parts[0];
+    let claims = tokens["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["sid"], grant_id, "the access token names the grant");
+    let made_up = [
+        format!("{grant_id}.{}.{}", "A".repeat(43), "B".repeat(43)),
+        // The real nonce with another MAC, and the real MAC over another nonce.
+        format!("{grant_id}.{}.{}", parts[1], "B".repeat(43)),
+        format!("{grant_id}.{}.{}", "A".repeat(43), parts[2]),
+        format!("{grant_id}.{}", parts[1]),
+        grant_id.to_owned(),
+    ];
+    for token in &made_up {
+        let (status, body) = fixture
+            .refresh(&client_id, &Value::from(token.as_str()))
+            .await;
+        assert_refused(status, &body, StatusCode::BAD_REQUEST, "invalid_grant");
+        let response = fixture
+            .http
+            .post(fixture.url("/revoke"))
+            .form(&[("token", token.as_str()), ("client_id", client_id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // The grant lives on: its real token still refreshes, and its successor too.
+    let (status, refreshed) = fixture.refresh(&client_id, &tokens["refresh_token"]).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let (status, again) = fixture
+        .refresh(&client_id, &refreshed["refresh_token"])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+}
+
 #[tokio::test]
 async fn scope_may_only_narrow_on_refresh_and_other_clients_cannot_refresh() {
     let fixture = BrokerFixture::start().await;

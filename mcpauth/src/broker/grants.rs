@@ -6,16 +6,19 @@
 //! (`refresh_current`, at most [`MAX_UNUSED_REFRESH_TOKENS`]): presenting the previous token
 //! again (a client that lost the answer, or refreshed twice at once) issues another one, and
 //! presenting one of the unused tokens makes it the previous one and forgets the others. Any
-//! other token of the grant is an older generation — a stolen copy, or a client that kept one
-//! it should have dropped — and ends the grant. Every rotation is a compare-and-swap on the
-//! grant record, so two replicas racing on one token cannot both rotate from the same state.
+//! other token the broker issued for the grant is an older generation — a stolen copy, or a
+//! client that kept one it should have dropped — and ends the grant. A token names its grant
+//! (see [`refresh_token`](super::refresh_token)), so the store keeps nothing per token. Every
+//! rotation is a compare-and-swap on the grant record, so two replicas racing on one token
+//! cannot both rotate from the same state.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::records::{self, CodeRecord, Grant, RefreshRecord, Transaction};
+use super::records::{self, CodeRecord, Grant, Transaction};
+use super::refresh_token::{self, Presented};
 use super::responses::OAuthError;
 use super::secrets::{random_token, token_hash};
 use super::store::{Namespace, Put, StoreError, Write};
@@ -67,6 +70,28 @@ impl IssuedTokens {
             "refresh_token": self.refresh_token,
             "scope": self.scopes.join(" "),
         })
+    }
+}
+
+/// Where a refresh token presented for a grant stands in its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenStanding {
+    /// Issued and not used yet: using it rotates the grant.
+    Unused,
+    /// The one used last: accepted again while none of its successors is used.
+    Previous,
+    /// Issued by the broker for this grant, and rotated away since: a replay.
+    Rotated,
+}
+
+/// The standing of the token whose hash is `hash`, when the grant accepts it.
+fn standing(grant: &Grant, hash: &str) -> Option<TokenStanding> {
+    if grant.refresh_current.iter().any(|current| current == hash) {
+        Some(TokenStanding::Unused)
+    } else if grant.refresh_previous.as_deref() == Some(hash) {
+        Some(TokenStanding::Previous)
+    } else {
+        None
     }
 }
 
@@ -230,19 +255,16 @@ impl BrokerState {
             return Err(OAuthError::invalid_grant("the grant no longer exists"));
         };
         let mut grant: Grant = records::decode(&bytes)?;
-        let refresh_token = random_token(32)?;
-        let refresh_hash = token_hash(&refresh_token);
-        grant.refresh_current = vec![refresh_hash.clone()];
-        let record = self.refresh_record(&refresh_hash, grant_id, &grant.client_id)?;
+        let refresh_token = refresh_token::mint(&self.refresh_token_key, grant_id)?;
+        grant.refresh_current = vec![token_hash(&refresh_token)];
         let swapped = self
             .store
-            .compare_and_swap_and_put(
+            .compare_and_swap(
                 Namespace::Grant,
                 grant_id,
                 &bytes,
                 Some(records::encode(&grant)?),
                 Some(self.lifetimes.refresh_token),
-                record,
             )
             .await?;
         if !swapped {
@@ -254,23 +276,24 @@ impl BrokerState {
         self.tokens(grant_id, &grant, scopes, refresh_token)
     }
 
-    /// A new refresh token's record (by its hash), written with the grant that names it.
-    fn refresh_record<'a>(
+    /// The grant a presented refresh token belongs to, with its record's bytes (for
+    /// compare-and-swap), when the token is one the grant accepts or one the broker issued for
+    /// it earlier; `None` for a token that names no grant, a grant that is gone, or a token
+    /// the broker did not issue.
+    pub(crate) async fn grant_of_refresh_token(
         &self,
-        hash: &'a str,
-        grant_id: &str,
-        client_id: &str,
-    ) -> Result<Put<'a>, OAuthError> {
-        let record = RefreshRecord {
-            grant_id: grant_id.to_owned(),
-            client_id: client_id.to_owned(),
+        presented: &Presented<'_>,
+    ) -> Result<Option<(Vec<u8>, Grant, TokenStanding)>, OAuthError> {
+        let Some(bytes) = self.store.get(Namespace::Grant, presented.grant_id).await? else {
+            return Ok(None);
         };
-        Ok(Put::new(
-            Namespace::RefreshToken,
-            hash,
-            records::encode(&record)?,
-            Some(self.lifetimes.refresh_token),
-        ))
+        let grant: Grant = records::decode(&bytes)?;
+        let standing = standing(&grant, &token_hash(presented.token())).or_else(|| {
+            presented
+                .issued_by(&self.refresh_token_key)
+                .then_some(TokenStanding::Rotated)
+        });
+        Ok(standing.map(|standing| (bytes, grant, standing)))
     }
 
     /// The `refresh_token` grant: rotation with reuse detection (see the module docs).
@@ -280,44 +303,45 @@ impl BrokerState {
         client_id: &str,
         requested_scopes: Option<&str>,
     ) -> Result<IssuedTokens, OAuthError> {
+        let unknown = || OAuthError::invalid_grant("the refresh token is unknown or expired");
+        let presented = Presented::parse(refresh_token).ok_or_else(unknown)?;
+        let grant_id = presented.grant_id;
         let hash = token_hash(refresh_token);
-        let Some(bytes) = self.store.get(Namespace::RefreshToken, &hash).await? else {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token is unknown or expired",
-            ));
-        };
-        let record: RefreshRecord = records::decode(&bytes)?;
-        if record.client_id != client_id {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was issued to another client",
-            ));
-        }
         let mut provider_checked = false;
         for _ in 0..ROTATION_ATTEMPTS {
-            let Some(bytes) = self.store.get(Namespace::Grant, &record.grant_id).await? else {
-                return Err(OAuthError::invalid_grant("the grant was revoked"));
+            let Some((bytes, mut grant, standing)) =
+                self.grant_of_refresh_token(&presented).await?
+            else {
+                return Err(unknown());
             };
-            let mut grant: Grant = records::decode(&bytes)?;
+            if grant.client_id != client_id {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was issued to another client",
+                ));
+            }
             let scopes = narrowed_scopes(&grant.scopes, requested_scopes)?;
-            let new_token = random_token(32)?;
+            let new_token = refresh_token::mint(&self.refresh_token_key, grant_id)?;
             let new_hash = token_hash(&new_token);
-            if grant.refresh_current.contains(&hash) {
-                grant.refresh_previous = Some(hash.clone());
-                grant.refresh_current = vec![new_hash.clone()];
-            } else if grant.refresh_previous.as_deref() == Some(hash.as_str()) {
-                if grant.refresh_current.len() >= MAX_UNUSED_REFRESH_TOKENS {
+            match standing {
+                TokenStanding::Unused => {
+                    grant.refresh_previous = Some(hash.clone());
+                    grant.refresh_current = vec![new_hash];
+                }
+                TokenStanding::Previous => {
+                    if grant.refresh_current.len() >= MAX_UNUSED_REFRESH_TOKENS {
+                        return Err(OAuthError::invalid_grant(
+                            "the refresh token was used too many times without its successor",
+                        ));
+                    }
+                    grant.refresh_current.push(new_hash);
+                }
+                TokenStanding::Rotated => {
+                    tracing::warn!(client_id, "old refresh token reused; the grant is revoked");
+                    self.revoke_grant(grant_id, RevokeCause::Replay).await?;
                     return Err(OAuthError::invalid_grant(
-                        "the refresh token was used too many times without its successor",
+                        "the refresh token was already rotated; the grant is revoked",
                     ));
                 }
-                grant.refresh_current.push(new_hash.clone());
-            } else {
-                tracing::warn!(client_id, "old refresh token reused; the grant is revoked");
-                self.revoke_grant(&record.grant_id, RevokeCause::Replay)
-                    .await?;
-                return Err(OAuthError::invalid_grant(
-                    "the refresh token was already rotated; the grant is revoked",
-                ));
             }
             if !provider_checked {
                 // Once the token is judged good (a replayed one never reaches the provider):
@@ -325,28 +349,25 @@ impl BrokerState {
                 // expiry, a user whose tokens never expire asked for again. A renewal rewrites
                 // the grant, so the swap below fails and the loop judges the token again.
                 provider_checked = true;
-                self.check_upstream_at_refresh(&record.grant_id, &grant)
-                    .await?;
+                self.check_upstream_at_refresh(grant_id, &grant).await?;
             }
-            if let Some(resealed) = self.resealed_upstream(&record.grant_id, &grant) {
+            if let Some(resealed) = self.resealed_upstream(grant_id, &grant) {
                 grant.upstream = resealed;
             }
-            // The new token's record and the grant naming it, written together only if no
-            // other request changed the grant meanwhile.
-            let new_record = self.refresh_record(&new_hash, &record.grant_id, client_id)?;
+            // The grant naming the new token, written only if no other request changed it
+            // meanwhile.
             let swapped = self
                 .store
-                .compare_and_swap_and_put(
+                .compare_and_swap(
                     Namespace::Grant,
-                    &record.grant_id,
+                    grant_id,
                     &bytes,
                     Some(records::encode(&grant)?),
                     Some(self.lifetimes.refresh_token),
-                    new_record,
                 )
                 .await?;
             if swapped {
-                return self.tokens(&record.grant_id, &grant, scopes, new_token);
+                return self.tokens(grant_id, &grant, scopes, new_token);
             }
             // Another request rotated the grant meanwhile: judge the token again against the
             // new state.

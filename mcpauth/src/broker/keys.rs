@@ -325,6 +325,20 @@ impl BrokerKeys {
         )
     }
 
+    /// The MAC key of refresh tokens, derived from the storage key (and from each previous
+    /// one, so tokens issued before a rotation are still recognised as the broker's).
+    pub(crate) fn refresh_token_key(&self) -> MacKey {
+        let derive = |storage: &[u8]| {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, storage);
+            aws_lc_rs::hmac::sign(&key, b"mcpauth broker refresh-token key")
+        };
+        self.previous_storage
+            .iter()
+            .fold(MacKey::new(derive(&self.storage).as_ref()), |key, old| {
+                key.with_previous(derive(old).as_ref())
+            })
+    }
+
     pub(crate) fn mac_key(&self) -> MacKey {
         self.previous_cookie
             .iter()

@@ -105,6 +105,7 @@ mod pages;
 mod params;
 mod records;
 mod redirect_uri;
+mod refresh_token;
 mod register;
 mod responses;
 mod revoke;
@@ -394,6 +395,7 @@ impl BrokerBuilder {
         let state = BrokerState {
             sealing: keys.sealing_key()?,
             mac: keys.mac_key(),
+            refresh_token_key: keys.refresh_token_key(),
             keys,
             secure_cookies: issuer_url.scheme() == "https",
             callback: format!("{issuer}/callback/{}", upstream.id_name()),
@@ -482,6 +484,8 @@ pub(crate) struct BrokerState {
     pub(crate) keys: BrokerKeys,
     pub(crate) sealing: SealingKey,
     pub(crate) mac: MacKey,
+    /// Signs and recognises the broker's refresh tokens.
+    pub(crate) refresh_token_key: MacKey,
     /// `Secure` cookies with the `__Host-` prefix (an https issuer); plain on http loopback.
     pub(crate) secure_cookies: bool,
     pub(crate) lifetimes: Lifetimes,

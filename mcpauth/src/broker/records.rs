@@ -1,5 +1,5 @@
-//! The records the broker keeps, serialised as JSON into the store. Codes and refresh tokens
-//! are keyed by their hashes; upstream tokens are sealed.
+//! The records the broker keeps, serialised as JSON into the store. Codes are keyed by their
+//! hashes; upstream tokens are sealed.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,14 +70,6 @@ pub(crate) struct Grant {
 pub(crate) struct RefreshLease {
     pub(crate) holder: String,
     pub(crate) until: u64,
-}
-
-/// A refresh token's pointer to its grant, kept for every generation until it expires so a
-/// stolen old one is recognised.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RefreshRecord {
-    pub(crate) grant_id: String,
-    pub(crate) client_id: String,
 }
 
 pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {

@@ -11,10 +11,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::BrokerState;
-use super::records::{self, RefreshRecord};
+use super::refresh_token::Presented;
 use super::responses::{OAuthError, with_cors};
-use super::secrets::token_hash;
-use super::store::Namespace;
 use super::token::authenticate_client;
 
 pub(crate) async fn revoke(
@@ -37,13 +35,14 @@ async fn revoke_token(
     let Some(token) = params.get("token") else {
         return Err(OAuthError::invalid_request("token is missing"));
     };
-    let hash = token_hash(token);
-    if let Some(bytes) = state.store.get(Namespace::RefreshToken, &hash).await? {
-        let record: RefreshRecord = records::decode(&bytes)?;
+    let Some(presented) = Presented::parse(token) else {
+        return Ok(());
+    };
+    if let Some((_, grant, _)) = state.grant_of_refresh_token(&presented).await? {
         // A client may revoke only its own tokens; another's are answered like unknown ones.
-        if record.client_id == client_id {
+        if grant.client_id == client_id {
             state
-                .revoke_grant(&record.grant_id, RevokeCause::Client)
+                .revoke_grant(presented.grant_id, RevokeCause::Client)
                 .await?;
         }
     }

@@ -52,7 +52,8 @@ pub enum Namespace {
     RedeemedCode,
     /// Grants (a user's authorization of a client for a resource), by grant id.
     Grant,
-    /// Refresh tokens, by the hash of the token.
+    /// Refresh tokens, by the hash of the token. The broker's refresh tokens name their grant,
+    /// so it keeps no entries here; the namespace stays part of the stores' key formats.
     RefreshToken,
     /// Keys the broker generated for itself in development.
     Key,
@@ -193,8 +194,8 @@ pub trait BrokerStore: Send + Sync + fmt::Debug + 'static {
     ) -> StoreFuture<'a, bool>;
 
     /// [`compare_and_swap`](Self::compare_and_swap), and only when it swaps, `put` written
-    /// too; `true` when both were written. A refresh-token rotation is one of these: the new
-    /// token's record and the grant naming it.
+    /// too; `true` when both were written: a record changed only if it still holds what was
+    /// read, with a companion record that must exist exactly when the change does.
     ///
     /// The default writes `put`, then compares and swaps, and removes `put`'s key again when
     /// the swap fails. A store that can write both in one transaction should do so: the pair is
