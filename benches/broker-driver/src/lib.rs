@@ -345,6 +345,9 @@ pub struct BrokerClient {
     http: reqwest::Client,
     provider: reqwest::Client,
     client_id: Arc<str>,
+    /// Where the browser's requests to the identity provider go instead of the origin the
+    /// broker's redirect names (see [`BrokerClient::provider_origin`]).
+    provider_origin: Option<Arc<str>>,
 }
 
 impl BrokerClient {
@@ -387,7 +390,17 @@ impl BrokerClient {
             http,
             provider,
             client_id: client_id.into(),
+            provider_origin: None,
         })
+    }
+
+    /// Sends the browser's request to the identity provider to `origin` (its path and query
+    /// kept): the provider's front door for browsers, when the broker reaches it at another
+    /// address (through a fault proxy, say).
+    #[must_use]
+    pub fn provider_origin(mut self, origin: &str) -> Self {
+        self.provider_origin = Some(origin.into());
+        self
     }
 
     /// The client's `client_id`.
@@ -480,6 +493,10 @@ impl BrokerClient {
         }
 
         let step = Step::Provider;
+        let provider = match &self.provider_origin {
+            Some(origin) => at(origin, &provider).map_err(|e| StepError::malformed(step, e))?,
+            None => provider,
+        };
         let response = send(self.provider.get(&provider), step).await?;
         let callback = location(response, step).await?;
 

@@ -1,7 +1,8 @@
 //! `soak`: the soak run of mcpauth. Run it through `benches/soak/run.sh`.
 //!
 //! ```text
-//! soak NOTES_BIN WRK_LUA      # settings from the environment, see README.md
+//! soak NOTES_BIN WRK_LUA         # settings from the environment, see README.md
+//! soak broker TODO_BROKER_BIN    # the broker phase (`broker.rs`)
 //! ```
 //!
 //! It starts the development authorization server behind a fault proxy, starts `notes` (its own
@@ -15,8 +16,11 @@
 // A command-line report: printing is its output, and it never runs inside anything else.
 #![allow(clippy::print_stdout)]
 
+mod broker;
+mod broker_process;
 mod checker;
 mod inflight;
+mod ledger;
 mod notes;
 mod proxy;
 mod timeline;
@@ -68,7 +72,7 @@ pub(crate) struct Settings {
     notes_cpu: Option<String>,
 }
 
-fn number(name: &str, default: u64) -> Result<u64, BoxError> {
+pub(crate) fn number(name: &str, default: u64) -> Result<u64, BoxError> {
     match std::env::var(name) {
         Ok(value) if !value.trim().is_empty() => value
             .trim()
@@ -272,7 +276,7 @@ async fn write_tokens(path: &Path, tokens: &[String]) -> Result<(), BoxError> {
     Ok(())
 }
 
-fn flush() {
+pub(crate) fn flush() {
     let _ = std::io::stdout().flush();
 }
 
@@ -825,6 +829,14 @@ impl Summary<'_> {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("broker") {
+        let Some(bin) = args.next() else {
+            eprintln!("soak: usage: soak broker TODO_BROKER_BIN (settings in the environment)");
+            return ExitCode::from(2);
+        };
+        return run_until_signal(broker::run(bin));
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -832,6 +844,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    run_until_signal(run(settings))
+}
+
+/// Runs `run` to its end or until Ctrl-C or `SIGTERM` (dropping it, and with it the processes
+/// it started, killed on drop): exit status 0 passed, 1 failed, 2 could not run.
+fn run_until_signal(run: impl Future<Output = Result<bool, BoxError>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -853,7 +871,7 @@ fn main() -> ExitCode {
             };
         // On a signal the run is dropped, and with it notes and wrk (killed on drop).
         tokio::select! {
-            result = run(settings) => match result {
+            result = run => match result {
                 Ok(true) => ExitCode::SUCCESS,
                 Ok(false) => ExitCode::FAILURE,
                 Err(error) => {

@@ -8,19 +8,31 @@
 //! `"http://127.0.0.1:<proxy port>`) in the bodies it forwards, and the harness mints tokens with
 //! `iss` = the proxy's issuer. Nothing else is changed, except the JWKS's `Cache-Control`, set to
 //! `max-age=JWKS_MAX_AGE` so that notes' cached key set goes stale within every phase.
+//!
+//! In front of the development server in upstream mode (the broker phase) it also forwards
+//! POSTs (the token endpoint) with their `Authorization` and body, passes redirects on instead
+//! of following them (the `iss` of the authorization response rewritten, percent-encoded, like
+//! the bodies), and, since an ID token's `iss` is signed, signs every ID token it forwards again
+//! with the same server's key, its claims unchanged but `iss` (see [`ProxyOptions::id_tokens`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, LOCATION, RETRY_AFTER,
+    WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use mcpauth::dev::DevAuthServer;
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 use tokio::task::{JoinHandle, JoinSet};
@@ -28,12 +40,48 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::timeline::{Behaviour, Timeline};
 use crate::{BoxError, Settings};
 
+/// How the proxy behaves besides its mode.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyOptions {
+    /// The JWKS's `max-age` as served.
+    pub(crate) jwks_max_age: u64,
+    /// The slow mode's delay range, milliseconds.
+    pub(crate) slow_ms: (u64, u64),
+    /// How long the hanging mode holds a request.
+    pub(crate) hang: Duration,
+    /// The slow mode's seed.
+    pub(crate) seed: u64,
+    /// The issuer written in place of the development server's (default: this proxy's own
+    /// address). A second proxy for browsers writes the first proxy's, so that both show the
+    /// one issuer the broker knows.
+    pub(crate) public_issuer: Option<String>,
+    /// The development server whose ID tokens are signed again with `iss` = the public issuer.
+    pub(crate) id_tokens: Option<Arc<DevAuthServer>>,
+}
+
+impl ProxyOptions {
+    pub(crate) fn from_settings(settings: &Settings) -> Self {
+        Self {
+            jwks_max_age: settings.jwks_max_age,
+            slow_ms: (settings.slow_min_ms, settings.slow_max_ms),
+            hang: Duration::from_secs(settings.hang_seconds),
+            seed: settings.seed,
+            public_issuer: None,
+            id_tokens: None,
+        }
+    }
+}
+
 /// What the connection tasks share.
-#[derive(Debug)]
 struct Shared {
     upstream: String,
     /// `"http://127.0.0.1:<dev port>` and `"http://127.0.0.1:<proxy port>` (with the quote).
     rewrite: (String, String),
+    /// The same two issuers percent-encoded, as in a redirect's query (`iss`).
+    rewrite_encoded: (String, String),
+    /// The public issuer (unquoted), for the ID tokens signed again.
+    public_issuer: String,
+    id_tokens: Option<Arc<DevAuthServer>>,
     client: reqwest::Client,
     mode: Mutex<Behaviour>,
     timeline: Arc<Timeline>,
@@ -44,6 +92,20 @@ struct Shared {
     slow_ms: (u64, u64),
     hang: Duration,
     random: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("upstream", &self.upstream)
+            .field("public_issuer", &self.public_issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `http://127.0.0.1:1` percent-encoded as a query value is (`http%3A%2F%2F127.0.0.1%3A1`).
+fn encoded(url: &str) -> String {
+    url.replace(':', "%3A").replace('/', "%2F")
 }
 
 /// The running proxy.
@@ -62,23 +124,49 @@ impl Proxy {
         keys_lock: Arc<RwLock<()>>,
         settings: &Settings,
     ) -> Result<Self, BoxError> {
+        Self::start_with(
+            upstream,
+            timeline,
+            keys_lock,
+            ProxyOptions::from_settings(settings),
+        )
+        .await
+    }
+
+    /// Binds an ephemeral loopback port, in front of the development server at `upstream`.
+    pub(crate) async fn start_with(
+        upstream: SocketAddr,
+        timeline: Arc<Timeline>,
+        keys_lock: Arc<RwLock<()>>,
+        options: ProxyOptions,
+    ) -> Result<Self, BoxError> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
+        // Redirects are answers to pass on, not to follow.
         let client = reqwest::Client::builder()
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5))
             .build()?;
+        let dev_issuer = format!("http://{upstream}");
+        let public_issuer = options
+            .public_issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         let shared = Arc::new(Shared {
-            upstream: format!("http://{upstream}"),
-            rewrite: (format!("\"http://{upstream}"), format!("\"http://{addr}")),
+            upstream: dev_issuer.clone(),
+            rewrite: (format!("\"{dev_issuer}"), format!("\"{public_issuer}")),
+            rewrite_encoded: (encoded(&dev_issuer), encoded(&public_issuer)),
+            public_issuer,
+            id_tokens: options.id_tokens,
             client,
             mode: Mutex::new(Behaviour::Up),
             timeline,
             keys_lock,
-            jwks_max_age: settings.jwks_max_age,
-            slow_ms: (settings.slow_min_ms, settings.slow_max_ms),
-            hang: Duration::from_secs(settings.hang_seconds),
-            random: Mutex::new(settings.seed | 1),
+            jwks_max_age: options.jwks_max_age,
+            slow_ms: options.slow_ms,
+            hang: options.hang,
+            random: Mutex::new(options.seed | 1),
         });
         let task = tokio::spawn(serve(listener, shared.clone()));
         Ok(Self {
@@ -164,29 +252,50 @@ impl Shared {
         Duration::from_millis(min + *state % (max.saturating_sub(min) + 1))
     }
 
-    /// Forwards a GET to the development server and rewrites its issuer in the body.
-    async fn forward(&self, path: &str, is_jwks: bool) -> Answer {
+    /// Forwards a request to the development server and rewrites its issuer in the answer.
+    async fn forward(&self, request: Forwarded, is_jwks: bool) -> Answer {
         let keys = if is_jwks {
             Some(self.keys_lock.read().await)
         } else {
             None
         };
         let fetched = async {
-            let response = self
-                .client
-                .get(format!("{}{path}", self.upstream))
-                .send()
-                .await?;
+            let url = format!("{}{}", self.upstream, request.path);
+            let mut outgoing = if request.post {
+                self.client.post(url).body(request.body)
+            } else {
+                self.client.get(url)
+            };
+            for (name, value) in &request.headers {
+                outgoing = outgoing.header(name, value);
+            }
+            let response = outgoing.send().await?;
             let status = response.status().as_u16();
-            let content_type = response.headers().get(CONTENT_TYPE).cloned();
-            let cache_control = response.headers().get(CACHE_CONTROL).cloned();
+            let kept = [
+                CONTENT_TYPE,
+                CACHE_CONTROL,
+                LOCATION,
+                RETRY_AFTER,
+                WWW_AUTHENTICATE,
+            ]
+            .map(|name| response.headers().get(&name).cloned());
             let body = response.bytes().await?;
-            Ok::<_, reqwest::Error>((status, content_type, cache_control, body))
+            Ok::<_, reqwest::Error>((status, kept, body))
         }
         .await;
         let epoch = self.timeline.current_epoch();
         drop(keys);
-        let (status, content_type, cache_control, body) = match fetched {
+        let (
+            status,
+            [
+                content_type,
+                cache_control,
+                location,
+                retry_after,
+                challenge,
+            ],
+            body,
+        ) = match fetched {
             Ok(fetched) => fetched,
             Err(error) => {
                 return answer(StatusCode::BAD_GATEWAY, format!("upstream: {error}"));
@@ -198,11 +307,31 @@ impl Shared {
             }
             _ => body,
         };
+        let body = match &self.id_tokens {
+            Some(dev) if request.post => self.sign_again(dev, body),
+            _ => body,
+        };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut response = answer(status, body);
         let headers = response.headers_mut();
         if let Some(value) = content_type {
             headers.insert(CONTENT_TYPE, value);
+        }
+        let location = location.and_then(|value| {
+            let text = value.to_str().ok()?;
+            let text = text
+                .replace(&self.rewrite_encoded.0, &self.rewrite_encoded.1)
+                .replace(&self.rewrite.0[1..], &self.rewrite.1[1..]);
+            HeaderValue::from_str(&text).ok()
+        });
+        for (name, value) in [
+            (LOCATION, location),
+            (RETRY_AFTER, retry_after),
+            (WWW_AUTHENTICATE, challenge),
+        ] {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
         }
         let ok_jwks = is_jwks && status == StatusCode::OK;
         let cache_control = if ok_jwks {
@@ -218,6 +347,49 @@ impl Shared {
         }
         response
     }
+
+    /// A token answer with its `id_token` signed again by `dev` (same key, header type and
+    /// claims), with `iss` = the public issuer; any other body unchanged.
+    fn sign_again(&self, dev: &DevAuthServer, body: Bytes) -> Bytes {
+        let Ok(mut answer) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return body;
+        };
+        let Some(id_token) = answer.get("id_token").and_then(|t| t.as_str()) else {
+            return body;
+        };
+        let claims = id_token
+            .split('.')
+            .nth(1)
+            .and_then(|payload| URL_SAFE_NO_PAD.decode(payload).ok())
+            .and_then(|json| {
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).ok()
+            });
+        let Some(claims) = claims else { return body };
+        let mut token = dev
+            .token()
+            .without_claim("client_id")
+            .header_type(Some("JWT"));
+        for (name, value) in claims {
+            token = token.claim(name, value);
+        }
+        match token.issuer(self.public_issuer.clone()).sign() {
+            Ok(signed) => {
+                answer["id_token"] = serde_json::Value::String(signed);
+                Bytes::from(answer.to_string())
+            }
+            Err(_) => body,
+        }
+    }
+}
+
+/// A request to forward: its method (GET or POST), path and query, the headers that matter to
+/// the development server, and its body.
+#[derive(Debug)]
+struct Forwarded {
+    post: bool,
+    path: String,
+    headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
+    body: Bytes,
 }
 
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answer, BoxError> {
@@ -248,8 +420,24 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Answe
         Behaviour::Slow => tokio::time::sleep(shared.next_delay()).await,
         Behaviour::Up | Behaviour::Down => {}
     }
-    if request.method() != hyper::Method::GET {
-        return Ok(answer(StatusCode::METHOD_NOT_ALLOWED, ""));
-    }
-    Ok(shared.forward(&path, is_jwks).await)
+    let post = match *request.method() {
+        hyper::Method::GET => false,
+        hyper::Method::POST => true,
+        _ => return Ok(answer(StatusCode::METHOD_NOT_ALLOWED, "")),
+    };
+    let headers = [AUTHORIZATION, CONTENT_TYPE]
+        .into_iter()
+        .filter_map(|name| {
+            let value = request.headers().get(&name)?.clone();
+            Some((name, value))
+        })
+        .collect();
+    let body = request.into_body().collect().await?.to_bytes();
+    let forwarded = Forwarded {
+        post,
+        path,
+        headers,
+        body,
+    };
+    Ok(shared.forward(forwarded, is_jwks).await)
 }
