@@ -12,7 +12,8 @@
 # WORKERS (4), GRANTS_PER_WORKER (6), ACCESS_TOKEN_LIFETIME (5), SLOW_MIN_MS (1000),
 # SLOW_MAX_MS (4000), SEED.
 #
-# Exit status: 0 passed; 1 a wrong answer; 2 the run could not be made.
+# Exit status: 0 passed; 1 a wrong answer, or a phase that ran no refresh (or, with the provider
+# up, no sign-in); 2 the run could not be made.
 set -euo pipefail
 
 COMMAND="$0 $*"

@@ -48,7 +48,7 @@ struct Settings {
     bin: String,
     phase_seconds: u64,
     workers: usize,
-    /// Grants each worker keeps and refreshes in turn.
+    /// Grants each worker keeps and refreshes in turn (a full pool).
     grants: usize,
     access_token_lifetime: u64,
     slow_ms: (u64, u64),
@@ -66,9 +66,11 @@ impl Settings {
             slow_ms: (number("SLOW_MIN_MS", 1000)?, number("SLOW_MAX_MS", 4000)?),
             seed: number("SEED", 0x5eed_2026)?,
         };
-        if settings.phase_seconds < 3 || settings.workers == 0 || settings.grants == 0 {
+        // A revocation leaves a full pool one grant short: with one grant, an empty pool.
+        if settings.phase_seconds < 3 || settings.workers == 0 || settings.grants < 2 {
             return Err(
-                "PHASE_SECONDS must be at least 3, WORKERS and GRANTS_PER_WORKER > 0".into(),
+                "PHASE_SECONDS must be at least 3, WORKERS > 0, GRANTS_PER_WORKER at least 2"
+                    .into(),
             );
         }
         if settings.access_token_lifetime == 0 || settings.slow_ms.0 > settings.slow_ms.1 {
@@ -268,6 +270,10 @@ fn answer_text(answer: &TokenAnswer) -> String {
 }
 
 /// One worker: signs in, refreshes its grants in turn, sometimes revokes one, until stopped.
+///
+/// It revokes only from a full pool, so once filled a pool never holds fewer than
+/// `GRANTS_PER_WORKER − 1` grants (but for a refresh answered wrongly): a phase in which no
+/// sign-in succeeds (the provider down or answering 503) still has grants to refresh.
 async fn worker(context: Arc<Context>, settings: Settings, id: usize) {
     let mut random = Random(settings.seed ^ ((id as u64 + 1) * 0x9e37_79b9_7f4a_7c15) | 1);
     let mut pool: Vec<Grant> = Vec::new();
@@ -291,7 +297,7 @@ async fn worker(context: Arc<Context>, settings: Settings, id: usize) {
             continue;
         }
         let slot = random.below(pool.len());
-        if random.below(25) == 0 {
+        if pool.len() >= settings.grants && random.below(25) == 0 {
             let grant = pool.swap_remove(slot);
             revoke(&context, &cluster, &grant, &mut random).await;
             continue;
@@ -1110,6 +1116,13 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
             );
         }
     }
+    let unexercised = unexercised(&ran, ledger);
+    if !unexercised.is_empty() {
+        println!("!! NOT EXERCISED: {}", unexercised.len());
+        for what in &unexercised {
+            println!("   {what}");
+        }
+    }
     for member in std::iter::once(fjall).chain(replicas) {
         if let Some(process) = member.process {
             process.kill().await;
@@ -1117,7 +1130,7 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
     }
     drop(redis);
     println!();
-    let passed = wrongs.is_empty();
+    let passed = wrongs.is_empty() && unexercised.is_empty();
     println!(
         "{}",
         if passed {
@@ -1127,6 +1140,22 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
         }
     );
     Ok(passed)
+}
+
+/// What a phase that ran is there to exercise and did not: refreshes in every phase (none
+/// needs the provider), sign-ins in every phase whose provider is up. A run that tested
+/// nothing there fails.
+fn unexercised(ran: &[(usize, Phase, f64)], ledger: &Ledger) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (index, phase, _) in ran {
+        if ledger.counted(*index, "refresh") == 0 {
+            missing.push(format!("phase {} ({}): no refresh", index + 1, phase.name));
+        }
+        if phase.upstream == Behaviour::Up && ledger.counted(*index, "login") == 0 {
+            missing.push(format!("phase {} ({}): no sign-in", index + 1, phase.name));
+        }
+    }
+    missing
 }
 
 fn print_phase(index: usize, phase: &Phase, seconds: f64, outages: &[Duration], ledger: &Ledger) {
