@@ -36,15 +36,6 @@ fn claims(jwt: &str) -> Map<String, Value> {
     }
 }
 
-/// The `AuthInfo` the bearer layer would make of one of the broker's access tokens.
-fn auth_info(fixture: &BrokerFixture, jwt: &str) -> AuthInfo {
-    let claims = claims(jwt);
-    AuthInfo::builder(jwt, fixture.issuer.clone(), claims["sub"].as_str().unwrap())
-        .client_id(claims["client_id"].as_str().unwrap())
-        .claims(claims)
-        .build()
-}
-
 /// A fixture at the development provider whose first tokens expire soon; from the login on,
 /// the provider's tokens live an hour.
 async fn near_expiry_login(options: FixtureOptions) -> (BrokerFixture, String, Value) {
@@ -72,7 +63,7 @@ async fn a_fresh_upstream_token_is_handed_out_without_calling_the_provider() {
     // the access token's claims.
     let upstream_token = fixture
         .broker
-        .upstream_token(&auth_info(&fixture, access_token(&tokens)))
+        .upstream_token(&fixture.auth_info(access_token(&tokens)))
         .await
         .unwrap();
     let secret = upstream_token.expose_secret();
@@ -95,7 +86,7 @@ async fn a_fresh_upstream_token_is_handed_out_without_calling_the_provider() {
     // Straight from the broker, for a tool that holds the `AuthInfo`.
     let token = fixture
         .broker
-        .upstream_token(&auth_info(&fixture, access_token(&tokens)))
+        .upstream_token(&fixture.auth_info(access_token(&tokens)))
         .await
         .unwrap();
     assert_eq!(
@@ -202,7 +193,7 @@ async fn a_provider_that_fails_keeps_the_grant_and_answers_a_retryable_error() {
 async fn a_token_of_another_authorization_server_has_no_upstream_token() {
     let fixture = BrokerFixture::start().await;
     let (_, tokens) = fixture.login("read:todos").await;
-    let mut forged = auth_info(&fixture, access_token(&tokens));
+    let mut forged = fixture.auth_info(access_token(&tokens));
     forged = AuthInfo::builder(forged.token(), "https://other.example", forged.subject())
         .claims(forged.claims().clone())
         .build();
@@ -234,7 +225,7 @@ async fn a_revoked_grant_has_no_upstream_token() {
         .assert_sign_in_ended();
     let error = fixture
         .broker
-        .upstream_token(&auth_info(&fixture, access_token(&tokens)))
+        .upstream_token(&fixture.auth_info(access_token(&tokens)))
         .await
         .unwrap_err();
     assert!(
@@ -247,7 +238,7 @@ async fn a_revoked_grant_has_no_upstream_token() {
 async fn upstream_tokens_never_reach_the_logs() {
     let logs = CapturedLogs::start(tracing::Level::TRACE);
     let (fixture, client_id, tokens) = near_expiry_login(FixtureOptions::default()).await;
-    let auth = auth_info(&fixture, access_token(&tokens));
+    let auth = fixture.auth_info(access_token(&tokens));
     // A renewal, a token handed out, a failed renewal, and a grant ended by the provider.
     fixture.upstream.set_token_lifetime(NEAR_EXPIRY);
     let renewed = fixture.broker.upstream_token(&auth).await.unwrap();
@@ -317,7 +308,7 @@ async fn two_replicas_on_one_store_spend_a_rotating_refresh_token_once() {
     github.set_expires_in(30);
     let (_, tokens) = fixture.login("read:todos").await;
     github.set_expires_in(28800);
-    let auth = auth_info(&fixture, access_token(&tokens));
+    let auth = fixture.auth_info(access_token(&tokens));
 
     let calls = (0..20).map(|n| {
         let broker = if n % 2 == 0 {

@@ -765,4 +765,16 @@ impl BrokerFixture {
         assert_eq!(status, StatusCode::OK, "{tokens}");
         (client_id, tokens)
     }
+
+    /// The `AuthInfo` the bearer layer would make of one of the broker's access tokens (its
+    /// claims read, not verified): for asking the broker directly, as a tool holding it does.
+    pub fn auth_info(&self, jwt: &str) -> AuthInfo {
+        let Value::Object(claims) = jwt_part(jwt, 1) else {
+            panic!("an access token whose claims are not an object: {jwt}");
+        };
+        AuthInfo::builder(jwt, self.issuer.clone(), claims["sub"].as_str().unwrap())
+            .client_id(claims["client_id"].as_str().unwrap())
+            .claims(claims)
+            .build()
+    }
 }
