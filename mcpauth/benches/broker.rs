@@ -20,7 +20,7 @@
 //!   code redeemed at `POST /token`.
 //!
 //! Each store — `memory`, `fjall` (the embedded store as opened by default: its journal synced
-//! within 100 ms, and before any write that ends a grant or a code is answered) and
+//! within 100 ms, and before a write that ends a grant or writes a key is answered) and
 //! `fjall-every-write` (`Durability::EveryWrite`: synced before every write is answered) — runs
 //! each case one operation at a time (`memory/…`, `fjall/…`) and eight at once (`memory-8/…`,
 //! `fjall-8/…`: eight tasks on the broker's runtime, each starting its next

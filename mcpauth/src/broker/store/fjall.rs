@@ -90,12 +90,18 @@ const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 ///   system's hands (the journal's buffer written to the file), which survives the process
 ///   crashing or being killed; the journal is synced to the disk (`fdatasync`) by the store's
 ///   own thread at most the given interval later, so a crash of the operating system or a power
-///   loss can lose the writes of that last interval. The writes whose loss would let something
-///   work again that was ended are synced before they return whatever the interval: removing a
-///   grant (a revocation), removing a code (its redemption) and writing a key. Everything else a
-///   lost write can take back fails closed: a registration the client makes again on
-///   `invalid_client`, a sign-in in progress started again, a refresh token the client holds
-///   that the store no longer knows (`invalid_grant`, the user signs in again).
+///   loss can lose the writes of that last interval. Two kinds of write are synced before they
+///   return whatever the interval: removing a grant (a revocation, whose loss would let a stolen
+///   refresh token work again) and writing a key. Everything else a lost write can take back
+///   fails closed, or is bounded by something other than the store:
+///   - a registration, which the client makes again on `invalid_client`; a sign-in in progress,
+///     started again; a refresh token the client holds that the store no longer knows
+///     (`invalid_grant`, the user signs in again);
+///   - a code's redemption. After a power loss in the interval the code can be redeemed once
+///     more, until it expires (minutes). Redeeming it takes the client's PKCE verifier, which
+///     only the client that already redeemed it holds, and the first redemption's refresh token
+///     is lost with it. Syncing each redemption would cost a sign-in a disk sync (a sixth to a
+///     third of its CPU) for that window; [`Durability::EveryWrite`] closes it.
 /// - [`Durability::EveryWrite`]: a write returns only after the journal has been synced, so
 ///   once a write returns its effect survives a power loss too. A sync costs more than the
 ///   writes it makes durable, so writes share them: one thread, the writer, takes every write
@@ -123,7 +129,7 @@ const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// // Every write synced to the disk before it returns.
 /// let store = FjallStore::open_with(&dir, Durability::EveryWrite)?;
 /// # drop(store);
-/// // The default: synced within a tenth of a second (a grant's or a code's removal at once).
+/// // The default: synced within a tenth of a second (a grant's removal and a key at once).
 /// assert_eq!(Durability::default(), Durability::Deferred(Duration::from_millis(100)));
 /// # std::fs::remove_dir_all(&dir).ok();
 /// # Ok(()) }
@@ -135,7 +141,7 @@ pub enum Durability {
     /// A write returns once the operating system has it: a crash or kill of the process loses
     /// nothing, and the journal is synced within this interval (at least a millisecond), so a
     /// crash of the operating system or a power loss can lose the writes of the last interval.
-    /// Removing a grant or a code and writing a key are synced before they return.
+    /// Removing a grant and writing a key are synced before they return.
     Deferred(Duration),
     /// A write returns once the journal is synced: nothing that returned is ever lost.
     /// Concurrent writes share one sync.
@@ -410,7 +416,7 @@ impl Engine {
 
     /// Applies and commits one write on the calling thread, with its share of the purge, and
     /// hands the journal's buffer to the operating system (not synced): its result, and whether
-    /// it must be synced before it returns (it ended a grant or a code, or wrote a key).
+    /// it must be synced before it returns (it ended a grant or wrote a key).
     fn apply_now<T>(
         &self,
         operation: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
@@ -534,8 +540,8 @@ struct Txn<'e> {
     staged: BTreeMap<(Space, Vec<u8>), Staged>,
     /// What the write read from the store, so a key read twice is looked up once.
     seen: BTreeMap<(Space, Vec<u8>), Option<Vec<u8>>>,
-    /// The write ends a grant or a code, or writes a key: a deferred store syncs it before it
-    /// returns, since losing it would let what it ended work again.
+    /// The write ends a grant or writes a key: a deferred store syncs it before it returns
+    /// (see [`Durability`] for why these two and not a code's redemption).
     needs_sync: bool,
 }
 
@@ -627,7 +633,7 @@ impl<'e> Txn<'e> {
         let old = self.stored(namespace, key)?;
         let ends = new.is_none() && old.is_some();
         self.needs_sync |= match namespace {
-            Namespace::Grant | Namespace::Code => ends,
+            Namespace::Grant => ends,
             Namespace::Key => true,
             _ => false,
         };
