@@ -110,7 +110,7 @@ for store in $STORES; do
   case $store in
     fjall)
       measure fjall "$WORK/broker-store"
-      MEASURED+=("fjall: FjallStore in a fresh directory, deferred durability (the default: journal synced within 100 ms, a code's or a grant's removal before its answer)")
+      MEASURED+=("fjall: FjallStore in a fresh directory, deferred durability (the default: journal synced within 100 ms, a grant's removal and a key write before their answer)")
       ;;
     redis)
       if ! command -v redis-server >/dev/null; then
