@@ -19,9 +19,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use broker_driver::{BrokerClient, Failure, Step, StepError, TokenAnswer, http_client};
 use mcpauth::dev::DevAuthServer;
+use redis_test_server::RedisServer;
 use serde_json::{Value, json};
 
-use crate::broker_process::{BrokerConfig, BrokerProcess, Redis, Said, free_port};
+use crate::broker_process::{BrokerConfig, BrokerProcess, Said, free_port};
 use crate::ledger::{COUNTERS, Ledger, shorten};
 use crate::proxy::{Proxy, ProxyOptions};
 use crate::timeline::{Behaviour, Timeline};
@@ -934,7 +935,7 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
         )
     };
 
-    let redis_installed = Redis::installed().await;
+    let redis_installed = RedisServer::installed();
     let mut redis = None;
     let mut replicas: Vec<Member> = Vec::new();
     let phase_length = Duration::from_secs(settings.phase_seconds);
@@ -949,7 +950,12 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
                 );
                 break;
             }
-            let server = Redis::start(&work.join("redis")).await?;
+            // Its append-only file on, in the run's directory (kept for a look afterwards).
+            let dir = work.join("redis");
+            let server = tokio::task::spawn_blocking(move || {
+                RedisServer::try_start(&["--appendonly", "yes"], Some(&dir))
+            })
+            .await??;
             let url = server.url();
             let issuer = format!("http://127.0.0.1:{replica_port}");
             for (name, port) in [("redis A", replica_port), ("redis B", free_port()?)] {
@@ -973,7 +979,7 @@ async fn soak(settings: &Settings, work: &Path) -> Result<bool, BoxError> {
             let origins: Vec<String> = replicas.iter().map(|m| m.origin.clone()).collect();
             println!(
                 "soak broker: {}; replicas {} (issuer {issuer}) on {url}, prefix soak-broker",
-                server.version,
+                RedisServer::version().unwrap_or_default(),
                 origins.join(" and ")
             );
             let cluster = Arc::new(Cluster {

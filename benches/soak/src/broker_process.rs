@@ -1,14 +1,12 @@
 //! The broker phase's processes: `todo-broker` (its own process, on a port chosen beforehand so
-//! that a restart binds the same one) and `redis-server`, each killed when dropped.
+//! that a restart binds the same one), killed when dropped.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::BoxError;
@@ -139,88 +137,5 @@ impl BrokerProcess {
     /// Whether it is still running.
     pub(crate) fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-/// A `redis-server` on 127.0.0.1, keeping its data in an append-only file in a directory of its
-/// own; killed when dropped.
-#[derive(Debug)]
-pub(crate) struct Redis {
-    _child: Child,
-    pub(crate) port: u16,
-    pub(crate) version: String,
-}
-
-async fn ping(port: u16) -> bool {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        stream.write_all(b"PING\r\n").await?;
-        let mut answer = [0u8; 7];
-        stream.read_exact(&mut answer).await?;
-        Ok::<_, std::io::Error>(&answer == b"+PONG\r\n")
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_millis(500), attempt).await,
-        Ok(Ok(true))
-    )
-}
-
-impl Redis {
-    /// Whether `redis-server` can be run.
-    pub(crate) async fn installed() -> bool {
-        Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success())
-    }
-
-    /// Starts one in `dir` (`--appendonly yes --save ''`) on a free port.
-    pub(crate) async fn start(dir: &Path) -> Result<Self, BoxError> {
-        let version = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .await
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        std::fs::create_dir_all(dir)?;
-        // A port free when asked may be taken before the server binds it: try a few.
-        for _ in 0..5 {
-            let port = free_port()?;
-            let mut child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--appendonly", "yes", "--save", "", "--daemonize", "no"])
-                .args(["--loglevel", "warning"])
-                .arg("--dir")
-                .arg(PathBuf::from(dir))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()?;
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if child.try_wait()?.is_some() {
-                    break;
-                }
-                if ping(port).await {
-                    return Ok(Self {
-                        _child: child,
-                        port,
-                        version,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
-        Err("redis-server did not start on a free port".into())
-    }
-
-    pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
     }
 }

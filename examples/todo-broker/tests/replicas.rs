@@ -14,10 +14,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use redis_test_server::RedisServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::github_like::{GitHubLike, USER_ID};
-use support::redis_server::RedisServer;
 use support::{
     BrokerConfig, Browser, ConsentPage, Login, TodoBroker, call_tool, claims, free_port,
     http_client, refresh, register, start_broker, token,
@@ -146,7 +146,7 @@ fn now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_step_of_a_login_may_land_on_either_replica() {
-    let redis = RedisServer::start();
+    let redis = support::start_redis();
     let github = GitHubLike::start().await;
     let (a, b) = replicas(
         &github,
@@ -233,7 +233,7 @@ async fn every_step_of_a_login_may_land_on_either_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_redeemed_on_both_replicas_at_once_is_redeemed_once() {
     const TRIES: usize = 100;
-    let redis = RedisServer::start();
+    let redis = support::start_redis();
     let github = GitHubLike::start().await;
     let (a, b) = replicas(&github, &redis, &[]).await;
     let client_id = register(&b.origin, REDIRECT_URI).await;
@@ -295,7 +295,7 @@ async fn assert_unavailable(response: reqwest::Response, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_or_restarted_mid_login_answers_503_and_the_replicas_resume() {
-    let mut redis = RedisServer::start();
+    let mut redis = support::start_redis();
     let github = GitHubLike::start().await;
     let (a, b) = replicas(&github, &redis, &[]).await;
     let http = http_client();
@@ -323,13 +323,13 @@ async fn redis_down_or_restarted_mid_login_answers_503_and_the_replicas_resume()
     assert_unavailable(response, "token").await;
 
     // Back: the next request is served.
-    redis.start_again();
+    redis.restart();
     let mut browser = Browser::default();
     let consent = browser.authorize(&authorization).await;
     let page = browser.load_consent(&on(&b, &consent)).await;
 
     // Restarted between two steps: the approval (which consumes the consent) is served.
-    redis.start_again();
+    redis.restart();
     let upstream = browser.approve(&posted_to(&a, &page)).await;
     let callback = browser.through_upstream(&upstream, &a.callback).await;
 
@@ -337,7 +337,7 @@ async fn redis_down_or_restarted_mid_login_answers_503_and_the_replicas_resume()
     redis.stop();
     let response = browser.get(&on(&b, &callback)).await;
     assert_unavailable(response, "callback").await;
-    redis.start_again();
+    redis.restart();
     let answer = browser
         .open_callback(&on(&b, &callback), REDIRECT_URI)
         .await;
@@ -352,13 +352,13 @@ async fn redis_down_or_restarted_mid_login_answers_503_and_the_replicas_resume()
         .await
         .unwrap();
     assert_unavailable(response, "token (code)").await;
-    redis.start_again();
+    redis.restart();
     let (status, tokens) = token(&a.origin, &code_form).await;
     assert_eq!(status, StatusCode::OK, "{tokens}\n{}", a.process.stderr());
 
     // Restarted again: the refresh token's state was written, it rotates on the other
     // replica, and the grant can be ended.
-    redis.start_again();
+    redis.restart();
     let refreshed = refresh(
         &b.origin,
         &client_id,

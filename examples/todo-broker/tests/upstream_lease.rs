@@ -21,7 +21,7 @@ use mcpauth::AuthInfo;
 use mcpauth::broker::{Broker, BrokerStore, RedisStore, UpstreamTokenError};
 use mcpauth::dev::TokenFailure;
 use mcpauth_tests::broker::{BrokerFixture, FixtureOptions, SCOPES, dev_upstream, fingerprint};
-use support::redis_server::RedisServer;
+use redis_test_server::RedisServer;
 use tokio::sync::Barrier;
 
 /// The key prefix every broker of a test shares (one state).
@@ -73,7 +73,7 @@ fn renewed(expires_at: Option<SystemTime>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_callers_on_two_brokers_renew_once_and_all_get_the_set_the_store_keeps() {
-    let redis = RedisServer::start();
+    let redis = support::start_redis();
     let (fixture, b, auth) = two_brokers(&redis).await;
     let brokers = [fixture.broker.clone(), b];
     let calls = fixture.upstream.token_requests();
@@ -122,7 +122,7 @@ async fn fifty_callers_on_two_brokers_renew_once_and_all_get_the_set_the_store_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewal_the_provider_fails_releases_the_lease_so_the_other_broker_renews_at_once() {
-    let redis = RedisServer::start();
+    let redis = support::start_redis();
     let (fixture, b, auth) = two_brokers(&redis).await;
     let calls = fixture.upstream.token_requests();
 

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub(crate) mod github_like;
-pub(crate) mod redis_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
@@ -27,6 +26,12 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
+
+/// A real `redis-server` for `todo-broker` replicas, its append-only file on, so a restart
+/// loses nothing it acknowledged.
+pub(crate) fn start_redis() -> redis_test_server::RedisServer {
+    redis_test_server::RedisServer::start_with(&["--appendonly", "yes"])
+}
 
 /// How long a process may take to print what it prints when it is ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);

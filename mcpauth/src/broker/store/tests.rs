@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Barrier;
 
 #[cfg(feature = "broker-redis")]
-use super::redis_server::RedisServer;
+use super::redis_server::{RedisServer, inspect, store_on};
 use super::{BrokerStore, Durability, FjallStore, MemoryStore, Namespace, Put, StoreFuture, Write};
 
 /// Long enough to outlive any check.
@@ -568,7 +568,7 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $check() {
                     let server = RedisServer::start();
-                    let store = server.store("conformance").await;
+                    let store = store_on(&server, "conformance").await;
                     super::$check(Arc::new(store)).await;
                 }
             )*
@@ -924,8 +924,8 @@ mod redis_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn keys_follow_the_documented_layout_and_prefixes_keep_stores_apart() {
         let server = RedisServer::start();
-        let store = server.store("app").await;
-        let other = server.store("other").await;
+        let store = store_on(&server, "app").await;
+        let other = store_on(&server, "other").await;
         store
             .put(Namespace::Client, "c1", bytes("one"), None)
             .await
@@ -938,7 +938,7 @@ mod redis_only {
         assert_eq!(store.prefix(), "app");
         let mut keys: Vec<String> = ::redis::cmd("KEYS")
             .arg("*")
-            .query(&mut server.inspect())
+            .query(&mut inspect(&server))
             .unwrap();
         keys.sort();
         assert_eq!(
@@ -954,12 +954,12 @@ mod redis_only {
         // The time to live is Redis's own.
         let ttl: i64 = ::redis::cmd("PTTL")
             .arg("app:code:h")
-            .query(&mut server.inspect())
+            .query(&mut inspect(&server))
             .unwrap();
         assert!((59_000..=60_000).contains(&ttl), "{ttl}");
         let persistent: i64 = ::redis::cmd("PTTL")
             .arg("app:client:c1")
-            .query(&mut server.inspect())
+            .query(&mut inspect(&server))
             .unwrap();
         assert_eq!(persistent, -1);
 
@@ -972,7 +972,7 @@ mod redis_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_drop_expired_entries_from_the_count_set() {
         let server = RedisServer::start();
-        let store = server.store("purge").await;
+        let store = store_on(&server, "purge").await;
         for i in 0..5 {
             store
                 .put(Namespace::Code, &format!("k{i}"), bytes("v"), SHORT)
@@ -986,7 +986,7 @@ mod redis_only {
         let cardinality = || -> u64 {
             ::redis::cmd("ZCARD")
                 .arg("purge:expiry:code")
-                .query(&mut server.inspect())
+                .query(&mut inspect(&server))
                 .unwrap()
         };
         assert_eq!(cardinality(), 6);
@@ -1123,7 +1123,7 @@ mod redis_only {
     async fn an_unreachable_server_is_unavailable_and_the_store_resumes_by_itself() {
         let mut server = RedisServer::start_with(&["--appendonly", "yes"]);
         let timeout = Duration::from_millis(500);
-        let store = server.store("down").await.timeout(timeout);
+        let store = store_on(&server, "down").await.timeout(timeout);
         store
             .put(Namespace::Client, "kept", bytes("client"), None)
             .await
@@ -1157,7 +1157,7 @@ mod redis_only {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_restarted_between_two_requests_serves_the_next_one() {
         let mut server = RedisServer::start_with(&["--appendonly", "yes"]);
-        let store = server.store("restart").await;
+        let store = store_on(&server, "restart").await;
         store
             .put(Namespace::Client, "kept", bytes("client"), None)
             .await
@@ -1185,7 +1185,7 @@ mod redis_only {
     async fn a_hung_server_fails_each_operation_in_time_and_the_store_resumes() {
         let server = RedisServer::start();
         let timeout = Duration::from_millis(300);
-        let store = server.store("hung").await.timeout(timeout);
+        let store = store_on(&server, "hung").await.timeout(timeout);
         store
             .put(Namespace::Client, "kept", bytes("client"), None)
             .await
