@@ -100,8 +100,9 @@ const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 ///   - a code's redemption. After a power loss in the interval the code can be redeemed once
 ///     more, until it expires (minutes). Redeeming it takes the client's PKCE verifier, which
 ///     only the client that already redeemed it holds, and the first redemption's refresh token
-///     is lost with it. Syncing each redemption would cost a sign-in a disk sync (a sixth to a
-///     third of its CPU) for that window; [`Durability::EveryWrite`] closes it.
+///     is lost with it. Syncing each redemption would cost a sign-in a disk sync (a quarter
+///     to two fifths of its CPU, as measured in `BENCHMARKS.md`) for that window;
+///     [`Durability::EveryWrite`] closes it.
 /// - [`Durability::EveryWrite`]: a write returns only after the journal has been synced, so
 ///   once a write returns its effect survives a power loss too. A sync costs more than the
 ///   writes it makes durable, so writes share them: one thread, the writer, takes every write
